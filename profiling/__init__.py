@@ -1,0 +1,1 @@
+"""Model loading, conversion, static and dynamic profiling, and the profiling worker."""

@@ -1,0 +1,64 @@
+"""The domain and the GraphQL surface of ModelCI Hub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from .error_codes import ErrorCodes
+from .models import ModelMutations, ModelQueries
+from .types import LONG_SCALAR, Long
+
+MAX_QUERY_DEPTH = 12
+MAX_QUERY_TOKENS = 4000
+MAX_ALIASES = 32
+CACHE_SIZE = 512
+
+
+@strawberry.type
+class Query(ModelQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(ModelMutations):
+    pass
+
+
+class HubSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Logging happens in ErrorCodes, which knows the request id and what is unexpected."""
+
+
+def build_schema(**kwargs: Any) -> strawberry.Schema:
+    return HubSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            ErrorCodes,
+            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            # Fresh instances per request share one module-level LRU per maxsize.
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
+        ],
+        config=StrawberryConfig(scalar_map={Long: LONG_SCALAR}),
+        **kwargs,
+    )
+
+
+schema = build_schema()

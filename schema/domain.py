@@ -1,0 +1,263 @@
+"""The domain: what a registered model is, as pydantic models and enums.
+
+Names follow the seed (ML-Model-CI) so that its users find them at once.
+Storage and GraphQL both derive from these classes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Framework(Enum):
+    TensorFlow = "TensorFlow"
+    PyTorch = "PyTorch"
+    Sklearn = "Sklearn"
+    XGBoost = "XGBoost"
+    LightGBM = "LightGBM"
+    ONNX = "ONNX"
+
+
+class Engine(Enum):
+    NONE = "NONE"
+    TFS = "TFS"
+    TORCHSCRIPT = "TORCHSCRIPT"
+    ONNX = "ONNX"
+    TRT = "TRT"
+    TVM = "TVM"
+    CUSTOMIZED = "CUSTOMIZED"
+    PYTORCH = "PYTORCH"
+
+
+class Task(Enum):
+    Image_Classification = "Image_Classification"
+    Object_Detection = "Object_Detection"
+    Segmentation = "Segmentation"
+    Text_Classification = "Text_Classification"
+    Token_Classification = "Token_Classification"
+    Question_Answering = "Question_Answering"
+    Text_Generation = "Text_Generation"
+    Speech_Recognition = "Speech_Recognition"
+    Regression = "Regression"
+    Tabular_Classification = "Tabular_Classification"
+    Other = "Other"
+
+
+class Metric(Enum):
+    acc = "acc"
+    top5_acc = "top5_acc"
+    mAP = "mAP"
+    IoU = "IoU"
+    F1 = "F1"
+    precision = "precision"
+    recall = "recall"
+    BLEU = "BLEU"
+    perplexity = "perplexity"
+    loss = "loss"
+
+
+class DataType(Enum):
+    TYPE_BOOL = "TYPE_BOOL"
+    TYPE_UINT8 = "TYPE_UINT8"
+    TYPE_UINT16 = "TYPE_UINT16"
+    TYPE_UINT32 = "TYPE_UINT32"
+    TYPE_UINT64 = "TYPE_UINT64"
+    TYPE_INT8 = "TYPE_INT8"
+    TYPE_INT16 = "TYPE_INT16"
+    TYPE_INT32 = "TYPE_INT32"
+    TYPE_INT64 = "TYPE_INT64"
+    TYPE_FP16 = "TYPE_FP16"
+    TYPE_BF16 = "TYPE_BF16"
+    TYPE_FP32 = "TYPE_FP32"
+    TYPE_FP64 = "TYPE_FP64"
+    TYPE_STRING = "TYPE_STRING"
+
+
+class ModelInputFormat(Enum):
+    FORMAT_NONE = "FORMAT_NONE"
+    FORMAT_NHWC = "FORMAT_NHWC"
+    FORMAT_NCHW = "FORMAT_NCHW"
+
+
+class ModelStatus(Enum):
+    PUBLISHED = "PUBLISHED"
+    CONVERTED = "CONVERTED"
+    PROFILING = "PROFILING"
+    IN_SERVICE = "IN_SERVICE"
+    DRAFT = "DRAFT"
+    VALIDATING = "VALIDATING"
+    TRAINING = "TRAINING"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, at the millisecond precision MongoDB stores."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Domain(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IOShape(Domain):
+    name: str = Field(min_length=1, max_length=256)
+    shape: list[int] = Field(min_length=0, max_length=16)
+    dtype: DataType = DataType.TYPE_FP32
+    format: ModelInputFormat = ModelInputFormat.FORMAT_NONE
+
+    @field_validator("shape")
+    @classmethod
+    def _dimensions_known_or_dynamic(cls, shape: list[int]) -> list[int]:
+        for dim in shape:
+            if dim == 0 or dim < -1:
+                raise ValueError("each dimension is a positive size or -1 for a dynamic one")
+        return shape
+
+
+class MetricValue(Domain):
+    name: Metric
+    value: float
+
+
+class Weight(Domain):
+    """The weight file's description; its bytes live in the weight store, keyed by sha256."""
+
+    filename: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str
+
+
+class StaticProfileResult(Domain):
+    parameters: int = Field(ge=0)
+    flops: int = Field(ge=0)
+    memory: int = Field(ge=0)
+    mread: int = Field(ge=0)
+    mwrite: int = Field(ge=0)
+    mrw: int = Field(ge=0)
+
+
+class InfoTuple(Domain):
+    """A latency distribution in seconds."""
+
+    avg: float = Field(ge=0)
+    p50: float = Field(ge=0)
+    p95: float = Field(ge=0)
+    p99: float = Field(ge=0)
+
+
+class ProfileMemory(Domain):
+    total_memory: int = Field(ge=0)
+    memory_usage: int = Field(ge=0)
+    utilization: float = Field(ge=0)
+
+
+class ProfileLatency(Domain):
+    initialization_latency: InfoTuple
+    preprocess_latency: InfoTuple
+    inference_latency: InfoTuple
+    postprocess_latency: InfoTuple
+
+
+class ProfileThroughput(Domain):
+    """Items per second in each stage."""
+
+    batch_formation_throughput: float = Field(ge=0)
+    preprocess_throughput: float = Field(ge=0)
+    inference_throughput: float = Field(ge=0)
+    postprocess_throughput: float = Field(ge=0)
+
+
+class DynamicProfileResult(Domain):
+    """One timed run; identified within a model by (ip, device_id, batch)."""
+
+    ip: str = Field(min_length=1, max_length=256)
+    device_id: str = Field(min_length=1, max_length=256)
+    device_name: str = Field(max_length=256)
+    batch: int = Field(ge=1)
+    memory: ProfileMemory
+    latency: ProfileLatency
+    throughput: ProfileThroughput
+    create_time: datetime = Field(default_factory=utcnow)
+
+
+class ProfileResult(Domain):
+    static_result: StaticProfileResult | None = None
+    dynamic_results: list[DynamicProfileResult] = Field(default_factory=list)
+
+
+class ModelKey(Domain):
+    """What makes a model unique in the registry."""
+
+    architecture: str
+    framework: Framework
+    engine: Engine
+    version: int
+    task: Task
+    dataset: str
+
+
+class ModelFields(Domain):
+    """The metadata a user gives when registering a model."""
+
+    architecture: str = Field(min_length=1, max_length=256)
+    framework: Framework
+    engine: Engine
+    version: int = Field(ge=1)
+    dataset: str = Field(min_length=1, max_length=256)
+    metric: list[MetricValue] = Field(default_factory=list, max_length=64)
+    task: Task
+    inputs: list[IOShape] = Field(default_factory=list, max_length=256)
+    outputs: list[IOShape] = Field(default_factory=list, max_length=256)
+    model_status: list[ModelStatus] = Field(default_factory=list, max_length=16)
+    creator: str = Field(default="", max_length=256)
+
+    @field_validator("metric")
+    @classmethod
+    def _one_value_per_metric(cls, metric: list[MetricValue]) -> list[MetricValue]:
+        names = [m.name for m in metric]
+        if len(names) != len(set(names)):
+            raise ValueError("each metric may appear once")
+        return metric
+
+    @field_validator("model_status")
+    @classmethod
+    def _statuses_unique(cls, statuses: list[ModelStatus]) -> list[ModelStatus]:
+        return list(dict.fromkeys(statuses))
+
+    def key(self) -> ModelKey:
+        return ModelKey(
+            architecture=self.architecture,
+            framework=self.framework,
+            engine=self.engine,
+            version=self.version,
+            task=self.task,
+            dataset=self.dataset,
+        )
+
+
+class MLModel(ModelFields):
+    """A registered model: its metadata, weight description and profiling results."""
+
+    id: str
+    parent_model_id: str | None = None
+    weight: Weight
+    profile_result: ProfileResult = Field(default_factory=ProfileResult)
+    create_time: datetime
+    update_time: datetime
+
+
+class ModelFilter(Domain):
+    """Which models a listing returns; every given field must match."""
+
+    architecture: str | None = None
+    task: Task | None = None
+    framework: Framework | None = None
+    engine: Engine | None = None
+    version: int | None = None
+    dataset: str | None = None
+    status: ModelStatus | None = None
+    parent_model_id: str | None = None

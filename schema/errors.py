@@ -1,0 +1,60 @@
+"""Errors a client may see, each with the stable code it carries in ``extensions.code``.
+
+Anything else raised while serving a request is unexpected: it is logged with the
+request id and reaches the client as INTERNAL_SERVER_ERROR, with no details.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+
+class HubError(Exception):
+    """An error the client caused or must handle; its message is safe to show."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = {"code": self.code, **extensions}
+
+
+class BadUserInput(HubError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(HubError):
+    code = "NOT_FOUND"
+
+
+class Conflict(HubError):
+    code = "CONFLICT"
+
+
+class Unauthenticated(HubError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(HubError):
+    code = "FORBIDDEN"
+
+
+class PayloadTooLarge(HubError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+def invalid_input(error: ValidationError, argument: str) -> BadUserInput:
+    """A pydantic validation error as BAD_USER_INPUT naming each offending field."""
+    problems = []
+    fields = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in (argument, *item["loc"]))
+        fields.append(path)
+        problems.append(f"{path}: {item['msg']}")
+    return BadUserInput("invalid input: " + "; ".join(problems), fields=fields)

@@ -1,0 +1,283 @@
+"""GraphQL object types and inputs, derived from the pydantic domain.
+
+Resolvers return the pydantic instances themselves; these classes only describe
+which fields the API exposes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import NewType
+
+import strawberry
+from strawberry.experimental import pydantic as strawberry_pydantic
+
+from . import domain
+from .domain import DataType, Engine, Framework, Metric, ModelInputFormat, ModelStatus, Task
+from .errors import BadUserInput
+
+for enum in (Framework, Engine, Task, Metric, DataType, ModelInputFormat, ModelStatus):
+    strawberry.enum(enum)
+
+
+def parse_long(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Long must be an integer")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("Long must fit in 64 bits")
+    return value
+
+
+Long = NewType("Long", int)
+
+LONG_SCALAR = strawberry.scalar(
+    name="Long",
+    description="A 64-bit integer (byte counts, FLOPs), sent as a JSON number.",
+    serialize=int,
+    parse_value=parse_long,
+)
+
+
+@strawberry_pydantic.type(model=domain.IOShape, description="A tensor: -1 marks a dynamic size.")
+class IOShape:
+    name: strawberry.auto
+    shape: strawberry.auto
+    dtype: strawberry.auto
+    format: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.MetricValue)
+class MetricValue:
+    name: strawberry.auto
+    value: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.Weight, description="The weight file; bytes at /models/{id}/weight."
+)
+class Weight:
+    filename: strawberry.auto
+    size: Long
+    sha256: strawberry.auto
+    content_type: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.StaticProfileResult, description="Figures from the model graph; memory in bytes."
+)
+class StaticProfileResult:
+    parameters: Long
+    flops: Long
+    memory: Long
+    mread: Long
+    mwrite: Long
+    mrw: Long
+
+
+@strawberry_pydantic.type(model=domain.InfoTuple, description="A latency distribution in seconds.")
+class InfoTuple:
+    avg: strawberry.auto
+    p50: strawberry.auto
+    p95: strawberry.auto
+    p99: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.ProfileMemory)
+class ProfileMemory:
+    total_memory: Long
+    memory_usage: Long
+    utilization: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.ProfileLatency)
+class ProfileLatency:
+    initialization_latency: strawberry.auto
+    preprocess_latency: strawberry.auto
+    inference_latency: strawberry.auto
+    postprocess_latency: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.ProfileThroughput, description="Items per second.")
+class ProfileThroughput:
+    batch_formation_throughput: strawberry.auto
+    preprocess_throughput: strawberry.auto
+    inference_throughput: strawberry.auto
+    postprocess_throughput: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.DynamicProfileResult,
+    description="One timed run, identified within a model by (ip, deviceId, batch).",
+)
+class DynamicProfileResult:
+    ip: strawberry.auto
+    device_id: strawberry.auto
+    device_name: strawberry.auto
+    batch: strawberry.auto
+    memory: strawberry.auto
+    latency: strawberry.auto
+    throughput: strawberry.auto
+    create_time: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.ProfileResult)
+class ProfileResult:
+    static_result: strawberry.auto
+    dynamic_results: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.MLModel, description="A registered model.")
+class MLModel:
+    id: strawberry.ID
+    architecture: strawberry.auto
+    framework: strawberry.auto
+    engine: strawberry.auto
+    version: strawberry.auto
+    dataset: strawberry.auto
+    metric: strawberry.auto
+    task: strawberry.auto
+    inputs: strawberry.auto
+    outputs: strawberry.auto
+    model_status: strawberry.auto
+    parent_model_id: strawberry.ID | None
+    weight: strawberry.auto
+    profile_result: strawberry.auto
+    creator: strawberry.auto
+    create_time: strawberry.auto
+    update_time: strawberry.auto
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class ModelEdge:
+    cursor: str
+    node: MLModel
+
+
+@strawberry.type(description="A page of models, newest first.")
+class ModelConnection:
+    edges: list[ModelEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[MLModel]:
+        return [edge.node for edge in self.edges]
+
+
+def encode_cursor(model_id: str) -> str:
+    return base64.urlsafe_b64encode(f"model:{model_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        kind, _, model_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeError, ValueError):
+        kind, model_id = "", ""
+    if kind != "model" or not model_id:
+        raise BadUserInput("after: not a cursor returned by this API", field="after")
+    return model_id
+
+
+# Inputs
+
+
+@strawberry_pydantic.input(model=domain.IOShape)
+class IOShapeInput:
+    name: strawberry.auto
+    shape: strawberry.auto
+    dtype: strawberry.auto
+    format: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.MetricValue)
+class MetricValueInput:
+    name: strawberry.auto
+    value: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ModelFields, description="A model's metadata.")
+class ModelInput:
+    architecture: strawberry.auto
+    framework: strawberry.auto
+    engine: strawberry.auto
+    version: strawberry.auto
+    dataset: strawberry.auto
+    metric: strawberry.auto
+    task: strawberry.auto
+    inputs: strawberry.auto
+    outputs: strawberry.auto
+    model_status: strawberry.auto
+    creator: strawberry.auto
+
+
+@strawberry.input(description="Only the fields given change; a field may not be set to null.")
+class ModelUpdateInput:
+    architecture: strawberry.Maybe[str]
+    framework: strawberry.Maybe[Framework]
+    engine: strawberry.Maybe[Engine]
+    version: strawberry.Maybe[int]
+    dataset: strawberry.Maybe[str]
+    metric: strawberry.Maybe[list[MetricValueInput]]
+    task: strawberry.Maybe[Task]
+    inputs: strawberry.Maybe[list[IOShapeInput]]
+    outputs: strawberry.Maybe[list[IOShapeInput]]
+    model_status: strawberry.Maybe[list[ModelStatus]]
+    creator: strawberry.Maybe[str]
+
+
+@strawberry_pydantic.input(model=domain.StaticProfileResult)
+class StaticProfileResultInput:
+    parameters: Long
+    flops: Long
+    memory: Long
+    mread: Long
+    mwrite: Long
+    mrw: Long
+
+
+@strawberry_pydantic.input(model=domain.InfoTuple)
+class InfoTupleInput:
+    avg: strawberry.auto
+    p50: strawberry.auto
+    p95: strawberry.auto
+    p99: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ProfileMemory)
+class ProfileMemoryInput:
+    total_memory: Long
+    memory_usage: Long
+    utilization: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ProfileLatency)
+class ProfileLatencyInput:
+    initialization_latency: strawberry.auto
+    preprocess_latency: strawberry.auto
+    inference_latency: strawberry.auto
+    postprocess_latency: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ProfileThroughput)
+class ProfileThroughputInput:
+    batch_formation_throughput: strawberry.auto
+    preprocess_throughput: strawberry.auto
+    inference_throughput: strawberry.auto
+    postprocess_throughput: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.DynamicProfileResult)
+class DynamicProfileResultInput:
+    ip: strawberry.auto
+    device_id: strawberry.auto
+    device_name: strawberry.auto
+    batch: strawberry.auto
+    memory: strawberry.auto
+    latency: strawberry.auto
+    throughput: strawberry.auto

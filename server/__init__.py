@@ -1,0 +1,1 @@
+"""The running service: settings, app, storage, embedded database and CLI."""

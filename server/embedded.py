@@ -1,0 +1,136 @@
+"""The embedded database: SecantusDB run as a child process with its data on disk.
+
+SecantusDB (PyPI ``secantusdb``, GPL-2.0, beta) speaks the MongoDB wire protocol
+over WiredTiger. It is started as a separate process and never imported here, so
+the package stays usable without it. Production data belongs in MongoDB.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+logger = logging.getLogger("modelci.embedded")
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedDatabase:
+    """``with EmbeddedDatabase(path) as db: use(db.url)``: started, answering, then stopped."""
+
+    def __init__(self, storage_dir: Path, host: str = "127.0.0.1", port: int | None = None):
+        self.storage_dir = storage_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    @property
+    def log_path(self) -> Path:
+        return self.storage_dir.parent / f"{self.storage_dir.name}.log"
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> str:
+        if importlib.util.find_spec("secantus") is None:
+            raise EmbeddedDatabaseError(
+                "the embedded database is not installed: pip install 'modelci[embedded]', "
+                "or point MODELCI_MONGODB_URL at a MongoDB server"
+            )
+        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage_dir),
+            "--log-level",
+            "WARNING",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        logger.info(
+            "embedded database starting on port %d, data in %s", self.port, self.storage_dir
+        )
+        self.wait_until_ready(timeout)
+        return self.url
+
+    def wait_until_ready(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(self.url, serverSelectionTimeoutMS=250, connectTimeoutMS=250) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise EmbeddedDatabaseError(
+                        f"the embedded database exited with code {self.process.returncode} "
+                        f"(is another server using {self.storage_dir}?):\n{self.log_tail()}"
+                    )
+                try:
+                    client.admin.command("ping")
+                    return
+                except PyMongoError:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise EmbeddedDatabaseError(
+                            f"the embedded database did not answer within {timeout:.0f} s:\n"
+                            f"{self.log_tail()}"
+                        ) from None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("embedded database did not stop in time; killing it")
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> EmbeddedDatabase:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,144 @@
+"""HTTP plumbing around the API: request ids, request size limits, CSRF guard, error bodies."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+
+from modelci.schema.errors import (
+    BadUserInput,
+    Conflict,
+    Forbidden,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+REQUEST_ID_HEADER = "x-request-id"
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# A browser sends none of these on a "simple" cross-site request, so requiring one
+# on multipart requests stops cross-site form posts (the Apollo convention).
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+
+HTTP_STATUS = {
+    BadUserInput.code: 400,
+    Unauthenticated.code: 401,
+    Forbidden.code: 403,
+    NotFound.code: 404,
+    Conflict.code: 409,
+    PayloadTooLarge.code: 413,
+}
+
+
+def error_response(error: HubError) -> JSONResponse:
+    """A HubError as an HTTP response with a GraphQL-shaped body."""
+    return JSONResponse(
+        {"errors": [{"message": error.message, "extensions": error.extensions}]},
+        status_code=HTTP_STATUS.get(error.code, 500),
+    )
+
+
+class RequestLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Give each request an id (the client's ``X-Request-ID`` if sane), for logs and replies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestLimitsMiddleware:
+    """Cap request bodies (multipart uploads and JSON apart) and guard multipart against CSRF.
+
+    A declared Content-Length over the cap is refused before any byte is read; a body
+    that turns out larger is cut off as soon as it passes the cap.
+    """
+
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
+        self.app = app
+        self.max_upload_bytes = max_upload_bytes
+        self.max_json_bytes = max_json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "multipart/form-data":
+            if not any(name in headers for name in PREFLIGHT_HEADERS):
+                refusal = BadUserInput(
+                    "multipart requests must carry one of the headers "
+                    + ", ".join(PREFLIGHT_HEADERS)
+                    + " (CSRF protection)"
+                )
+                await error_response(refusal)(scope, receive, send)
+                return
+            limit = self.max_upload_bytes
+        else:
+            limit = self.max_json_bytes
+        too_large = PayloadTooLarge(f"request body larger than {limit} bytes", limit=limit)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await error_response(too_large)(scope, receive, send)
+            return
+
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if response_started:
+                raise
+            await error_response(too_large)(scope, receive, send)

@@ -1,0 +1,292 @@
+"""The model registry over MongoDB and a weight store (``schema.context.ModelRegistry``).
+
+Ordering keeps failures clean: a weight is staged aside, committed, and only then
+is the model document written; any failure in between removes the bytes again,
+and start-up collects what a crash left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from modelci.schema.context import ModelPage, WeightSource
+from modelci.schema.domain import (
+    DynamicProfileResult,
+    MLModel,
+    ModelFields,
+    ModelFilter,
+    StaticProfileResult,
+    Weight,
+    utcnow,
+)
+from modelci.schema.errors import Conflict, NotFound, invalid_input
+from pydantic import ValidationError
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
+from .weights import StagedWeight, WeightStore, display_filename
+
+logger = logging.getLogger("modelci.registry")
+
+DYNAMIC_RESULTS = "profile_result.dynamic_results"
+
+
+def describe_key(fields: ModelFields) -> str:
+    key = fields.key()
+    return (
+        f"{key.architecture} {key.framework.value}/{key.engine.value} v{key.version} "
+        f"({key.task.value}, {key.dataset})"
+    )
+
+
+def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
+    key: dict[str, Any] = {"ip": ip, "device_id": device_id}
+    if batch is not None:
+        key["batch"] = batch
+    return key
+
+
+class MongoModelRegistry:
+    def __init__(self, models: AsyncCollection[dict[str, Any]], weights: WeightStore) -> None:
+        self.models = models
+        self.weights = weights
+        # Committing or dropping weight bytes and (un)referencing them from a model
+        # happen together under this lock, so a delete never removes bytes that a
+        # concurrent registration of the same content has just referenced.
+        self.weight_references = asyncio.Lock()
+
+    # Reading
+
+    async def get(self, model_id: str) -> MLModel:
+        document = await self.models.find_one({"_id": object_id(model_id)})
+        if document is None:
+            raise NotFound(f"no model with id {model_id}")
+        return model_from_document(document)
+
+    async def find(self, where: ModelFilter, first: int, after: str | None) -> ModelPage:
+        query: dict[str, Any] = {
+            field: to_bson(value)
+            for field, value in where.model_dump(exclude={"status"}, exclude_none=True).items()
+        }
+        if where.status is not None:
+            query["model_status"] = where.status.value
+        if after is not None:
+            query["_id"] = {"$lt": object_id(after, "after")}
+        cursor = self.models.find(query).sort("_id", -1).limit(first + 1)
+        documents = await cursor.to_list()
+        return ModelPage(
+            models=[model_from_document(document) for document in documents[:first]],
+            has_next_page=len(documents) > first,
+        )
+
+    # Registering, updating, deleting
+
+    async def register(
+        self,
+        fields: ModelFields,
+        weight: WeightSource,
+        parent_model_id: str | None = None,
+    ) -> MLModel:
+        key = to_bson(fields.key().model_dump())
+        if await self.models.find_one(key, {"_id": 1}) is not None:
+            raise self.conflict(fields)
+        staged = await self.weights.stage(weight)
+        now = utcnow()
+        document = to_bson(fields.model_dump())
+        document.update(
+            parent_model_id=parent_model_id,
+            weight=self.weight_description(weight, staged).model_dump(),
+            profile_result={"static_result": None, "dynamic_results": []},
+            create_time=now,
+            update_time=now,
+        )
+        try:
+            async with self.referencing(staged):
+                result = await self.models.insert_one(document)
+        except DuplicateKeyError:
+            raise self.conflict(fields) from None
+        document["_id"] = result.inserted_id
+        return model_from_document(document)
+
+    async def update(
+        self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
+    ) -> MLModel:
+        oid = object_id(model_id)
+        current = await self.get(model_id)
+        try:
+            merged = ModelFields.model_validate(
+                current.model_dump(include=set(ModelFields.model_fields)) | changes
+            )
+        except ValidationError as error:
+            raise invalid_input(error, "input") from None
+        update = {field: to_bson(getattr(merged, field)) for field in changes}
+        update["update_time"] = utcnow()
+        if weight is None:
+            return await self.apply_update(oid, update, merged)
+
+        staged = await self.weights.stage(weight)
+        update["weight"] = self.weight_description(weight, staged).model_dump()
+        async with self.referencing(staged):
+            updated = await self.apply_update(oid, update, merged)
+            await self.drop_weight_if_unused(current.weight.sha256)
+        return updated
+
+    async def apply_update(self, oid: Any, update: dict[str, Any], merged: ModelFields) -> MLModel:
+        try:
+            document = await self.models.find_one_and_update(
+                {"_id": oid}, {"$set": update}, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            raise Conflict(
+                f"another model already has the key {describe_key(merged)}",
+                key=list(MODEL_KEY_FIELDS),
+            ) from None
+        if document is None:
+            raise NotFound(f"no model with id {oid}")
+        return model_from_document(document)
+
+    async def delete(self, model_id: str) -> MLModel:
+        async with self.weight_references:
+            document = await self.models.find_one_and_delete({"_id": object_id(model_id)})
+            if document is None:
+                raise NotFound(f"no model with id {model_id}")
+            model = model_from_document(document)
+            await self.drop_weight_if_unused(model.weight.sha256)
+        return model
+
+    # Profiling results
+
+    async def set_static_result(self, model_id: str, result: StaticProfileResult) -> MLModel:
+        return await self.change_one(
+            model_id,
+            {},
+            {"$set": {"profile_result.static_result": result.model_dump()}},
+        )
+
+    async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel:
+        key = dynamic_key(result.ip, result.device_id, result.batch)
+        try:
+            return await self.change_one(
+                model_id,
+                {DYNAMIC_RESULTS: {"$not": {"$elemMatch": key}}},
+                {"$push": {DYNAMIC_RESULTS: result.model_dump()}},
+            )
+        except NotFound:
+            await self.get(model_id)
+            raise Conflict(
+                f"model {model_id} already has a dynamic result for ip {result.ip}, "
+                f"device {result.device_id}, batch {result.batch}; use "
+                "updateDynamicProfilingResult to replace it"
+            ) from None
+
+    async def replace_dynamic_result(
+        self, model_id: str, result: DynamicProfileResult, force_insert: bool
+    ) -> MLModel:
+        key = dynamic_key(result.ip, result.device_id, result.batch)
+        try:
+            return await self.change_one(
+                model_id,
+                {DYNAMIC_RESULTS: {"$elemMatch": key}},
+                {"$set": {f"{DYNAMIC_RESULTS}.$[result]": result.model_dump()}},
+                array_filters=[{f"result.{field}": value for field, value in key.items()}],
+            )
+        except NotFound:
+            await self.get(model_id)
+            if not force_insert:
+                raise NotFound(
+                    f"model {model_id} has no dynamic result for ip {result.ip}, "
+                    f"device {result.device_id}, batch {result.batch}"
+                ) from None
+        try:
+            return await self.add_dynamic_result(model_id, result)
+        except Conflict:
+            # Inserted by someone else meanwhile: replace theirs, as asked.
+            return await self.replace_dynamic_result(model_id, result, force_insert=False)
+
+    async def delete_dynamic_results(
+        self, model_id: str, ip: str, device_id: str, batch: int | None
+    ) -> MLModel:
+        key = dynamic_key(ip, device_id, batch)
+        try:
+            return await self.change_one(
+                model_id, {DYNAMIC_RESULTS: {"$elemMatch": key}}, {"$pull": {DYNAMIC_RESULTS: key}}
+            )
+        except NotFound:
+            await self.get(model_id)
+            which = f", batch {batch}" if batch is not None else ""
+            raise NotFound(
+                f"model {model_id} has no dynamic result for ip {ip}, device {device_id}{which}"
+            ) from None
+
+    async def change_one(
+        self,
+        model_id: str,
+        condition: dict[str, Any],
+        change: dict[str, Any],
+        array_filters: list[dict[str, Any]] | None = None,
+    ) -> MLModel:
+        """Apply ``change`` to the model if it matches ``condition``; NOT_FOUND otherwise."""
+        change.setdefault("$set", {})["update_time"] = utcnow()
+        document = await self.models.find_one_and_update(
+            {"_id": object_id(model_id), **condition},
+            change,
+            array_filters=array_filters,
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            raise NotFound(f"no model with id {model_id}")
+        return model_from_document(document)
+
+    # Weight bytes
+
+    @staticmethod
+    def weight_description(source: WeightSource, staged: StagedWeight) -> Weight:
+        return Weight(
+            filename=display_filename(source.filename),
+            size=staged.size,
+            sha256=staged.sha256,
+            content_type=source.content_type or "application/octet-stream",
+        )
+
+    @staticmethod
+    def conflict(fields: ModelFields) -> Conflict:
+        return Conflict(
+            f"a model {describe_key(fields)} is already registered",
+            key=list(MODEL_KEY_FIELDS),
+        )
+
+    @asynccontextmanager
+    async def referencing(self, staged: StagedWeight) -> AsyncIterator[None]:
+        """Commit staged bytes for the block to reference; drop them if the block fails."""
+        async with self.weight_references:
+            try:
+                await self.weights.commit(staged)
+            except BaseException:
+                await self.weights.discard(staged)
+                raise
+            try:
+                yield
+            except BaseException:
+                await self.drop_weight_if_unused(staged.sha256)
+                raise
+
+    async def drop_weight_if_unused(self, sha256: str) -> None:
+        if await self.models.find_one({"weight.sha256": sha256}, {"_id": 1}) is None:
+            await self.weights.delete(sha256)
+
+    async def collect_orphans(self) -> int:
+        """Remove abandoned uploads and bytes no model references; run at start-up."""
+        await self.weights.clear_staging()
+        referenced = set(await self.models.distinct("weight.sha256"))
+        orphans = await self.weights.collectable_hashes() - referenced
+        for sha256 in orphans:
+            await self.weights.delete(sha256)
+        if orphans:
+            logger.info("removed %d orphaned weight file(s)", len(orphans))
+        return len(orphans)

@@ -1,0 +1,69 @@
+"""Settings from flags, the environment (``MODELCI_*``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("modelci", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELCI_", env_file=".env", extra="ignore")
+
+    mongodb_url: str | None = Field(
+        default=None,
+        description="MongoDB to use; unset starts the embedded SecantusDB under data_dir.",
+    )
+    database: str = Field(default="modelci", description="Database name.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Embedded database files and weight files live here.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    weight_store: Literal["auto", "files", "gridfs"] = Field(
+        default="auto",
+        description="Where weight bytes live: files under data_dir, or GridFS in MongoDB; "
+        "auto picks files with the embedded database and GridFS with MONGODB_URL.",
+    )
+    max_upload_bytes: int = Field(
+        default=4 * GiB, gt=0, description="Largest multipart request (weight upload) accepted."
+    )
+    max_json_bytes: int = Field(
+        default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.data_dir / "weights"
+
+    @property
+    def embedded_db_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    def uses_gridfs(self) -> bool:
+        if self.weight_store == "auto":
+            return self.mongodb_url is not None
+        return self.weight_store == "gridfs"
+
+
+def env_file_text() -> str:
+    """A commented ``.env`` listing every setting with its default (``modelci init-env``)."""
+    lines = ["# ModelCI Hub settings. Uncomment and edit; the environment overrides this file."]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        lines.append("")
+        lines.append(f"# {field.description}")
+        lines.append(f"# MODELCI_{name.upper()}={'' if default is None else default}")
+    return "\n".join(lines) + "\n"

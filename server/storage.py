@@ -1,0 +1,67 @@
+"""MongoDB layout: collection names, indexes, and the document <-> domain mapping.
+
+Every collection and index the service uses is declared here and created at start-up.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from modelci.schema.domain import MLModel
+from modelci.schema.errors import BadUserInput
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+MODELS = "models"
+WEIGHTS_BUCKET = "weights"
+
+MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
+
+MODEL_INDEXES = [
+    IndexModel([(field, ASCENDING) for field in MODEL_KEY_FIELDS], unique=True, name="model_key"),
+    IndexModel([("architecture", ASCENDING), ("_id", DESCENDING)], name="by_architecture"),
+    IndexModel([("task", ASCENDING), ("_id", DESCENDING)], name="by_task"),
+    IndexModel([("framework", ASCENDING), ("_id", DESCENDING)], name="by_framework"),
+    IndexModel([("engine", ASCENDING), ("_id", DESCENDING)], name="by_engine"),
+    IndexModel([("dataset", ASCENDING), ("_id", DESCENDING)], name="by_dataset"),
+    IndexModel([("model_status", ASCENDING), ("_id", DESCENDING)], name="by_status"),
+    IndexModel([("parent_model_id", ASCENDING)], name="by_parent"),
+    IndexModel([("weight.sha256", ASCENDING)], name="by_weight"),
+]
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    await db[MODELS].create_indexes(MODEL_INDEXES)
+
+
+def object_id(value: str, argument: str = "id") -> ObjectId:
+    """The ObjectId a client sent as a 24-hex string, or BAD_USER_INPUT."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        raise BadUserInput(
+            f"{argument}: {value!r} is not a model id (24 hexadecimal digits)", field=argument
+        ) from None
+
+
+def to_bson(value: Any) -> Any:
+    """Domain values as BSON: enums by value, containers recursively."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return to_bson(value.model_dump())
+    if isinstance(value, dict):
+        return {key: to_bson(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_bson(item) for item in value]
+    return value
+
+
+def model_from_document(document: dict[str, Any]) -> MLModel:
+    document = dict(document)
+    document["id"] = str(document.pop("_id"))
+    return MLModel.model_validate(document)

@@ -1,0 +1,224 @@
+"""Fixtures: a real MongoDB-wire server, the ASGI app, and a small GraphQL client.
+
+The database is the embedded SecantusDB started for the session (data on disk in a
+temporary directory), or the server named by MODELCI_MONGODB_URL. Each test gets a
+database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from modelci.server.app import create_app
+from modelci.server.embedded import EmbeddedDatabase
+from modelci.server.settings import Settings
+from pymongo import MongoClient
+from starlette.applications import Starlette
+
+PREFLIGHT = {"apollo-require-preflight": "true"}
+
+MODEL_FIELDS = """
+    id architecture framework engine version dataset task creator
+    metric { name value }
+    inputs { name shape dtype format }
+    outputs { name shape dtype format }
+    modelStatus parentModelId createTime updateTime
+    weight { filename size sha256 contentType }
+    profileResult {
+      staticResult { parameters flops memory mread mwrite mrw }
+      dynamicResults {
+        ip deviceId deviceName batch createTime
+        memory { totalMemory memoryUsage utilization }
+        latency {
+          initializationLatency { avg p50 p95 p99 }
+          preprocessLatency { avg p50 p95 p99 }
+          inferenceLatency { avg p50 p95 p99 }
+          postprocessLatency { avg p50 p95 p99 }
+        }
+        throughput {
+          batchFormationThroughput preprocessThroughput
+          inferenceThroughput postprocessThroughput
+        }
+      }
+    }
+"""
+
+REGISTER = (
+    """
+mutation Register($input: ModelInput!, $weight: Upload!) {
+  registerModel(input: $input, weight: $weight) { %s }
+}"""
+    % MODEL_FIELDS
+)
+
+
+def model_input(**overrides: Any) -> dict[str, Any]:
+    """A valid registerModel input, like the seed's ResNet-50 example."""
+    fields: dict[str, Any] = {
+        "architecture": "ResNet50",
+        "framework": "PyTorch",
+        "engine": "PYTORCH",
+        "version": 1,
+        "dataset": "ImageNet",
+        "metric": [{"name": "acc", "value": 0.76}],
+        "task": "Image_Classification",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [-1, 3, 224, 224],
+                "dtype": "TYPE_FP32",
+                "format": "FORMAT_NCHW",
+            }
+        ],
+        "outputs": [{"name": "output", "shape": [-1, 1000], "dtype": "TYPE_FP32"}],
+        "modelStatus": ["PUBLISHED"],
+        "creator": "tester",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def dynamic_result(
+    ip: str = "127.0.0.1", device_id: str = "cpu", batch: int = 1, p50: float = 0.01
+) -> dict[str, Any]:
+    latency = {"avg": p50, "p50": p50, "p95": p50 * 1.5, "p99": p50 * 2}
+    return {
+        "ip": ip,
+        "deviceId": device_id,
+        "deviceName": "Test CPU",
+        "batch": batch,
+        "memory": {"totalMemory": 8 * 1024**3, "memoryUsage": 1024**3, "utilization": 0.1},
+        "latency": {
+            "initializationLatency": latency,
+            "preprocessLatency": latency,
+            "inferenceLatency": latency,
+            "postprocessLatency": latency,
+        },
+        "throughput": {
+            "batchFormationThroughput": batch / p50,
+            "preprocessThroughput": batch / p50,
+            "inferenceThroughput": batch / p50,
+            "postprocessThroughput": batch / p50,
+        },
+    }
+
+
+@dataclass
+class Api:
+    """GraphQL over HTTP as a frontend sends it, multipart uploads included."""
+
+    http: httpx.AsyncClient
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ) -> dict[str, Any]:
+        if files:
+            response = await self.http.post(
+                "/graphql", headers=PREFLIGHT, **multipart(query, variables or {}, files)
+            )
+        else:
+            response = await self.http.post(
+                "/graphql", json={"query": query, "variables": variables or {}}
+            )
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ) -> dict[str, Any]:
+        """The data of a request that must succeed."""
+        body = await self.post(query, variables, files)
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def error_code(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ) -> str:
+        """The code of the one error a request must fail with."""
+        body = await self.post(query, variables, files)
+        assert body.get("errors"), body
+        assert len(body["errors"]) == 1, body["errors"]
+        code: str = body["errors"][0]["extensions"]["code"]
+        return code
+
+    async def register(
+        self, weight: bytes = b"weights", filename: str = "model.pt", **overrides: Any
+    ) -> dict[str, Any]:
+        data = await self.data(
+            REGISTER, {"input": model_input(**overrides)}, {"weight": (filename, weight)}
+        )
+        model: dict[str, Any] = data["registerModel"]
+        return model
+
+
+def multipart(
+    query: str, variables: dict[str, Any], files: dict[str, tuple[str, bytes]]
+) -> dict[str, Any]:
+    """The GraphQL multipart request spec: operations, map, then the files."""
+    variables = dict(variables)
+    file_map: dict[str, list[str]] = {}
+    parts: dict[str, tuple[str, bytes, str]] = {}
+    for index, (variable, (filename, content)) in enumerate(files.items()):
+        variables[variable] = None
+        file_map[str(index)] = [f"variables.{variable}"]
+        parts[str(index)] = (filename, content, "application/octet-stream")
+    operations = json.dumps({"query": query, "variables": variables})
+    return {"data": {"operations": operations, "map": json.dumps(file_map)}, "files": parts}
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("MODELCI_MONGODB_URL")
+    if external:
+        yield external
+        return
+    with EmbeddedDatabase(tmp_path_factory.mktemp("embedded") / "db") as database:
+        yield database.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mongodb_url: str) -> Iterator[Settings]:
+    database = f"modelci_test_{uuid.uuid4().hex[:12]}"
+    yield Settings(mongodb_url=None, database=database, data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    with MongoClient(mongodb_url) as client:
+        client.drop_database(database)
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[Api]:
+    """The app started (lifespan included) behind an HTTP client, as a frontend sees it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+            yield Api(http)
+
+
+@pytest.fixture
+def app(settings: Settings, mongodb_url: str) -> Starlette:
+    return create_app(settings, mongodb_url=mongodb_url)
+
+
+@pytest.fixture
+async def api(app: Starlette) -> AsyncIterator[Api]:
+    async with serving(app) as client:
+        yield client
