@@ -16,7 +16,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from .error_codes import ErrorCodes
+from .error_codes import assign_codes
 from .models import ModelMutations, ModelQueries
 from .types import LONG_SCALAR, Long
 
@@ -40,7 +40,8 @@ class HubSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Logging happens in ErrorCodes, which knows the request id and what is unexpected."""
+        context = execution_context.context if execution_context else None
+        assign_codes(errors, getattr(context, "request_id", None))
 
 
 def build_schema(**kwargs: Any) -> strawberry.Schema:
@@ -48,7 +49,6 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=[
-            ErrorCodes,
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

@@ -216,19 +216,20 @@ class ModelInput:
     creator: strawberry.auto
 
 
+# Maybe[X | None]: the resolver, not the coercion, refuses null, so the error names the field.
 @strawberry.input(description="Only the fields given change; a field may not be set to null.")
 class ModelUpdateInput:
-    architecture: strawberry.Maybe[str]
-    framework: strawberry.Maybe[Framework]
-    engine: strawberry.Maybe[Engine]
-    version: strawberry.Maybe[int]
-    dataset: strawberry.Maybe[str]
-    metric: strawberry.Maybe[list[MetricValueInput]]
-    task: strawberry.Maybe[Task]
-    inputs: strawberry.Maybe[list[IOShapeInput]]
-    outputs: strawberry.Maybe[list[IOShapeInput]]
-    model_status: strawberry.Maybe[list[ModelStatus]]
-    creator: strawberry.Maybe[str]
+    architecture: strawberry.Maybe[str | None]
+    framework: strawberry.Maybe[Framework | None]
+    engine: strawberry.Maybe[Engine | None]
+    version: strawberry.Maybe[int | None]
+    dataset: strawberry.Maybe[str | None]
+    metric: strawberry.Maybe[list[MetricValueInput] | None]
+    task: strawberry.Maybe[Task | None]
+    inputs: strawberry.Maybe[list[IOShapeInput] | None]
+    outputs: strawberry.Maybe[list[IOShapeInput] | None]
+    model_status: strawberry.Maybe[list[ModelStatus] | None]
+    creator: strawberry.Maybe[str | None]
 
 
 @strawberry_pydantic.input(model=domain.StaticProfileResult)

@@ -99,3 +99,7 @@ def export_schema(
 
     path.write_text(schema.as_str() + "\n")
     typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -7,8 +7,10 @@ the package stays usable without it. Production data belongs in MongoDB.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pymongo.errors import PyMongoError
 logger = logging.getLogger("modelci.embedded")
 
 START_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 15.0
 
 
@@ -34,6 +37,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stop_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies (even by kill -9)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedDatabase:
@@ -75,7 +84,11 @@ class EmbeddedDatabase:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=stop_with_parent if sys.platform == "linux" else None,
             )
         logger.info(
             "embedded database starting on port %d, data in %s", self.port, self.storage_dir

@@ -1,0 +1,108 @@
+"""The `modelci` command as a user runs it: a live server over HTTP, stopped and restarted."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+from conftest import PREFLIGHT, REGISTER, model_input, multipart
+from modelci.server.cli import app
+from modelci.server.embedded import free_port
+from typer.testing import CliRunner
+
+
+@contextmanager
+def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Process]]:
+    """`modelci serve` on the embedded database; yields its URL once it is listening."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelci.server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    log = []
+    for line in process.stderr:  # the server says when it listens
+        log.append(line)
+        if "Uvicorn running on" in line:
+            break
+    else:
+        raise AssertionError("modelci serve did not start:\n" + "".join(log))
+    try:
+        yield f"http://127.0.0.1:{port}", psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl+C
+        process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(log)
+
+
+def test_serve_keeps_models_and_weights_across_restarts(tmp_path: Path) -> None:
+    weight = os.urandom(2 * 1024 * 1024)
+    port = free_port()
+    with modelci_serve(tmp_path, port) as (url, server):
+        database_processes = server.children(recursive=True)
+        assert database_processes, "the embedded database runs as a child process"
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        assert (
+            "graphiql" in httpx.get(f"{url}/graphql", headers={"accept": "text/html"}).text.lower()
+        )
+
+        request = multipart(REGISTER, {"input": model_input()}, {"weight": ("r.pt", weight)})
+        body = httpx.post(f"{url}/graphql", headers=PREFLIGHT, **request).json()
+        model_id = body["data"]["registerModel"]["id"]
+    assert not any(process.is_running() for process in database_processes)
+
+    with modelci_serve(tmp_path, port) as (url, _):
+        query = "query($id: ID!) { model(id: $id) { architecture weight { sha256 } } }"
+        body = httpx.post(f"{url}/graphql", json={"query": query, "variables": {"id": model_id}})
+        model = body.json()["data"]["model"]
+        assert model == {
+            "architecture": "ResNet50",
+            "weight": {"sha256": hashlib.sha256(weight).hexdigest()},
+        }
+        assert httpx.get(f"{url}/models/{model_id}/weight").content == weight
+    assert (tmp_path / "db").is_dir() and (tmp_path / "weights" / "blobs").is_dir()
+
+
+def test_init_env_writes_every_setting(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    result = CliRunner().invoke(app, ["init-env", str(target)])
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    for name in (
+        "MODELCI_MONGODB_URL",
+        "MODELCI_DATA_DIR",
+        "MODELCI_PORT",
+        "MODELCI_MAX_UPLOAD_BYTES",
+        "MODELCI_WEIGHT_STORE",
+    ):
+        assert f"# {name}=" in text
+    again = CliRunner().invoke(app, ["init-env", str(target)])
+    assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_export_schema_matches_the_committed_file(tmp_path: Path) -> None:
+    target = tmp_path / "schema.graphql"
+    result = CliRunner().invoke(app, ["export-schema", str(target)])
+    assert result.exit_code == 0, result.output
+    committed = Path(__file__).parent.parent / "schema.graphql"
+    assert target.read_text() == committed.read_text()

@@ -1,0 +1,58 @@
+"""Concurrent clients: the unique index decides, and nothing is left half-written."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import REGISTER, Api, dynamic_result, model_input
+from modelci.server.settings import Settings
+from test_errors import model_count, staged_files, stored_blobs
+from test_model_service import GET_MODEL, UPDATE_DYNAMIC, UPDATE_MODEL
+
+
+async def test_twenty_identical_registrations_leave_one_model(api: Api, settings: Settings) -> None:
+    async def register(index: int) -> dict:
+        files = {"weight": ("m.pt", f"weights from client {index}".encode())}
+        return await api.post(REGISTER, {"input": model_input()}, files)
+
+    bodies = await asyncio.gather(*(register(index) for index in range(20)))
+    winners = [body for body in bodies if not body.get("errors")]
+    codes = [body["errors"][0]["extensions"]["code"] for body in bodies if body.get("errors")]
+    assert len(winners) == 1
+    assert codes == ["CONFLICT"] * 19
+    assert await model_count(api) == 1
+    # Only the winner's bytes stay.
+    winner_sha = winners[0]["data"]["registerModel"]["weight"]["sha256"]
+    assert [path.name for path in stored_blobs(settings)] == [winner_sha]
+    assert staged_files(settings) == []
+
+
+async def test_concurrent_updates_of_distinct_fields_are_all_kept(api: Api) -> None:
+    model = await api.register()
+    changes = [
+        {"creator": "alice"},
+        {"metric": [{"name": "acc", "value": 0.9}]},
+        {"modelStatus": ["IN_SERVICE"]},
+        {"outputs": [{"name": "logits", "shape": [-1, 10]}]},
+    ]
+    await asyncio.gather(
+        *(api.data(UPDATE_MODEL, {"id": model["id"], "input": change}) for change in changes)
+    )
+    stored = (await api.data(GET_MODEL, {"id": model["id"]}))["model"]
+    assert stored["creator"] == "alice"
+    assert stored["metric"] == [{"name": "acc", "value": 0.9}]
+    assert stored["modelStatus"] == ["IN_SERVICE"]
+    assert stored["outputs"][0]["name"] == "logits"
+
+
+async def test_concurrent_upserts_of_one_dynamic_result_keep_one(api: Api) -> None:
+    model = await api.register()
+    results = [dynamic_result(batch=8, p50=0.001 * (i + 1)) for i in range(10)]
+    await asyncio.gather(
+        *(
+            api.data(UPDATE_DYNAMIC, {"id": model["id"], "result": result, "force": True})
+            for result in results
+        )
+    )
+    stored = (await api.data(GET_MODEL, {"id": model["id"]}))["model"]
+    assert [r["batch"] for r in stored["profileResult"]["dynamicResults"]] == [8]
