@@ -28,7 +28,7 @@ from modelci.server.embedded import EmbeddedDatabase
 from modelci.server.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from conftest import PREFLIGHT, REGISTER, model_input, multipart  # noqa: E402
+from conftest import PREFLIGHT, REGISTER, model_input, multipart
 
 
 async def upload_and_download(settings: Settings, url: str, weight: bytes, version: int) -> tuple:

@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from .error_codes import assign_codes
+from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
 from .types import LONG_SCALAR, Long
 
@@ -27,12 +28,17 @@ CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(ModelQueries):
+class Query(ModelQueries, JobQueries):
     pass
 
 
 @strawberry.type
-class Mutation(ModelMutations):
+class Mutation(ModelMutations, JobMutations):
+    pass
+
+
+@strawberry.type
+class Subscription(JobSubscriptions):
     pass
 
 
@@ -48,6 +54,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
     return HubSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),

@@ -5,10 +5,22 @@ The server implements these interfaces; resolvers never import the server.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from .domain import DynamicProfileResult, MLModel, ModelFields, ModelFilter, StaticProfileResult
+from strawberry.types import Info
+
+from .domain import (
+    Device,
+    DynamicProfileResult,
+    JobStatus,
+    MLModel,
+    ModelFields,
+    ModelFilter,
+    ProfilingJob,
+    StaticProfileResult,
+)
 
 
 class WeightSource(Protocol):
@@ -20,9 +32,12 @@ class WeightSource(Protocol):
     async def read(self, size: int = -1) -> bytes: ...
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class ModelPage:
-    models: list[MLModel]
+class Page(Generic[T]):
+    items: list[T]
     has_next_page: bool
 
 
@@ -38,7 +53,7 @@ class ModelRegistry(Protocol):
 
     async def get(self, model_id: str) -> MLModel: ...
 
-    async def find(self, where: ModelFilter, first: int, after: str | None) -> ModelPage: ...
+    async def find(self, where: ModelFilter, first: int, after: str | None) -> Page[MLModel]: ...
 
     async def update(
         self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
@@ -59,6 +74,48 @@ class ModelRegistry(Protocol):
     ) -> MLModel: ...
 
 
+class JobQueue(Protocol):
+    """Profiling jobs: queued here, claimed by workers under a lease, reported back."""
+
+    async def enqueue(
+        self, model_id: str, batch_sizes: list[int], devices: list[str]
+    ) -> ProfilingJob: ...
+
+    async def get(self, job_id: str) -> ProfilingJob: ...
+
+    async def find(
+        self, model_id: str | None, status: JobStatus | None, first: int, after: str | None
+    ) -> Page[ProfilingJob]: ...
+
+    async def cancel(self, job_id: str) -> ProfilingJob: ...
+
+    async def forget_model(self, model_id: str) -> None:
+        """A model was deleted: drop its queued jobs, cancel its running ones."""
+        ...
+
+    async def claim(
+        self, worker: str, device_ids: list[str], lease_s: float
+    ) -> ProfilingJob | None:
+        """The oldest job this worker can run (queued, or abandoned by a lost worker)."""
+        ...
+
+    async def heartbeat(
+        self, job_id: str, worker: str, progress: float, message: str | None, lease_s: float
+    ) -> ProfilingJob: ...
+
+    async def finish(
+        self, job_id: str, worker: str, error: str | None, message: str | None
+    ) -> ProfilingJob: ...
+
+    def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
+        """The job now, then after every change, until it has ended."""
+        ...
+
+    async def report_devices(self, devices: list[Device]) -> None: ...
+
+    async def devices(self) -> list[Device]: ...
+
+
 @dataclass
 class HubContext:
     """The typed request context every resolver receives as ``info.context``."""
@@ -66,4 +123,8 @@ class HubContext:
     request: Any
     response: Any
     registry: ModelRegistry
+    jobs: JobQueue
     request_id: str
+
+
+HubInfo = Info[HubContext, None]

@@ -141,12 +141,12 @@ class StaticProfileResult(Domain):
 
 
 class InfoTuple(Domain):
-    """A latency distribution in seconds."""
+    """A latency distribution in seconds; p99 only from at least 100 samples."""
 
     avg: float = Field(ge=0)
     p50: float = Field(ge=0)
     p95: float = Field(ge=0)
-    p99: float = Field(ge=0)
+    p99: float | None = Field(default=None, ge=0)
 
 
 class ProfileMemory(Domain):
@@ -171,6 +171,18 @@ class ProfileThroughput(Domain):
     postprocess_throughput: float = Field(ge=0)
 
 
+class Measurement(Domain):
+    """How a dynamic result was measured, so that a reader can judge it."""
+
+    runtime: str = Field(max_length=64)
+    intra_op_threads: int = Field(ge=0)
+    samples: int = Field(ge=0)
+    windows: int = Field(ge=0)
+    stable: bool
+    iqr_over_median: float = Field(ge=0)
+    percentile_method: str = Field(default="nearest-rank", max_length=64)
+
+
 class DynamicProfileResult(Domain):
     """One timed run; identified within a model by (ip, device_id, batch)."""
 
@@ -181,6 +193,7 @@ class DynamicProfileResult(Domain):
     memory: ProfileMemory
     latency: ProfileLatency
     throughput: ProfileThroughput
+    measurement: Measurement | None = None
     create_time: datetime = Field(default_factory=utcnow)
 
 
@@ -261,3 +274,58 @@ class ModelFilter(Domain):
     dataset: str | None = None
     status: ModelStatus | None = None
     parent_model_id: str | None = None
+
+
+class JobStatus(Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINISHED_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class DeviceKind(Enum):
+    CPU = "CPU"
+    CUDA = "CUDA"
+
+
+class JobLogEntry(Domain):
+    time: datetime
+    message: str = Field(max_length=4096)
+
+
+class ProfilingJob(Domain):
+    """Profiling of one model, queued in the database and run by a worker under a lease."""
+
+    id: str
+    model_id: str
+    status: JobStatus
+    batch_sizes: list[int]
+    devices: list[str] = Field(description="device ids asked for; empty: all of the worker's")
+    progress: float = Field(ge=0, le=1)
+    log: list[JobLogEntry] = Field(default_factory=list)
+    error: str | None = None
+    worker: str | None = None
+    attempts: int = Field(ge=0)
+    max_attempts: int = Field(ge=1)
+    lease_expires_at: datetime | None = None
+    create_time: datetime
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    update_time: datetime
+
+
+class Device(Domain):
+    """A device a worker reported; identified by (host, device_id)."""
+
+    host: str = Field(min_length=1, max_length=256)
+    ip: str = Field(min_length=1, max_length=256)
+    device_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(max_length=256)
+    kind: DeviceKind
+    total_memory: int = Field(ge=0)
+    worker: str = Field(min_length=1, max_length=256)
+    last_seen: datetime = Field(default_factory=utcnow)

@@ -6,9 +6,9 @@ request id and reaches the client as INTERNAL_SERVER_ERROR, with no details.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class HubError(Exception):
@@ -58,3 +58,20 @@ def invalid_input(error: ValidationError, argument: str) -> BadUserInput:
         fields.append(path)
         problems.append(f"{path}: {item['msg']}")
     return BadUserInput("invalid input: " + "; ".join(problems), fields=fields)
+
+
+PydanticModel_co = TypeVar("PydanticModel_co", bound=BaseModel, covariant=True)
+
+
+class PydanticInput(Protocol[PydanticModel_co]):
+    def to_pydantic(self, **kwargs: Any) -> PydanticModel_co: ...
+
+
+def validated(
+    value: PydanticInput[PydanticModel_co], argument: str, **extra: Any
+) -> PydanticModel_co:
+    """The domain object behind a GraphQL input, or BAD_USER_INPUT naming the fields."""
+    try:
+        return value.to_pydantic(**extra)
+    except ValidationError as error:
+        raise invalid_input(error, argument) from None

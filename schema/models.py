@@ -3,52 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 import strawberry
-from pydantic import BaseModel, ValidationError
 from strawberry.file_uploads import Upload
-from strawberry.types import Info
 
 from . import domain
-from .context import HubContext, WeightSource
-from .errors import BadUserInput, invalid_input
+from .context import HubInfo, WeightSource
+from .errors import BadUserInput, validated
+from .jobs import DEFAULT_BATCH_SIZES
+from .pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Connection,
+    check_page_size,
+    connection,
+    decode_cursor,
+)
 from .types import (
     DynamicProfileResultInput,
     Engine,
     Framework,
     MLModel,
-    ModelConnection,
-    ModelEdge,
     ModelInput,
     ModelStatus,
     ModelUpdateInput,
-    PageInfo,
     StaticProfileResultInput,
     Task,
-    decode_cursor,
-    encode_cursor,
 )
 
-HubInfo = Info[HubContext, None]
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-
-PydanticModel = TypeVar("PydanticModel", bound=BaseModel)
-PydanticModel_co = TypeVar("PydanticModel_co", bound=BaseModel, covariant=True)
-
-
-class PydanticInput(Protocol[PydanticModel_co]):
-    def to_pydantic(self, **kwargs: Any) -> PydanticModel_co: ...
-
-
-def validated(value: PydanticInput[PydanticModel], argument: str) -> PydanticModel:
-    """The domain object behind a GraphQL input, or BAD_USER_INPUT naming the fields."""
-    try:
-        return value.to_pydantic()
-    except ValidationError as error:
-        raise invalid_input(error, argument) from None
+MODEL_CURSOR = "model"
 
 
 def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
@@ -70,19 +54,6 @@ def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
             ]
         changes[field.name] = value
     return changes
-
-
-def connection(page_models: list[domain.MLModel], has_next_page: bool) -> ModelConnection:
-    edges = [
-        ModelEdge(cursor=encode_cursor(model.id), node=model)  # type: ignore[arg-type]
-        for model in page_models
-    ]
-    return ModelConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next_page, end_cursor=edges[-1].cursor if edges else None
-        ),
-    )
 
 
 @strawberry.type
@@ -107,9 +78,8 @@ class ModelQueries:
         status: ModelStatus | None = None,
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
-    ) -> ModelConnection:
-        if not 1 <= first <= MAX_PAGE_SIZE:
-            raise BadUserInput(f"first: must be between 1 and {MAX_PAGE_SIZE}", field="first")
+    ) -> Connection[MLModel]:
+        check_page_size(first)
         where = domain.ModelFilter(
             architecture=architecture,
             task=task,
@@ -119,21 +89,26 @@ class ModelQueries:
             dataset=dataset,
             status=status,
         )
-        after_id = decode_cursor(after) if after is not None else None
-        page = await info.context.registry.find(where, first, after_id)
-        return connection(page.models, page.has_next_page)
+        page = await info.context.registry.find(where, first, decode_cursor(MODEL_CURSOR, after))
+        return connection(MODEL_CURSOR, page)  # type: ignore[return-value]
 
 
 @strawberry.type
 class ModelMutations:
     @strawberry.mutation(
         description="Register a model with its weight file (multipart upload). "
-        "A model is unique by (architecture, framework, engine, version, task, dataset)."
+        "A model is unique by (architecture, framework, engine, version, task, dataset); "
+        "`profile` queues a profiling job (see profilingJobs)."
     )
-    async def register_model(self, info: HubInfo, input: ModelInput, weight: Upload) -> MLModel:
+    async def register_model(
+        self, info: HubInfo, input: ModelInput, weight: Upload, profile: bool = False
+    ) -> MLModel:
         fields = validated(input, "input")
         source = cast(WeightSource, weight)
-        return await info.context.registry.register(fields, source)  # type: ignore[return-value]
+        model = await info.context.registry.register(fields, source)
+        if profile:
+            await info.context.jobs.enqueue(model.id, list(DEFAULT_BATCH_SIZES), [])
+        return model  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Change the given fields; an optional new weight replaces the stored bytes."
@@ -150,10 +125,13 @@ class ModelMutations:
         return await info.context.registry.update(id, changes, source)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Delete a model and its weight bytes; returns what was deleted."
+        description="Delete a model, its weight bytes and its pending profiling jobs; "
+        "returns what was deleted."
     )
     async def delete_model(self, info: HubInfo, id: strawberry.ID) -> MLModel:
-        return await info.context.registry.delete(id)  # type: ignore[return-value]
+        model = await info.context.registry.delete(id)
+        await info.context.jobs.forget_model(model.id)
+        return model  # type: ignore[return-value]
 
     @strawberry.mutation(description="Add or replace the model's static profile.")
     async def register_static_profiling_result(

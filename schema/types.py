@@ -6,8 +6,6 @@ which fields the API exposes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import NewType
 
 import strawberry
@@ -15,7 +13,6 @@ from strawberry.experimental import pydantic as strawberry_pydantic
 
 from . import domain
 from .domain import DataType, Engine, Framework, Metric, ModelInputFormat, ModelStatus, Task
-from .errors import BadUserInput
 
 for enum in (Framework, Engine, Task, Metric, DataType, ModelInputFormat, ModelStatus):
     strawberry.enum(enum)
@@ -107,6 +104,20 @@ class ProfileThroughput:
 
 
 @strawberry_pydantic.type(
+    model=domain.Measurement,
+    description="How a dynamic result was measured: windows of timed runs until stable.",
+)
+class Measurement:
+    runtime: strawberry.auto
+    intra_op_threads: strawberry.auto
+    samples: strawberry.auto
+    windows: strawberry.auto
+    stable: strawberry.auto
+    iqr_over_median: strawberry.auto
+    percentile_method: strawberry.auto
+
+
+@strawberry_pydantic.type(
     model=domain.DynamicProfileResult,
     description="One timed run, identified within a model by (ip, deviceId, batch).",
 )
@@ -118,6 +129,7 @@ class DynamicProfileResult:
     memory: strawberry.auto
     latency: strawberry.auto
     throughput: strawberry.auto
+    measurement: strawberry.auto
     create_time: strawberry.auto
 
 
@@ -146,42 +158,6 @@ class MLModel:
     creator: strawberry.auto
     create_time: strawberry.auto
     update_time: strawberry.auto
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
-class ModelEdge:
-    cursor: str
-    node: MLModel
-
-
-@strawberry.type(description="A page of models, newest first.")
-class ModelConnection:
-    edges: list[ModelEdge]
-    page_info: PageInfo
-
-    @strawberry.field
-    def nodes(self) -> list[MLModel]:
-        return [edge.node for edge in self.edges]
-
-
-def encode_cursor(model_id: str) -> str:
-    return base64.urlsafe_b64encode(f"model:{model_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        kind, _, model_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeError, ValueError):
-        kind, model_id = "", ""
-    if kind != "model" or not model_id:
-        raise BadUserInput("after: not a cursor returned by this API", field="after")
-    return model_id
 
 
 # Inputs
@@ -273,6 +249,17 @@ class ProfileThroughputInput:
     postprocess_throughput: strawberry.auto
 
 
+@strawberry_pydantic.input(model=domain.Measurement)
+class MeasurementInput:
+    runtime: strawberry.auto
+    intra_op_threads: strawberry.auto
+    samples: strawberry.auto
+    windows: strawberry.auto
+    stable: strawberry.auto
+    iqr_over_median: strawberry.auto
+    percentile_method: strawberry.auto
+
+
 @strawberry_pydantic.input(model=domain.DynamicProfileResult)
 class DynamicProfileResultInput:
     ip: strawberry.auto
@@ -282,3 +269,4 @@ class DynamicProfileResultInput:
     memory: strawberry.auto
     latency: strawberry.auto
     throughput: strawberry.auto
+    measurement: strawberry.auto

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from modelci.schema import schema
-from modelci.schema.context import HubContext
-from modelci.schema.errors import HubError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -23,10 +20,15 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from modelci.schema import schema
+from modelci.schema.context import HubContext
+from modelci.schema.errors import HubError
+
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
+from .jobs import MongoJobQueue
 from .registry import MongoModelRegistry
 from .settings import Settings
-from .storage import MODELS, ensure_indexes
+from .storage import DEVICES, JOBS, MODELS, ensure_indexes
 from .weights import FileWeightStore, GridFSWeightStore, WeightStore
 
 logger = logging.getLogger("modelci.server")
@@ -42,6 +44,7 @@ class Services:
     db: AsyncDatabase[dict[str, Any]]
     weights: WeightStore
     registry: MongoModelRegistry
+    jobs: MongoJobQueue
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -55,6 +58,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
             request=request,
             response=response,
             registry=services_of(request).registry,
+            jobs=services_of(request).jobs,
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 
@@ -119,7 +123,10 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             )
             registry = MongoModelRegistry(db[MODELS], weights)
             await registry.collect_orphans()
-            app.state.services = Services(client=client, db=db, weights=weights, registry=registry)
+            jobs = MongoJobQueue(db[JOBS], db[DEVICES])
+            app.state.services = Services(
+                client=client, db=db, weights=weights, registry=registry, jobs=jobs
+            )
             logger.info(
                 "ModelCI Hub ready: database %s, weights in %s",
                 settings.database,

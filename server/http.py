@@ -7,6 +7,10 @@ import re
 import uuid
 from contextvars import ContextVar
 
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from modelci.schema.errors import (
     BadUserInput,
     Conflict,
@@ -16,9 +20,6 @@ from modelci.schema.errors import (
     PayloadTooLarge,
     Unauthenticated,
 )
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 

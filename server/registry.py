@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from modelci.schema.context import ModelPage, WeightSource
+from pydantic import ValidationError
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from modelci.schema.context import Page, WeightSource
 from modelci.schema.domain import (
     DynamicProfileResult,
     MLModel,
@@ -24,10 +29,6 @@ from modelci.schema.domain import (
     utcnow,
 )
 from modelci.schema.errors import Conflict, NotFound, invalid_input
-from pydantic import ValidationError
-from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
 from .weights import StagedWeight, WeightStore, display_filename
@@ -69,7 +70,7 @@ class MongoModelRegistry:
             raise NotFound(f"no model with id {model_id}")
         return model_from_document(document)
 
-    async def find(self, where: ModelFilter, first: int, after: str | None) -> ModelPage:
+    async def find(self, where: ModelFilter, first: int, after: str | None) -> Page[MLModel]:
         query: dict[str, Any] = {
             field: to_bson(value)
             for field, value in where.model_dump(exclude={"status"}, exclude_none=True).items()
@@ -80,8 +81,8 @@ class MongoModelRegistry:
             query["_id"] = {"$lt": object_id(after, "after")}
         cursor = self.models.find(query).sort("_id", -1).limit(first + 1)
         documents = await cursor.to_list()
-        return ModelPage(
-            models=[model_from_document(document) for document in documents[:first]],
+        return Page(
+            items=[model_from_document(document) for document in documents[:first]],
             has_next_page=len(documents) > first,
         )
 

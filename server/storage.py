@@ -10,13 +10,16 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from modelci.schema.domain import MLModel
-from modelci.schema.errors import BadUserInput
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelci.schema.domain import MLModel
+from modelci.schema.errors import BadUserInput
+
 MODELS = "models"
+JOBS = "profiling_jobs"
+DEVICES = "devices"
 WEIGHTS_BUCKET = "weights"
 
 MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
@@ -34,8 +37,20 @@ MODEL_INDEXES = [
 ]
 
 
+JOB_INDEXES = [
+    IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="by_status"),
+    IndexModel([("model_id", ASCENDING), ("_id", DESCENDING)], name="by_model"),
+]
+
+DEVICE_INDEXES = [
+    IndexModel([("host", ASCENDING), ("device_id", ASCENDING)], unique=True, name="device_key"),
+]
+
+
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[MODELS].create_indexes(MODEL_INDEXES)
+    await db[JOBS].create_indexes(JOB_INDEXES)
+    await db[DEVICES].create_indexes(DEVICE_INDEXES)
 
 
 def object_id(value: str, argument: str = "id") -> ObjectId:

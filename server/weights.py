@@ -24,8 +24,9 @@ from typing import Any, BinaryIO, Protocol
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
-from modelci.schema.context import WeightSource
 from pymongo.asynchronous.database import AsyncDatabase
+
+from modelci.schema.context import WeightSource
 
 from .storage import WEIGHTS_BUCKET
 

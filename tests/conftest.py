@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
+from starlette.applications import Starlette
+
 from modelci.server.app import create_app
 from modelci.server.embedded import EmbeddedDatabase
 from modelci.server.settings import Settings
-from pymongo import MongoClient
-from starlette.applications import Starlette
 
 PREFLIGHT = {"apollo-require-preflight": "true"}
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import psutil
 from conftest import PREFLIGHT, REGISTER, model_input, multipart
+from typer.testing import CliRunner
+
 from modelci.server.cli import app
 from modelci.server.embedded import free_port
-from typer.testing import CliRunner
 
 
 @contextmanager

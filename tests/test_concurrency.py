@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from conftest import REGISTER, Api, dynamic_result, model_input
-from modelci.server.settings import Settings
 from test_errors import model_count, staged_files, stored_blobs
 from test_model_service import GET_MODEL, UPDATE_DYNAMIC, UPDATE_MODEL
+
+from modelci.server.settings import Settings
 
 
 async def test_twenty_identical_registrations_leave_one_model(api: Api, settings: Settings) -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 from bson import ObjectId
 from conftest import REGISTER, Api, model_input
-from modelci.server.settings import Settings
 from pymongo import AsyncMongoClient
 from test_model_service import GET_MODEL, LIST_MODELS, UPDATE_MODEL
+
+from modelci.server.settings import Settings
 
 
 def stored_blobs(settings: Settings) -> list[Path]:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import PREFLIGHT, REGISTER, Api, model_input, multipart, serving
-from modelci.server.app import create_app
-from modelci.server.settings import Settings
 from pymongo import MongoClient
 from test_errors import model_count, staged_files, stored_blobs
+
+from modelci.server.app import create_app
+from modelci.server.settings import Settings
 
 MiB = 1024 * 1024
 

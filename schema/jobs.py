@@ -1,0 +1,225 @@
+"""Profiling jobs and devices: queries, mutations (clients' and workers'), subscription."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.experimental import pydantic as strawberry_pydantic
+
+from . import domain
+from .context import HubInfo
+from .domain import DeviceKind, JobStatus
+from .errors import BadUserInput, validated
+from .pagination import DEFAULT_PAGE_SIZE, Connection, check_page_size, connection, decode_cursor
+from .types import Long
+
+strawberry.enum(JobStatus)
+strawberry.enum(DeviceKind)
+
+JOB_CURSOR = "job"
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+MAX_BATCH_SIZE = 4096
+DEFAULT_LEASE_S = 60.0
+MAX_LEASE_S = 3600.0
+
+
+@strawberry_pydantic.type(model=domain.JobLogEntry)
+class JobLogEntry:
+    time: strawberry.auto
+    message: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.ProfilingJob,
+    description="Profiling of one model, run by a worker under a lease; progress from 0 to 1.",
+)
+class ProfilingJob:
+    id: strawberry.ID
+    model_id: strawberry.ID
+    status: strawberry.auto
+    batch_sizes: strawberry.auto
+    devices: strawberry.auto
+    progress: strawberry.auto
+    log: strawberry.auto
+    error: strawberry.auto
+    worker: strawberry.auto
+    attempts: strawberry.auto
+    max_attempts: strawberry.auto
+    lease_expires_at: strawberry.auto
+    create_time: strawberry.auto
+    start_time: strawberry.auto
+    end_time: strawberry.auto
+    update_time: strawberry.auto
+
+
+@strawberry_pydantic.type(model=domain.Device, description="A device a worker reported.")
+class Device:
+    host: strawberry.auto
+    ip: strawberry.auto
+    device_id: strawberry.auto
+    name: strawberry.auto
+    kind: strawberry.auto
+    total_memory: Long
+    worker: strawberry.auto
+    last_seen: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.Device)
+class DeviceInput:
+    host: strawberry.auto
+    ip: strawberry.auto
+    device_id: strawberry.auto
+    name: strawberry.auto
+    kind: strawberry.auto
+    total_memory: Long
+
+
+def checked_batch_sizes(batch_sizes: list[int] | None) -> list[int]:
+    if batch_sizes is None:
+        return list(DEFAULT_BATCH_SIZES)
+    if not batch_sizes or any(not 1 <= size <= MAX_BATCH_SIZE for size in batch_sizes):
+        raise BadUserInput(
+            f"batchSizes: give one or more sizes between 1 and {MAX_BATCH_SIZE}",
+            field="batchSizes",
+        )
+    return sorted(set(batch_sizes))
+
+
+async def checked_devices(info: HubInfo, devices: list[str] | None) -> list[str]:
+    if not devices:
+        return []
+    known = {"cpu"} | {device.device_id for device in await info.context.jobs.devices()}
+    unknown = sorted(set(devices) - known)
+    if unknown:
+        raise BadUserInput(
+            f"devices: no worker has reported {', '.join(unknown)}; "
+            f"known devices: {', '.join(sorted(known))}",
+            field="devices",
+        )
+    return sorted(set(devices))
+
+
+def checked_lease(lease_seconds: float) -> float:
+    if not 1 <= lease_seconds <= MAX_LEASE_S:
+        raise BadUserInput(
+            f"leaseSeconds: must be between 1 and {MAX_LEASE_S:.0f}", field="leaseSeconds"
+        )
+    return lease_seconds
+
+
+async def queue_profiling(
+    info: HubInfo, model_id: str, batch_sizes: list[int] | None, devices: list[str] | None
+) -> domain.ProfilingJob:
+    sizes = checked_batch_sizes(batch_sizes)
+    wanted = await checked_devices(info, devices)
+    await info.context.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
+    return await info.context.jobs.enqueue(model_id, sizes, wanted)
+
+
+@strawberry.type
+class JobQueries:
+    @strawberry.field(description="One profiling job by id.")
+    async def profiling_job(self, info: HubInfo, id: strawberry.ID) -> ProfilingJob:
+        return await info.context.jobs.get(id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Profiling jobs, newest first, optionally of one model.")
+    async def profiling_jobs(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID | None = None,
+        status: JobStatus | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> Connection[ProfilingJob]:
+        check_page_size(first)
+        page = await info.context.jobs.find(
+            model_id, status, first, decode_cursor(JOB_CURSOR, after)
+        )
+        return connection(JOB_CURSOR, page)  # type: ignore[return-value]
+
+    @strawberry.field(description="Devices that workers have reported.")
+    async def devices(self, info: HubInfo) -> list[Device]:
+        return await info.context.jobs.devices()  # type: ignore[return-value]
+
+
+@strawberry.type
+class JobMutations:
+    @strawberry.mutation(
+        description="Queue profiling of a model on the given devices (default: every device "
+        f"of the worker that claims it) and batch sizes (default {list(DEFAULT_BATCH_SIZES)})."
+    )
+    async def profile_model(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+    ) -> ProfilingJob:
+        return await queue_profiling(info, model_id, batch_sizes, devices)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Cancel a queued or running job.")
+    async def cancel_profiling_job(self, info: HubInfo, id: strawberry.ID) -> ProfilingJob:
+        return await info.context.jobs.cancel(id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="For workers: report devices and claim the oldest job they can run, "
+        "under a lease to renew with heartbeatProfilingJob; null when there is none."
+    )
+    async def claim_profiling_job(
+        self,
+        info: HubInfo,
+        worker: str,
+        devices: list[DeviceInput],
+        lease_seconds: float = DEFAULT_LEASE_S,
+    ) -> ProfilingJob | None:
+        if not worker or len(worker) > 256:
+            raise BadUserInput("worker: give a name of 1 to 256 characters", field="worker")
+        reported = [validated(device, "devices", worker=worker) for device in devices]
+        await info.context.jobs.report_devices(reported)
+        device_ids = [device.device_id for device in reported]
+        job = await info.context.jobs.claim(worker, device_ids, checked_lease(lease_seconds))
+        return job  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="For workers: renew the lease and report progress. A job cancelled "
+        "meanwhile comes back CANCELLED: stop working on it."
+    )
+    async def heartbeat_profiling_job(
+        self,
+        info: HubInfo,
+        id: strawberry.ID,
+        worker: str,
+        progress: float,
+        message: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_S,
+    ) -> ProfilingJob:
+        if not 0 <= progress <= 1:
+            raise BadUserInput("progress: must be between 0 and 1", field="progress")
+        return await info.context.jobs.heartbeat(  # type: ignore[return-value]
+            id, worker, progress, message, checked_lease(lease_seconds)
+        )
+
+    @strawberry.mutation(
+        description="For workers: end a job; with an error it is retried until its attempts "
+        "are used up, then FAILED with that error."
+    )
+    async def finish_profiling_job(
+        self,
+        info: HubInfo,
+        id: strawberry.ID,
+        worker: str,
+        error: str | None = None,
+        message: str | None = None,
+    ) -> ProfilingJob:
+        return await info.context.jobs.finish(id, worker, error, message)  # type: ignore[return-value]
+
+
+@strawberry.type
+class JobSubscriptions:
+    @strawberry.subscription(description="The job now, then after every change until it ends.")
+    async def profiling_job(
+        self, info: HubInfo, id: strawberry.ID
+    ) -> AsyncGenerator[ProfilingJob, None]:
+        async for job in info.context.jobs.watch(id):
+            yield job  # type: ignore[misc]

@@ -1,0 +1,307 @@
+"""Profiling jobs in MongoDB (``schema.context.JobQueue``): queued, leased, retried, watched.
+
+A worker claims the oldest job it can run with one atomic find-and-modify and
+holds it under a lease that its heartbeats renew. A worker that dies stops
+renewing; once the lease has run out, the next claim takes the job over, until
+its attempts are used up and it ends FAILED with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from modelci.schema.context import Page
+from modelci.schema.domain import (
+    FINISHED_JOB_STATUSES,
+    Device,
+    JobStatus,
+    ProfilingJob,
+    utcnow,
+)
+from modelci.schema.errors import Conflict, NotFound
+
+from .storage import object_id, to_bson
+
+MAX_ATTEMPTS = 3
+LOG_ENTRIES_KEPT = 200
+# How often a watcher looks again when no change was announced in this process
+# (changes made through another server process).
+WATCH_POLL_S = 1.0
+
+ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+
+
+def job_from_document(document: dict[str, Any]) -> ProfilingJob:
+    document = dict(document)
+    document["id"] = str(document.pop("_id"))
+    return ProfilingJob.model_validate(document)
+
+
+def log_entry(message: str) -> dict[str, Any]:
+    return {"time": utcnow(), "message": message[:4096]}
+
+
+def push_log(*messages: str | None) -> dict[str, Any]:
+    entries = [log_entry(message) for message in messages if message]
+    return {"log": {"$each": entries, "$slice": -LOG_ENTRIES_KEPT}}
+
+
+class MongoJobQueue:
+    def __init__(
+        self,
+        jobs: AsyncCollection[dict[str, Any]],
+        devices: AsyncCollection[dict[str, Any]],
+    ) -> None:
+        self.jobs = jobs
+        self.device_collection = devices
+        self.changed = asyncio.Event()
+
+    def announce_change(self) -> None:
+        """Wake the watchers in this process; a fresh event for the next change."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def enqueue(
+        self, model_id: str, batch_sizes: list[int], devices: list[str]
+    ) -> ProfilingJob:
+        now = utcnow()
+        document: dict[str, Any] = {
+            "model_id": model_id,
+            "status": JobStatus.QUEUED.value,
+            "batch_sizes": batch_sizes,
+            "devices": devices,
+            "progress": 0.0,
+            "log": [log_entry("queued")],
+            "error": None,
+            "worker": None,
+            "attempts": 0,
+            "max_attempts": MAX_ATTEMPTS,
+            "lease_expires_at": None,
+            "create_time": now,
+            "start_time": None,
+            "end_time": None,
+            "update_time": now,
+        }
+        result = await self.jobs.insert_one(document)
+        document["_id"] = result.inserted_id
+        self.announce_change()
+        return job_from_document(document)
+
+    async def get(self, job_id: str) -> ProfilingJob:
+        document = await self.jobs.find_one({"_id": object_id(job_id, "id")})
+        if document is None:
+            raise NotFound(f"no profiling job with id {job_id}")
+        return job_from_document(document)
+
+    async def find(
+        self, model_id: str | None, status: JobStatus | None, first: int, after: str | None
+    ) -> Page[ProfilingJob]:
+        query: dict[str, Any] = {}
+        if model_id is not None:
+            query["model_id"] = str(object_id(model_id, "modelId"))
+        if status is not None:
+            query["status"] = status.value
+        if after is not None:
+            query["_id"] = {"$lt": object_id(after, "after")}
+        documents = await self.jobs.find(query).sort("_id", DESCENDING).limit(first + 1).to_list()
+        return Page(
+            items=[job_from_document(document) for document in documents[:first]],
+            has_next_page=len(documents) > first,
+        )
+
+    async def cancel(self, job_id: str) -> ProfilingJob:
+        now = utcnow()
+        document = await self.jobs.find_one_and_update(
+            {"_id": object_id(job_id, "id"), "status": {"$in": ACTIVE}},
+            {
+                "$set": {"status": JobStatus.CANCELLED.value, "end_time": now, "update_time": now},
+                "$push": push_log("cancelled"),
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            job = await self.get(job_id)
+            raise Conflict(f"profiling job {job_id} has already ended ({job.status.value})")
+        self.announce_change()
+        return job_from_document(document)
+
+    async def forget_model(self, model_id: str) -> None:
+        now = utcnow()
+        await self.jobs.delete_many({"model_id": model_id, "status": JobStatus.QUEUED.value})
+        await self.jobs.update_many(
+            {"model_id": model_id, "status": JobStatus.RUNNING.value},
+            {
+                "$set": {"status": JobStatus.CANCELLED.value, "end_time": now, "update_time": now},
+                "$push": push_log("cancelled: the model was deleted"),
+            },
+        )
+        self.announce_change()
+
+    async def claim(
+        self, worker: str, device_ids: list[str], lease_s: float
+    ) -> ProfilingJob | None:
+        now = utcnow()
+        lost = {"status": JobStatus.RUNNING.value, "lease_expires_at": {"$lt": now}}
+        # Jobs whose workers kept dying: no more attempts.
+        await self.jobs.update_many(
+            {**lost, "$expr": {"$gte": ["$attempts", "$max_attempts"]}},
+            {
+                "$set": {
+                    "status": JobStatus.FAILED.value,
+                    "error": "the worker running it stopped answering on every attempt",
+                    "end_time": now,
+                    "update_time": now,
+                },
+                "$push": push_log("failed: attempts used up"),
+            },
+        )
+        runnable = {
+            "$or": [{"status": JobStatus.QUEUED.value}, lost],
+            # Every device the job asks for is one of this worker's.
+            "$expr": {"$setIsSubset": ["$devices", device_ids]},
+        }
+        document = await self.jobs.find_one_and_update(
+            runnable,
+            {
+                "$set": {
+                    "status": JobStatus.RUNNING.value,
+                    "worker": worker,
+                    "lease_expires_at": now + timedelta(seconds=lease_s),
+                    "start_time": now,
+                    "update_time": now,
+                },
+                "$inc": {"attempts": 1},
+                "$push": push_log(f"claimed by {worker}"),
+            },
+            sort=[("_id", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return None
+        self.announce_change()
+        return job_from_document(document)
+
+    async def heartbeat(
+        self, job_id: str, worker: str, progress: float, message: str | None, lease_s: float
+    ) -> ProfilingJob:
+        now = utcnow()
+        document = await self.jobs.find_one_and_update(
+            self.held_by(job_id, worker),
+            {
+                "$set": {
+                    "progress": progress,
+                    "lease_expires_at": now + timedelta(seconds=lease_s),
+                    "update_time": now,
+                },
+                "$push": push_log(message),
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return await self.not_held(job_id, worker)
+        self.announce_change()
+        return job_from_document(document)
+
+    async def finish(
+        self, job_id: str, worker: str, error: str | None, message: str | None
+    ) -> ProfilingJob:
+        job = await self.get(job_id)
+        now = utcnow()
+        change: dict[str, Any]
+        if error is None:
+            change = {
+                "$set": {
+                    "status": JobStatus.SUCCEEDED.value,
+                    "progress": 1.0,
+                    "end_time": now,
+                    "lease_expires_at": None,
+                },
+                "$push": push_log(message, "succeeded"),
+            }
+        elif job.attempts < job.max_attempts:
+            change = {
+                "$set": {
+                    "status": JobStatus.QUEUED.value,
+                    "worker": None,
+                    "lease_expires_at": None,
+                },
+                "$push": push_log(message, f"attempt {job.attempts} failed, queued again: {error}"),
+            }
+        else:
+            change = {
+                "$set": {
+                    "status": JobStatus.FAILED.value,
+                    "error": error[:4096],
+                    "end_time": now,
+                    "lease_expires_at": None,
+                },
+                "$push": push_log(message, f"failed: {error}"),
+            }
+        change["$set"]["update_time"] = now
+        document = await self.jobs.find_one_and_update(
+            self.held_by(job_id, worker), change, return_document=ReturnDocument.AFTER
+        )
+        if document is None:
+            return await self.not_held(job_id, worker)
+        self.announce_change()
+        return job_from_document(document)
+
+    @staticmethod
+    def held_by(job_id: str, worker: str) -> dict[str, Any]:
+        return {
+            "_id": object_id(job_id, "id"),
+            "worker": worker,
+            "status": JobStatus.RUNNING.value,
+        }
+
+    async def not_held(self, job_id: str, worker: str) -> ProfilingJob:
+        """A cancelled job is returned as it is; any other job not held is a CONFLICT."""
+        job = await self.get(job_id)
+        if job.status is JobStatus.CANCELLED:
+            return job
+        raise Conflict(
+            f"profiling job {job_id} is not held by worker {worker} "
+            f"(it is {job.status.value}); its lease may have run out"
+        )
+
+    async def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
+        last_update = None
+        while True:
+            changed = self.changed
+            job = await self.get(job_id)
+            if job.update_time != last_update:
+                last_update = job.update_time
+                yield job
+            if job.status in FINISHED_JOB_STATUSES:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+
+    async def report_devices(self, devices: list[Device]) -> None:
+        if not devices:
+            return
+        await self.device_collection.bulk_write(
+            [
+                UpdateOne(
+                    {"host": device.host, "device_id": device.device_id},
+                    {"$set": to_bson(device.model_dump())},
+                    upsert=True,
+                )
+                for device in devices
+            ]
+        )
+
+    async def devices(self) -> list[Device]:
+        documents = (
+            await self.device_collection.find({}, {"_id": 0})
+            .sort([("host", ASCENDING), ("device_id", ASCENDING)])
+            .to_list()
+        )
+        return [Device.model_validate(document) for document in documents]
