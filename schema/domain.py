@@ -132,12 +132,17 @@ class Weight(Domain):
 
 
 class StaticProfileResult(Domain):
+    """Figures from the model graph at batch 1; FLOPs = 2 × MACs, memory figures in bytes."""
+
     parameters: int = Field(ge=0)
     flops: int = Field(ge=0)
     memory: int = Field(ge=0)
     mread: int = Field(ge=0)
     mwrite: int = Field(ge=0)
     mrw: int = Field(ge=0)
+    macs: int | None = Field(default=None, ge=0)
+    uncounted_operators: list[str] = Field(default_factory=list, max_length=1024)
+    method: str = Field(default="", max_length=1024)
 
 
 class InfoTuple(Domain):

@@ -61,7 +61,9 @@ class Weight:
 
 
 @strawberry_pydantic.type(
-    model=domain.StaticProfileResult, description="Figures from the model graph; memory in bytes."
+    model=domain.StaticProfileResult,
+    description="Figures from the model graph at batch 1: FLOPs = 2 × MACs (multiply-"
+    "accumulates of conv, GEMM and matmul); memory figures in bytes.",
 )
 class StaticProfileResult:
     parameters: Long
@@ -70,6 +72,9 @@ class StaticProfileResult:
     mread: Long
     mwrite: Long
     mrw: Long
+    macs: Long | None
+    uncounted_operators: strawberry.auto
+    method: strawberry.auto
 
 
 @strawberry_pydantic.type(model=domain.InfoTuple, description="A latency distribution in seconds.")
@@ -216,6 +221,9 @@ class StaticProfileResultInput:
     mread: Long
     mwrite: Long
     mrw: Long
+    macs: Long | None
+    uncounted_operators: strawberry.auto
+    method: strawberry.auto
 
 
 @strawberry_pydantic.input(model=domain.InfoTuple)

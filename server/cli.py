@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from .embedded import EmbeddedDatabase, EmbeddedDatabaseError
+from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, stop_with_parent
 from .http import RequestLogFilter
 from .settings import Settings, env_file_text
 
@@ -27,6 +29,7 @@ def configure_logging(level: str) -> None:
     handler.addFilter(RequestLogFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request
 
 
 @app.command()
@@ -55,10 +58,8 @@ def serve(
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
-    from .app import create_app  # after logging is configured
-
     if settings.mongodb_url is not None:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        run_server(settings, settings.mongodb_url)
         return
     database = EmbeddedDatabase(settings.embedded_db_dir)
     try:
@@ -67,14 +68,38 @@ def serve(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     try:
+        run_server(settings, url)
+    finally:
+        database.stop()
+
+
+def run_server(settings: Settings, mongodb_url: str) -> None:
+    """uvicorn with the app, plus the configured number of profiling worker processes."""
+    from .app import create_app  # after logging is configured
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    workers = [start_worker(f"http://{host}:{settings.port}") for _ in range(settings.workers)]
+    try:
         uvicorn.run(
-            create_app(settings, mongodb_url=url),
+            create_app(settings, mongodb_url=mongodb_url),
             host=settings.host,
             port=settings.port,
             log_config=None,
         )
     finally:
-        database.stop()
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait()
+
+
+def start_worker(server: str) -> subprocess.Popen[bytes]:
+    """A worker in its own process: models load there, never in the web process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelci.server.cli", "worker", "--server", server],
+        stdin=subprocess.DEVNULL,
+        preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+    )
 
 
 @app.command("init-env")
@@ -99,6 +124,33 @@ def export_schema(
 
     path.write_text(schema.as_str() + "\n")
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def worker(
+    server: Annotated[str, typer.Option(help="The hub's URL, e.g. http://hub:8000.")],
+    token: Annotated[str | None, typer.Option(help="API token, once auth is on.")] = None,
+    lease_seconds: Annotated[float, typer.Option(help="Job lease; renewed every third.")] = 60.0,
+    poll_seconds: Annotated[float, typer.Option(help="Wait between claims when idle.")] = 2.0,
+    window_seconds: Annotated[float | None, typer.Option(help="Timed window length.")] = None,
+    min_runs: Annotated[int | None, typer.Option(help="Runs per window, at least.")] = None,
+    max_windows: Annotated[int | None, typer.Option(help="Windows before giving up.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
+) -> None:
+    """Run a profiling worker that claims jobs from a hub (a GPU host, say)."""
+    from modelci.profiling.dynamic import MeasurementSettings
+    from modelci.profiling.worker import main
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    defaults = MeasurementSettings()
+    measurement = MeasurementSettings(
+        window_s=window_seconds or settings.profile_window_s,
+        min_runs=min_runs or settings.profile_min_runs,
+        max_windows=max_windows or settings.profile_max_windows,
+        threads=threads or settings.profile_threads or defaults.threads,
+    )
+    main(server, token, lease_seconds, poll_seconds, measurement)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,19 @@ class Settings(BaseSettings):
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    workers: int = Field(
+        default=1, ge=0, le=64, description="Profiling worker processes `serve` starts."
+    )
+    profile_window_s: float = Field(
+        default=1.0, gt=0, description="Length of a timed profiling window, in seconds."
+    )
+    profile_min_runs: int = Field(default=50, ge=1, description="Timed runs per window, at least.")
+    profile_max_windows: int = Field(
+        default=10, ge=3, description="Windows before a result is published as unstable."
+    )
+    profile_threads: int | None = Field(
+        default=None, ge=1, description="Intra-op threads for profiling; unset: CPUs available."
+    )
 
     @property
     def weights_dir(self) -> Path:

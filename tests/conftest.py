@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from pymongo import MongoClient
 from starlette.applications import Starlette
@@ -223,3 +227,45 @@ def app(settings: Settings, mongodb_url: str) -> Starlette:
 async def api(app: Starlette) -> AsyncIterator[Api]:
     async with serving(app) as client:
         yield client
+
+
+def modelci_env(**settings: str) -> dict[str, str]:
+    """This environment without the caller's MODELCI_* settings, plus ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
+    env.update({f"MODELCI_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@contextmanager
+def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Process]]:
+    """`modelci serve` on the embedded database; yields its URL once it is listening."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelci.server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    log = []
+    for line in process.stderr:  # the server says when it listens
+        log.append(line)
+        if "Uvicorn running on" in line:
+            break
+    else:
+        raise AssertionError("modelci serve did not start:\n" + "".join(log))
+    try:
+        yield f"http://127.0.0.1:{port}", psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl+C
+        process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(log)

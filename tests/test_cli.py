@@ -4,55 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psutil
-from conftest import PREFLIGHT, REGISTER, model_input, multipart
+from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from typer.testing import CliRunner
 
 from modelci.server.cli import app
 from modelci.server.embedded import free_port
-
-
-@contextmanager
-def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Process]]:
-    """`modelci serve` on the embedded database; yields its URL once it is listening."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelci.server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stderr is not None
-    log = []
-    for line in process.stderr:  # the server says when it listens
-        log.append(line)
-        if "Uvicorn running on" in line:
-            break
-    else:
-        raise AssertionError("modelci serve did not start:\n" + "".join(log))
-    try:
-        yield f"http://127.0.0.1:{port}", psutil.Process(process.pid)
-    finally:
-        process.send_signal(signal.SIGINT)  # as Ctrl+C
-        process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(log)
 
 
 def test_serve_keeps_models_and_weights_across_restarts(tmp_path: Path) -> None:

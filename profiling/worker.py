@@ -1,0 +1,407 @@
+"""The profiling worker: claims jobs from a hub over GraphQL and reports results back.
+
+It talks to the server only as a client would: ``claimProfilingJob`` under a lease,
+``heartbeatProfilingJob`` from a background thread while it works (which also tells
+it of a cancellation), ``registerStaticProfilingResult`` and
+``updateDynamicProfilingResult(forceInsert: true)`` for the figures, and
+``finishProfilingJob`` at the end. A worker that dies stops renewing its lease, and
+the job goes to the next worker that asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from modelci.schema.domain import DynamicProfileResult, IOShape, StaticProfileResult
+
+from .devices import LocalDevice, discover_devices, local_ip
+from .dynamic import (
+    MeasurementSettings,
+    MeasurementStopped,
+    OutOfDeviceMemory,
+    load_runner,
+    measure,
+)
+from .formats import ModelFormat, UnsupportedModel, detect_format
+from .static import StaticFigures, onnx_static_profile, torch_static_profile
+from .tensors import InputSpec, batch_sizes_allowed, onnx_input_specs
+
+logger = logging.getLogger("modelci.worker")
+
+CHUNK_SIZE = 1024 * 1024
+
+CLAIM = """
+mutation Claim($worker: String!, $devices: [DeviceInput!]!, $lease: Float!) {
+  claimProfilingJob(worker: $worker, devices: $devices, leaseSeconds: $lease) {
+    id modelId batchSizes devices attempts
+  }
+}"""
+
+HEARTBEAT = """
+mutation Beat($id: ID!, $worker: String!, $progress: Float!, $message: String, $lease: Float!) {
+  heartbeatProfilingJob(id: $id, worker: $worker, progress: $progress, message: $message,
+                        leaseSeconds: $lease) { status }
+}"""
+
+FINISH = """
+mutation Finish($id: ID!, $worker: String!, $error: String, $message: String) {
+  finishProfilingJob(id: $id, worker: $worker, error: $error, message: $message) { status }
+}"""
+
+MODEL = """
+query Model($id: ID!) {
+  model(id: $id) { id engine inputs { name shape dtype format } }
+}"""
+
+STATIC = """
+mutation Static($id: ID!, $result: StaticProfileResultInput!) {
+  registerStaticProfilingResult(modelId: $id, result: $result) { id }
+}"""
+
+DYNAMIC = """
+mutation Dynamic($id: ID!, $result: DynamicProfileResultInput!) {
+  updateDynamicProfilingResult(modelId: $id, result: $result, forceInsert: true) { id }
+}"""
+
+
+class HubError(RuntimeError):
+    """The hub answered with a GraphQL error."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.code = errors[0].get("extensions", {}).get("code", "")
+        super().__init__("; ".join(error.get("message", "?") for error in errors))
+
+
+class JobCancelled(Exception):
+    pass
+
+
+@dataclass
+class HubClient:
+    """GraphQL over HTTP to the hub."""
+
+    server: str
+    token: str | None = None
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        self.http = httpx.Client(base_url=self.server, headers=headers, timeout=60)
+
+    def call(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = self.http.post("/graphql", json={"query": query, "variables": variables})
+        body = response.json()
+        if body.get("errors"):
+            raise HubError(body["errors"])
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def download_weight(self, model_id: str, target: Path) -> None:
+        with self.http.stream("GET", f"/models/{model_id}/weight") as response:
+            response.raise_for_status()
+            with target.open("wb") as file:
+                for chunk in response.iter_bytes(CHUNK_SIZE):
+                    file.write(chunk)
+
+
+def as_graphql(value: Any) -> Any:
+    """A pydantic dump with camelCase keys, as GraphQL inputs are named."""
+    if isinstance(value, dict):
+        return {camel(key): as_graphql(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_graphql(item) for item in value]
+    return value
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Heartbeat:
+    """Renews a job's lease in the background and carries progress; notices cancellation."""
+
+    def __init__(self, hub: HubClient, job_id: str, worker: str, lease_s: float) -> None:
+        self.hub, self.job_id, self.worker, self.lease_s = hub, job_id, worker, lease_s
+        self.progress = 0.0
+        self.messages: list[str] = []
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, name="heartbeat", daemon=True)
+
+    def report(self, progress: float, message: str | None = None) -> None:
+        with self.lock:
+            self.progress = progress
+            if message:
+                self.messages.append(message)
+                logger.info("job %s: %s", self.job_id, message)
+        self.beat()
+
+    def beat(self) -> None:
+        with self.lock:
+            message = "; ".join(self.messages) or None
+            self.messages.clear()
+            progress = self.progress
+        try:
+            data = self.hub.call(
+                HEARTBEAT,
+                id=self.job_id,
+                worker=self.worker,
+                progress=progress,
+                message=message,
+                lease=self.lease_s,
+            )
+        except HubError as error:
+            if error.code == "CONFLICT":
+                self.lost.set()
+            logger.warning("heartbeat for job %s refused: %s", self.job_id, error)
+            return
+        except httpx.HTTPError as error:
+            logger.warning("heartbeat for job %s failed: %s", self.job_id, error)
+            return
+        if data["heartbeatProfilingJob"]["status"] == "CANCELLED":
+            self.cancelled.set()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.lease_s / 3):
+            self.beat()
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise JobCancelled
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
+@dataclass
+class Worker:
+    hub: HubClient
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
+    lease_s: float = 60.0
+    poll_s: float = 2.0
+    name: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+
+    def __post_init__(self) -> None:
+        self.devices, self.gpu_note = discover_devices()
+        self.host = socket.gethostname()
+        self.ip = local_ip(urlparse(self.hub.server).hostname or "127.0.0.1")
+
+    def device_inputs(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "host": self.host,
+                "ip": self.ip,
+                "deviceId": device.device_id,
+                "name": device.name,
+                "kind": device.kind,
+                "totalMemory": device.total_memory,
+            }
+            for device in self.devices
+        ]
+
+    def claim(self) -> dict[str, Any] | None:
+        data = self.hub.call(
+            CLAIM, worker=self.name, devices=self.device_inputs(), lease=self.lease_s
+        )
+        job: dict[str, Any] | None = data["claimProfilingJob"]
+        return job
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        logger.info("worker %s serving %s on %s", self.name, self.hub.server, self.devices)
+        while not stop.is_set():
+            try:
+                job = self.claim()
+            except (httpx.HTTPError, HubError) as error:
+                logger.warning("cannot reach the hub at %s: %s", self.hub.server, error)
+                job = None
+            if job is None:
+                stop.wait(self.poll_s)
+                continue
+            self.run_job(job)
+
+    def run_job(self, job: dict[str, Any]) -> None:
+        job_id = job["id"]
+        with Heartbeat(self.hub, job_id, self.name, self.lease_s) as heartbeat:
+            try:
+                summary = self.profile(job, heartbeat)
+            except JobCancelled:
+                logger.info("job %s: stopped (cancelled or lease lost)", job_id)
+                return
+            except Exception as error:
+                logger.exception("job %s failed", job_id)
+                self.finish(job_id, error=f"{type(error).__name__}: {error}")
+                return
+        self.finish(job_id, message=summary)
+
+    def finish(self, job_id: str, error: str | None = None, message: str | None = None) -> None:
+        try:
+            self.hub.call(FINISH, id=job_id, worker=self.name, error=error, message=message)
+        except HubError as refused:
+            logger.warning("finishing job %s refused: %s", job_id, refused)
+
+    def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
+        model = self.hub.call(MODEL, id=job["modelId"])["model"]
+        with tempfile.TemporaryDirectory(prefix="modelci-job-") as workdir:
+            path = Path(workdir) / "weight"
+            self.hub.download_weight(model["id"], path)
+            model_format = detect_format(path)
+            if model_format is ModelFormat.TORCH_PICKLE:
+                raise UnsupportedModel(
+                    "a pickled PyTorch model is not loaded for profiling (unpickling runs "
+                    "arbitrary code); register it as TorchScript, torch.export or ONNX"
+                )
+            specs = [InputSpec.of(IOShape.model_validate(io)) for io in model["inputs"]]
+            if not specs and model_format is ModelFormat.ONNX:
+                specs = onnx_input_specs(path)
+            if not specs:
+                raise UnsupportedModel("the model declares no inputs: nothing to feed it")
+            heartbeat.report(0.05, f"loaded a {model_format.value} model")
+
+            figures = static_figures(path, model_format, specs)
+            self.hub.call(STATIC, id=model["id"], result=as_graphql(static_result(figures)))
+            heartbeat.report(
+                0.1, f"static profile: {figures.parameters} parameters, {figures.macs} MACs"
+            )
+            heartbeat.check()
+
+            devices = [
+                d for d in self.devices if not job["devices"] or d.device_id in job["devices"]
+            ]
+            if self.gpu_note:
+                heartbeat.report(0.1, self.gpu_note)
+            batches, batch_note = batch_sizes_allowed(specs, job["batchSizes"])
+            if batch_note:
+                heartbeat.report(0.1, batch_note)
+            steps = max(1, len(devices) * len(batches))
+            done = 0
+            for device in devices:
+                for batch, result in self.sweep(
+                    path, model_format, specs, device, batches, heartbeat
+                ):
+                    done += 1
+                    if result is not None:
+                        self.hub.call(
+                            DYNAMIC, id=model["id"], result=as_graphql(dynamic_result(result))
+                        )
+                    heartbeat.report(
+                        0.1 + 0.9 * done / steps, f"{device.device_id} batch {batch} done"
+                    )
+                heartbeat.check()
+        return f"profiled on {', '.join(d.device_id for d in devices)} at batch sizes {batches}"
+
+    def sweep(
+        self,
+        path: Path,
+        model_format: ModelFormat,
+        specs: list[InputSpec],
+        device: LocalDevice,
+        batches: list[int],
+        heartbeat: Heartbeat,
+    ) -> Any:
+        """(batch, result) for each batch size on one device; an OOM ends the sweep."""
+        runner, load_s = load_runner(path, model_format, device, self.measurement.threads)
+        try:
+            for batch in batches:
+                heartbeat.check()
+                try:
+                    result = measure(
+                        runner,
+                        specs,
+                        batch,
+                        device,
+                        self.ip,
+                        load_s,
+                        self.measurement,
+                        heartbeat.should_stop,
+                    )
+                except OutOfDeviceMemory as error:
+                    heartbeat.report(
+                        heartbeat.progress,
+                        f"{device.device_id}: batch {batch} "
+                        f"ran out of memory; sweep ended ({error})",
+                    )
+                    return
+                except MeasurementStopped:
+                    raise JobCancelled from None
+                yield batch, result
+        finally:
+            runner.close()
+
+
+def static_figures(path: Path, model_format: ModelFormat, specs: list[InputSpec]) -> StaticFigures:
+    if model_format is ModelFormat.ONNX:
+        import onnx
+
+        return onnx_static_profile(onnx.load(str(path)), specs)
+    import numpy as np
+    import torch
+
+    if model_format is ModelFormat.TORCHSCRIPT:
+        module = torch.jit.load(str(path), map_location="cpu")
+    else:
+        module = torch.export.load(str(path)).module()
+    rng = np.random.default_rng(0)
+    inputs = [torch.from_numpy(spec.random(1, rng)) for spec in specs]
+    return torch_static_profile(module, inputs)
+
+
+def static_result(figures: StaticFigures) -> dict[str, Any]:
+    return StaticProfileResult(
+        parameters=figures.parameters,
+        flops=figures.flops,
+        macs=figures.macs,
+        memory=figures.memory,
+        mread=figures.mread,
+        mwrite=figures.mwrite,
+        mrw=figures.mrw,
+        uncounted_operators=figures.uncounted_operators,
+        method=figures.method,
+    ).model_dump()
+
+
+def dynamic_result(result: DynamicProfileResult) -> dict[str, Any]:
+    return result.model_dump(mode="json", exclude={"create_time"})
+
+
+def main(
+    server: str,
+    token: str | None = None,
+    lease_s: float = 60.0,
+    poll_s: float = 2.0,
+    measurement: MeasurementSettings | None = None,
+) -> None:
+    worker = Worker(
+        HubClient(server, token),
+        measurement=measurement or MeasurementSettings(),
+        lease_s=lease_s,
+        poll_s=poll_s,
+    )
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        logger.info("worker %s stopped", worker.name)
