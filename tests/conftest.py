@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -237,9 +238,13 @@ def modelci_env(**settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Process]]:
-    """`modelci serve` on the embedded database; yields its URL once it is listening."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
+def modelci_serve(
+    data_dir: Path, port: int, **settings: str
+) -> Iterator[tuple[str, psutil.Process]]:
+    """`modelci serve` on the embedded database; yields its URL once it is listening.
+
+    ``settings`` become MODELCI_* environment variables (workers="0", say).
+    """
     process = subprocess.Popen(
         [
             sys.executable,
@@ -253,7 +258,7 @@ def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Proce
         ],
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=modelci_env(**settings),
     )
     assert process.stderr is not None
     log = []
@@ -263,9 +268,13 @@ def modelci_serve(data_dir: Path, port: int) -> Iterator[tuple[str, psutil.Proce
             break
     else:
         raise AssertionError("modelci serve did not start:\n" + "".join(log))
+    # Keep reading what it logs, so that a full pipe never blocks the server.
+    drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
+    drain.start()
     try:
         yield f"http://127.0.0.1:{port}", psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGINT)  # as Ctrl+C
-        process.communicate(timeout=60)
+        process.wait(timeout=60)
+        drain.join(timeout=10)
     assert process.returncode == 0, "".join(log)

@@ -124,6 +124,8 @@ def test_dynamic_profile_on_the_cpu(
     devices, gpu_note = discover_devices()
     cpu = devices[0]
     assert cpu.device_id == "cpu" and cpu.total_memory > 0
+    if len(devices) == 1:  # no GPU here: said so, with the reason
+        assert gpu_note is not None and gpu_note.startswith("GPUs absent")
     runner, load_s = load_runner(small_models[model_format], model_format, cpu, QUICK.threads)
     try:
         for batch in (1, 4):

@@ -1,0 +1,246 @@
+"""End to end: a live hub, real worker processes, the job followed over the subscription."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import PREFLIGHT, REGISTER, model_input, modelci_env, modelci_serve, multipart
+from networks import SmallConvNet
+from websockets.sync.client import connect
+
+from modelci.profiling.static import onnx_static_profile
+from modelci.profiling.tensors import InputSpec
+from modelci.schema.domain import DataType
+from modelci.server.embedded import free_port
+
+SUBSCRIBE = """
+subscription Follow($id: ID!) {
+  profilingJob(id: $id) { id status progress worker attempts error log { message } }
+}"""
+
+RESULTS = """
+query Results($id: ID!) {
+  model(id: $id) {
+    profileResult {
+      staticResult { parameters flops macs memory mread mwrite mrw uncountedOperators }
+      dynamicResults {
+        ip deviceId deviceName batch
+        latency { inferenceLatency { avg p50 p95 p99 } initializationLatency { avg } }
+        throughput { inferenceThroughput }
+        memory { totalMemory memoryUsage utilization }
+        measurement { runtime samples windows stable intraOpThreads }
+      }
+    }
+  }
+}"""
+
+PROFILE = """
+mutation($id: ID!, $sizes: [Int!]) { profileModel(modelId: $id, batchSizes: $sizes) { id } }
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`modelci serve` with no worker of its own: the tests start and kill workers."""
+    with modelci_serve(tmp_path_factory.mktemp("hub"), free_port(), workers="0") as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            SmallConvNet().eval(),
+            (torch.randn(2, 3, 16, 16),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+    return path
+
+
+@contextmanager
+def worker(hub: str, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelci.server.cli",
+            "worker",
+            "--server",
+            hub,
+            "--poll-seconds",
+            "0.2",
+            "--threads",
+            "1",
+            *options,
+        ],
+        env=modelci_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+QUICK = ("--window-seconds", "0.05", "--min-runs", "10")
+
+
+def register(hub: str, weight: Path, profile: bool = False) -> str:
+    query = REGISTER.replace(
+        "weight: $weight)", f"weight: $weight, profile: {json.dumps(profile)})"
+    )
+    fields = model_input(
+        architecture=f"Small-{uuid.uuid4().hex[:8]}",
+        framework="ONNX",
+        engine="ONNX",
+        inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
+    )
+    request = multipart(query, {"input": fields}, {"weight": ("small.onnx", weight.read_bytes())})
+    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
+    assert not body.get("errors"), body
+    model_id: str = body["data"]["registerModel"]["id"]
+    return model_id
+
+
+def jobs_of(hub: str, model_id: str) -> list[str]:
+    query = "query($id: ID) { profilingJobs(modelId: $id) { nodes { id } } }"
+    body = httpx.post(f"{hub}/graphql", json={"query": query, "variables": {"id": model_id}})
+    return [node["id"] for node in body.json()["data"]["profilingJobs"]["nodes"]]
+
+
+def follow(hub: str, job_id: str) -> Iterator[dict[str, Any]]:
+    """Each state of the job over graphql-transport-ws, until the server completes."""
+    url = hub.replace("http://", "ws://") + "/graphql"
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=30) as socket:  # type: ignore[list-item]
+        socket.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(socket.recv(timeout=30))["type"] == "connection_ack"
+        socket.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIBE, "variables": {"id": job_id}},
+                }
+            )
+        )
+        while True:
+            message = json.loads(socket.recv(timeout=120))
+            if message["type"] == "complete":
+                return
+            assert message["type"] == "next", message
+            assert not message["payload"].get("errors"), message
+            yield message["payload"]["data"]["profilingJob"]
+
+
+def test_register_profile_and_follow_to_the_end(hub: str, onnx_model: Path) -> None:
+    model_id = register(hub, onnx_model, profile=True)
+    (job_id,) = jobs_of(hub, model_id)
+    with worker(hub, *QUICK, "--lease-seconds", "30"):
+        states = list(follow(hub, job_id))
+    statuses = [state["status"] for state in states]
+    assert statuses[0] in ("QUEUED", "RUNNING") and statuses[-1] == "SUCCEEDED"
+    progress = [state["progress"] for state in states]
+    assert progress == sorted(progress) and progress[-1] == 1
+    messages = [entry["message"] for entry in states[-1]["log"]]
+    assert any(message.startswith("GPUs absent") for message in messages) or any(
+        "cuda" in message for message in messages
+    )
+
+    body = httpx.post(f"{hub}/graphql", json={"query": RESULTS, "variables": {"id": model_id}})
+    result = body.json()["data"]["model"]["profileResult"]
+    # Static figures, against figures computed here from the same graph file.
+    expected = onnx_static_profile(
+        onnx.load(str(onnx_model)), [InputSpec("input", (-1, 3, 16, 16), DataType.TYPE_FP32)]
+    )
+    static = result["staticResult"]
+    assert static["macs"] == expected.macs == 8 * 16 * 16 * 27 + 80
+    assert static["flops"] == 2 * static["macs"]
+    assert static["parameters"] == expected.parameters
+    assert (static["mread"], static["mwrite"]) == (expected.mread, expected.mwrite)
+
+    dynamic = result["dynamicResults"]
+    cpu = [entry for entry in dynamic if entry["deviceId"] == "cpu"]
+    assert [entry["batch"] for entry in cpu] == [1, 2, 4, 8, 16, 32]
+    for entry in cpu:
+        latency = entry["latency"]["inferenceLatency"]
+        assert 0 < latency["p50"] <= latency["p95"]
+        if latency["p99"] is not None:
+            assert latency["p95"] <= latency["p99"]
+        assert entry["throughput"]["inferenceThroughput"] == pytest.approx(
+            entry["batch"] / latency["avg"]
+        )
+        assert entry["measurement"]["runtime"].startswith("onnxruntime")
+        assert entry["measurement"]["intraOpThreads"] == 1
+
+
+def test_a_killed_workers_job_completes_on_another(hub: str, onnx_model: Path) -> None:
+    model_id = register(hub, onnx_model)
+    slow = ("--window-seconds", "0.5", "--min-runs", "10", "--lease-seconds", "1")
+    with worker(hub, *slow) as first:
+        job_id = httpx.post(
+            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id}}
+        ).json()["data"]["profileModel"]["id"]
+        states = follow(hub, job_id)
+        for state in states:
+            if state["status"] == "RUNNING":
+                first.kill()  # as kill -9: no goodbye, the lease just runs out
+                first.wait()
+                first_worker = state["worker"]
+                break
+        with worker(hub, *QUICK, "--lease-seconds", "30"):
+            final = list(states)[-1]
+    assert final["status"] == "SUCCEEDED"
+    assert final["attempts"] == 2
+    assert final["worker"] != first_worker
+
+
+def test_cancelling_a_running_job(hub: str, onnx_model: Path) -> None:
+    model_id = register(hub, onnx_model)
+    with worker(hub, "--window-seconds", "0.5", "--min-runs", "10"):
+        job_id = httpx.post(
+            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id}}
+        ).json()["data"]["profileModel"]["id"]
+        states = follow(hub, job_id)
+        for state in states:
+            if state["status"] == "RUNNING":
+                cancel = "mutation($id: ID!) { cancelProfilingJob(id: $id) { status } }"
+                httpx.post(f"{hub}/graphql", json={"query": cancel, "variables": {"id": job_id}})
+                break
+        assert list(states)[-1]["status"] == "CANCELLED"
+
+        # The worker let go of it and takes the next job.
+        next_job = httpx.post(
+            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id, "sizes": [1]}}
+        ).json()["data"]["profileModel"]["id"]
+        assert list(follow(hub, next_job))[-1]["status"] == "SUCCEEDED"
+
+
+def test_the_downloaded_model_computes_what_was_registered(hub: str, onnx_model: Path) -> None:
+    model_id = register(hub, onnx_model)
+    downloaded = httpx.get(f"{hub}/models/{model_id}/weight").content
+    session = ort.InferenceSession(downloaded, providers=["CPUExecutionProvider"])
+    original = ort.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    batch = torch.randn(3, 3, 16, 16).numpy()
+    (ours,) = session.run(None, {"input": batch})
+    (theirs,) = original.run(None, {"input": batch})
+    assert (ours == theirs).all()
