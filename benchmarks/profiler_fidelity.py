@@ -34,10 +34,15 @@ from modelci.schema.domain import DataType
 def network() -> nn.Module:
     """A few milliseconds per batch on one core: long enough to time, short enough to repeat."""
     return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
     ).eval()
 
 
@@ -87,7 +92,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net, (example,), str(onnx_path), dynamo=False, input_names=["input"],
+                net,
+                (example,),
+                str(onnx_path),
+                dynamo=False,
+                input_names=["input"],
                 dynamic_axes={"input": {0: "batch"}},
             )
             torch.jit.trace(net, example).save(str(script_path))
@@ -111,8 +120,10 @@ def main() -> None:
         theirs = statistics.median(v[1] for v in values)
         print(f"{name:>12}: profiler p50 {ours * 1e3:.3f} ms, bare loop p50 {theirs * 1e3:.3f} ms")
         summary.append(f"{name} profiler/bare {ours / theirs:.3f}")
-    print(f"ratios (batch {args.batch}, {args.threads} thread(s), median of {args.rounds}): "
-          + ", ".join(summary))
+    print(
+        f"ratios (batch {args.batch}, {args.threads} thread(s), median of {args.rounds}): "
+        + ", ".join(summary)
+    )
 
 
 if __name__ == "__main__":
