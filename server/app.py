@@ -29,7 +29,7 @@ from .jobs import MongoJobQueue
 from .registry import MongoModelRegistry
 from .settings import Settings
 from .storage import DEVICES, JOBS, MODELS, ensure_indexes
-from .weights import FileWeightStore, GridFSWeightStore, WeightStore
+from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
 logger = logging.getLogger("modelci.server")
 
@@ -118,8 +118,11 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
         try:
             db = client[settings.database]
             await ensure_indexes(db)
+            staging = Staging(settings.staging_dir)
             weights: WeightStore = (
-                GridFSWeightStore(db) if use_gridfs else FileWeightStore(settings.weights_dir)
+                GridFSWeightStore(db, staging)
+                if use_gridfs
+                else FileWeightStore(settings.weights_dir, staging)
             )
             registry = MongoModelRegistry(db[MODELS], weights)
             await registry.collect_orphans()

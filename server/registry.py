@@ -97,7 +97,7 @@ class MongoModelRegistry:
         key = to_bson(fields.key().model_dump())
         if await self.models.find_one(key, {"_id": 1}) is not None:
             raise self.conflict(fields)
-        staged = await self.weights.stage(weight)
+        staged = await self.weights.staging.write(weight)
         now = utcnow()
         document = to_bson(fields.model_dump())
         document.update(
@@ -131,7 +131,7 @@ class MongoModelRegistry:
         if weight is None:
             return await self.apply_update(oid, update, merged)
 
-        staged = await self.weights.stage(weight)
+        staged = await self.weights.staging.write(weight)
         update["weight"] = self.weight_description(weight, staged).model_dump()
         async with self.referencing(staged):
             updated = await self.apply_update(oid, update, merged)
@@ -269,7 +269,7 @@ class MongoModelRegistry:
             try:
                 await self.weights.commit(staged)
             except BaseException:
-                await self.weights.discard(staged)
+                staged.path.unlink(missing_ok=True)
                 raise
             try:
                 yield

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         return self.data_dir / "weights"
 
     @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
     def embedded_db_dir(self) -> Path:
         return self.data_dir / "db"
 

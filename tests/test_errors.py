@@ -18,7 +18,7 @@ def stored_blobs(settings: Settings) -> list[Path]:
 
 
 def staged_files(settings: Settings) -> list[Path]:
-    return sorted((settings.weights_dir / "staging").iterdir())
+    return sorted(settings.staging_dir.iterdir())
 
 
 async def model_count(api: Api) -> int:

@@ -127,7 +127,7 @@ async def test_leftovers_are_collected_at_start_up(settings: Settings, mongodb_u
     async with serving(app) as api:
         kept = await api.register(b"kept")
     # What a crash would leave: a half-written upload and committed bytes no model names.
-    staged = settings.weights_dir / "staging" / "0123abcd"
+    staged = settings.staging_dir / "0123abcd"
     staged.write_bytes(b"half an upload")
     orphan_sha = hashlib.sha256(b"orphan").hexdigest()
     orphan = settings.weights_dir / "blobs" / orphan_sha[:2] / orphan_sha
