@@ -26,9 +26,8 @@ from torch.utils import benchmark
 
 from modelci.profiling.devices import discover_devices
 from modelci.profiling.dynamic import MeasurementSettings, load_runner, measure
-from modelci.profiling.formats import ModelFormat
 from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType
+from modelci.schema.domain import DataType, WeightFormat
 
 
 def network() -> nn.Module:
@@ -104,8 +103,8 @@ def main() -> None:
         pairs: dict[str, list[tuple[float, float]]] = {"onnxruntime": [], "torch": []}
         for _ in range(args.rounds):
             for name, path, model_format, bare in (
-                ("onnxruntime", onnx_path, ModelFormat.ONNX, bare_onnx_p50),
-                ("torch", script_path, ModelFormat.TORCHSCRIPT, bare_torch_p50),
+                ("onnxruntime", onnx_path, WeightFormat.ONNX, bare_onnx_p50),
+                ("torch", script_path, WeightFormat.TORCHSCRIPT, bare_torch_p50),
             ):
                 runner, load_s = load_runner(path, model_format, cpu, args.threads)
                 result = measure(runner, [spec], args.batch, cpu, "127.0.0.1", load_s, settings)

@@ -36,10 +36,10 @@ from modelci.schema.domain import (
     ProfileLatency,
     ProfileMemory,
     ProfileThroughput,
+    WeightFormat,
 )
 
 from .devices import GpuSampler, LocalDevice
-from .formats import ModelFormat
 from .tensors import InputSpec
 
 P99_MIN_SAMPLES = 100
@@ -136,22 +136,22 @@ class OnnxRuntimeRunner:
 
 
 class TorchRunner:
-    def __init__(self, path: Path, model_format: ModelFormat, device: LocalDevice, threads: int):
+    def __init__(self, path: Path, model_format: WeightFormat, device: LocalDevice, threads: int):
         import torch
 
         torch.set_num_threads(threads)
         self.torch = torch
         self.device = torch.device("cuda", device.index or 0) if device.kind == "CUDA" else None
-        if model_format is ModelFormat.TORCHSCRIPT:
+        if model_format is WeightFormat.TORCHSCRIPT:
             module = torch.jit.load(str(path), map_location=self.device or "cpu")
-        elif model_format is ModelFormat.TORCH_EXPORT:
+        elif model_format is WeightFormat.TORCH_EXPORT:
             module = torch.export.load(str(path)).module()
             if self.device is not None:
                 module = module.to(self.device)
         else:
             raise ValueError(f"no torch runner for {model_format.value}")
         # An exported program's module is already in inference form and refuses eval().
-        self.module = module if model_format is ModelFormat.TORCH_EXPORT else module.eval()
+        self.module = module if model_format is WeightFormat.TORCH_EXPORT else module.eval()
         self.runtime = f"torch {torch.__version__} ({model_format.value})"
 
     def synchronize(self) -> None:
@@ -187,12 +187,12 @@ class TorchRunner:
 
 
 def load_runner(
-    path: Path, model_format: ModelFormat, device: LocalDevice, threads: int
+    path: Path, model_format: WeightFormat, device: LocalDevice, threads: int
 ) -> tuple[Runner, float]:
     """The model loaded on the device, and how long loading took (seconds)."""
     started = time.perf_counter()
     runner: Runner
-    if model_format is ModelFormat.ONNX:
+    if model_format is WeightFormat.ONNX:
         runner = OnnxRuntimeRunner(path, device, threads)
     else:
         runner = TorchRunner(path, model_format, device, threads)

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from modelci.schema.domain import DynamicProfileResult, IOShape, StaticProfileResult
+from modelci.schema.domain import DynamicProfileResult, IOShape, StaticProfileResult, WeightFormat
 
 from .devices import LocalDevice, discover_devices, local_ip
 from .dynamic import (
@@ -33,7 +33,7 @@ from .dynamic import (
     load_runner,
     measure,
 )
-from .formats import ModelFormat, UnsupportedModel, detect_format
+from .formats import UnsupportedModel, detect_format
 from .static import StaticFigures, onnx_static_profile, torch_static_profile
 from .tensors import InputSpec, batch_sizes_allowed, onnx_input_specs
 
@@ -270,13 +270,13 @@ class Worker:
             path = Path(workdir) / "weight"
             self.hub.download_weight(model["id"], path)
             model_format = detect_format(path)
-            if model_format is ModelFormat.TORCH_PICKLE:
+            if model_format is WeightFormat.TORCH_PICKLE:
                 raise UnsupportedModel(
                     "a pickled PyTorch model is not loaded for profiling (unpickling runs "
                     "arbitrary code); register it as TorchScript, torch.export or ONNX"
                 )
             specs = [InputSpec.of(IOShape.model_validate(io)) for io in model["inputs"]]
-            if not specs and model_format is ModelFormat.ONNX:
+            if not specs and model_format is WeightFormat.ONNX:
                 specs = onnx_input_specs(path)
             if not specs:
                 raise UnsupportedModel("the model declares no inputs: nothing to feed it")
@@ -317,7 +317,7 @@ class Worker:
     def sweep(
         self,
         path: Path,
-        model_format: ModelFormat,
+        model_format: WeightFormat,
         specs: list[InputSpec],
         device: LocalDevice,
         batches: list[int],
@@ -353,15 +353,15 @@ class Worker:
             runner.close()
 
 
-def static_figures(path: Path, model_format: ModelFormat, specs: list[InputSpec]) -> StaticFigures:
-    if model_format is ModelFormat.ONNX:
+def static_figures(path: Path, model_format: WeightFormat, specs: list[InputSpec]) -> StaticFigures:
+    if model_format is WeightFormat.ONNX:
         import onnx
 
         return onnx_static_profile(onnx.load(str(path)), specs)
     import numpy as np
     import torch
 
-    if model_format is ModelFormat.TORCHSCRIPT:
+    if model_format is WeightFormat.TORCHSCRIPT:
         module = torch.jit.load(str(path), map_location="cpu")
     else:
         module = torch.export.load(str(path)).module()

@@ -12,6 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from strawberry.types import Info
 
 from .domain import (
+    ConversionCheck,
     Device,
     DynamicProfileResult,
     JobStatus,
@@ -49,6 +50,7 @@ class ModelRegistry(Protocol):
         fields: ModelFields,
         weight: WeightSource,
         parent_model_id: str | None = None,
+        conversion: ConversionCheck | None = None,
     ) -> MLModel: ...
 
     async def get(self, model_id: str) -> MLModel: ...

@@ -92,6 +92,15 @@ class ModelStatus(Enum):
     TRAINING = "TRAINING"
 
 
+class WeightFormat(Enum):
+    """A weight file's format, told from its content (None: a file the hub does not read)."""
+
+    ONNX = "ONNX"
+    TORCHSCRIPT = "TorchScript"
+    TORCH_EXPORT = "torch.export"
+    TORCH_PICKLE = "pickled PyTorch"
+
+
 def utcnow() -> datetime:
     """Now, in UTC, at the millisecond precision MongoDB stores."""
     now = datetime.now(UTC)
@@ -129,6 +138,7 @@ class Weight(Domain):
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: str
+    format: WeightFormat | None = None
 
 
 class StaticProfileResult(Domain):
@@ -257,11 +267,22 @@ class ModelFields(Domain):
         )
 
 
+class ConversionCheck(Domain):
+    """How a converted variant was verified against its source before registration."""
+
+    source_engine: Engine
+    batch_sizes: list[int]
+    max_abs_diff: float = Field(ge=0)
+    max_rel_diff: float = Field(ge=0, description="max |variant - source| / max |source|")
+    tolerance: float = Field(ge=0)
+
+
 class MLModel(ModelFields):
     """A registered model: its metadata, weight description and profiling results."""
 
     id: str
     parent_model_id: str | None = None
+    conversion: ConversionCheck | None = None
     weight: Weight
     profile_result: ProfileResult = Field(default_factory=ProfileResult)
     create_time: datetime

@@ -25,6 +25,7 @@ from modelci.schema.context import HubContext
 from modelci.schema.errors import HubError
 
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
+from .inspection import ModelInspector
 from .jobs import MongoJobQueue
 from .registry import MongoModelRegistry
 from .settings import Settings
@@ -115,6 +116,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        inspector: ModelInspector | None = None
         try:
             db = client[settings.database]
             await ensure_indexes(db)
@@ -124,7 +126,8 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
                 if use_gridfs
                 else FileWeightStore(settings.weights_dir, staging)
             )
-            registry = MongoModelRegistry(db[MODELS], weights)
+            inspector = ModelInspector(allow_pickle=settings.allow_pickle)
+            registry = MongoModelRegistry(db[MODELS], weights, inspector)
             await registry.collect_orphans()
             jobs = MongoJobQueue(db[JOBS], db[DEVICES])
             app.state.services = Services(
@@ -137,6 +140,8 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             )
             yield
         finally:
+            if inspector is not None:
+                inspector.close()
             await client.close()
 
     graphql = HubGraphQL(schema, multipart_uploads_enabled=True)

@@ -20,16 +20,19 @@ from pymongo.errors import DuplicateKeyError
 
 from modelci.schema.context import Page, WeightSource
 from modelci.schema.domain import (
+    ConversionCheck,
     DynamicProfileResult,
     MLModel,
     ModelFields,
     ModelFilter,
     StaticProfileResult,
     Weight,
+    WeightFormat,
     utcnow,
 )
 from modelci.schema.errors import Conflict, NotFound, invalid_input
 
+from .inspection import ModelInspector, check_declaration
 from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
 from .weights import StagedWeight, WeightStore, display_filename
 
@@ -54,9 +57,15 @@ def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
 
 
 class MongoModelRegistry:
-    def __init__(self, models: AsyncCollection[dict[str, Any]], weights: WeightStore) -> None:
+    def __init__(
+        self,
+        models: AsyncCollection[dict[str, Any]],
+        weights: WeightStore,
+        inspector: ModelInspector,
+    ) -> None:
         self.models = models
         self.weights = weights
+        self.inspector = inspector
         # Committing or dropping weight bytes and (un)referencing them from a model
         # happen together under this lock, so a delete never removes bytes that a
         # concurrent registration of the same content has just referenced.
@@ -93,16 +102,18 @@ class MongoModelRegistry:
         fields: ModelFields,
         weight: WeightSource,
         parent_model_id: str | None = None,
+        conversion: ConversionCheck | None = None,
     ) -> MLModel:
         key = to_bson(fields.key().model_dump())
         if await self.models.find_one(key, {"_id": 1}) is not None:
             raise self.conflict(fields)
-        staged = await self.weights.staging.write(weight)
+        staged, fields, weight_format = await self.stage_checked(weight, fields)
         now = utcnow()
         document = to_bson(fields.model_dump())
         document.update(
             parent_model_id=parent_model_id,
-            weight=self.weight_description(weight, staged).model_dump(),
+            conversion=to_bson(conversion.model_dump()) if conversion else None,
+            weight=to_bson(self.weight_description(weight, staged, weight_format).model_dump()),
             profile_result={"static_result": None, "dynamic_results": []},
             create_time=now,
             update_time=now,
@@ -126,13 +137,24 @@ class MongoModelRegistry:
             )
         except ValidationError as error:
             raise invalid_input(error, "input") from None
-        update = {field: to_bson(getattr(merged, field)) for field in changes}
-        update["update_time"] = utcnow()
         if weight is None:
+            if current.weight.format is not None:
+                check_declaration(merged, current.weight.format)
+            update = {field: to_bson(getattr(merged, field)) for field in changes}
+            update["update_time"] = utcnow()
             return await self.apply_update(oid, update, merged)
 
-        staged = await self.weights.staging.write(weight)
-        update["weight"] = self.weight_description(weight, staged).model_dump()
+        staged, completed, weight_format = await self.stage_checked(weight, merged)
+        changed = set(changes) | {
+            field
+            for field in ("inputs", "outputs")
+            if getattr(completed, field) != getattr(merged, field)
+        }
+        update = {field: to_bson(getattr(completed, field)) for field in changed}
+        update["update_time"] = utcnow()
+        update["weight"] = to_bson(
+            self.weight_description(weight, staged, weight_format).model_dump()
+        )
         async with self.referencing(staged):
             updated = await self.apply_update(oid, update, merged)
             await self.drop_weight_if_unused(current.weight.sha256)
@@ -246,13 +268,28 @@ class MongoModelRegistry:
 
     # Weight bytes
 
+    async def stage_checked(
+        self, weight: WeightSource, fields: ModelFields
+    ) -> tuple[StagedWeight, ModelFields, WeightFormat | None]:
+        """The upload staged, and the fields checked against (and completed from) it."""
+        staged = await self.weights.staging.write(weight)
+        try:
+            completed, weight_format = await self.inspector.checked(fields, staged.path)
+        except BaseException:
+            staged.path.unlink(missing_ok=True)
+            raise
+        return staged, completed, weight_format
+
     @staticmethod
-    def weight_description(source: WeightSource, staged: StagedWeight) -> Weight:
+    def weight_description(
+        source: WeightSource, staged: StagedWeight, weight_format: WeightFormat | None
+    ) -> Weight:
         return Weight(
             filename=display_filename(source.filename),
             size=staged.size,
             sha256=staged.sha256,
             content_type=source.content_type or "application/octet-stream",
+            format=weight_format,
         )
 
     @staticmethod

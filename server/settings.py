@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    allow_pickle: bool = Field(
+        default=False,
+        description="Accept pickled PyTorch models (torch.save). Unpickling runs arbitrary "
+        "code: only for uploads from people you trust.",
+    )
     workers: int = Field(
         default=1, ge=0, le=64, description="Profiling worker processes `serve` starts."
     )

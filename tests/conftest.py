@@ -72,7 +72,8 @@ def model_input(**overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "architecture": "ResNet50",
         "framework": "PyTorch",
-        "engine": "PYTORCH",
+        # Weights in the framework's own format (a state dict, say): stored, not read.
+        "engine": "NONE",
         "version": 1,
         "dataset": "ImageNet",
         "metric": [{"name": "acc", "value": 0.76}],

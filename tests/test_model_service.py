@@ -71,7 +71,7 @@ async def test_register_model(api: Api) -> None:
     assert len(model["id"]) == 24
     assert model["architecture"] == "ResNet50"
     assert model["framework"] == "PyTorch"
-    assert model["engine"] == "PYTORCH"
+    assert model["engine"] == "NONE"
     assert model["metric"] == [{"name": "acc", "value": 0.76}]
     assert model["inputs"][0]["shape"] == [-1, 3, 224, 224]
     assert model["inputs"][0]["format"] == "FORMAT_NCHW"

@@ -39,22 +39,22 @@ async def test_pages_cover_every_model_once_newest_first(api: Api) -> None:
 
 
 async def test_filters_combine(api: Api) -> None:
-    await api.register(version=1, dataset="ImageNet", framework="PyTorch", engine="PYTORCH")
-    onnx = await api.register(
+    await api.register(version=1, dataset="ImageNet", framework="PyTorch", engine="NONE")
+    serving = await api.register(
         version=1,
         dataset="ImageNet",
-        framework="ONNX",
-        engine="ONNX",
+        framework="TensorFlow",
+        engine="TFS",
         modelStatus=["CONVERTED", "PUBLISHED"],
     )
-    await api.register(version=2, dataset="CIFAR10", framework="ONNX", engine="ONNX")
+    await api.register(version=2, dataset="CIFAR10", framework="TensorFlow", engine="TFS")
 
     async def ids(**filters: object) -> list[str]:
         data = await api.data(PAGE, {"first": 100, **filters})
         return [edge["node"]["id"] for edge in data["models"]["edges"]]
 
-    assert await ids(framework="ONNX", dataset="ImageNet") == [onnx["id"]]
-    assert await ids(engine="ONNX", version=1) == [onnx["id"]]
-    assert await ids(status="CONVERTED") == [onnx["id"]]
+    assert await ids(framework="TensorFlow", dataset="ImageNet") == [serving["id"]]
+    assert await ids(engine="TFS", version=1) == [serving["id"]]
+    assert await ids(status="CONVERTED") == [serving["id"]]
     assert len(await ids(architecture="ResNet50")) == 3
     assert await ids(architecture="ResNet50", dataset="COCO") == []

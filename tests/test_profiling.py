@@ -12,10 +12,10 @@ from networks import ResNet50, SmallConvNet
 
 from modelci.profiling.devices import discover_devices
 from modelci.profiling.dynamic import MeasurementSettings, load_runner, measure
-from modelci.profiling.formats import ModelFormat, UnsupportedModel, detect_format
+from modelci.profiling.formats import UnsupportedModel, detect_format
 from modelci.profiling.static import onnx_static_profile, torch_static_profile
 from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType
+from modelci.schema.domain import DataType, WeightFormat
 
 SMALL_INPUT = InputSpec("input", (-1, 3, 16, 16), DataType.TYPE_FP32)
 QUICK = MeasurementSettings(window_s=0.05, min_runs=10, max_windows=6, threads=1)
@@ -48,15 +48,15 @@ def save_torch_export(module: torch.nn.Module, example: torch.Tensor, path: Path
 
 
 @pytest.fixture(scope="module")
-def small_models(tmp_path_factory: pytest.TempPathFactory) -> dict[ModelFormat, Path]:
+def small_models(tmp_path_factory: pytest.TempPathFactory) -> dict[WeightFormat, Path]:
     folder = tmp_path_factory.mktemp("small")
     torch.manual_seed(0)
     net = SmallConvNet().eval()
     example = torch.randn(2, 3, 16, 16)
     return {
-        ModelFormat.ONNX: export_onnx(net, example, folder / "a"),
-        ModelFormat.TORCHSCRIPT: save_torchscript(net, example, folder / "b"),
-        ModelFormat.TORCH_EXPORT: save_torch_export(net, example, folder / "c"),
+        WeightFormat.ONNX: export_onnx(net, example, folder / "a"),
+        WeightFormat.TORCHSCRIPT: save_torchscript(net, example, folder / "b"),
+        WeightFormat.TORCH_EXPORT: save_torch_export(net, example, folder / "c"),
     }
 
 
@@ -66,24 +66,26 @@ def small_net_macs() -> int:
     return conv + linear
 
 
-def test_formats_are_told_by_content(small_models: dict[ModelFormat, Path], tmp_path: Path) -> None:
+def test_formats_are_told_by_content(
+    small_models: dict[WeightFormat, Path], tmp_path: Path
+) -> None:
     for model_format, path in small_models.items():
         assert detect_format(path) is model_format
     pickled = tmp_path / "model.onnx"  # a misleading name changes nothing
     torch.save(SmallConvNet(), pickled)
-    assert detect_format(pickled) is ModelFormat.TORCH_PICKLE
+    assert detect_format(pickled) is WeightFormat.TORCH_PICKLE
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00\x01 definitely not a model" * 10)
     with pytest.raises(UnsupportedModel):
         detect_format(garbage)
 
 
-def test_static_profile_of_a_small_network(small_models: dict[ModelFormat, Path]) -> None:
+def test_static_profile_of_a_small_network(small_models: dict[WeightFormat, Path]) -> None:
     net = SmallConvNet()
     parameters = sum(p.numel() for p in net.parameters())
     # ONNX graph: export folds the batch norm into the convolution (its 8 scales and 8
     # shifts become part of the convolution's weight and bias).
-    from_graph = onnx_static_profile(onnx.load(str(small_models[ModelFormat.ONNX])), [SMALL_INPUT])
+    from_graph = onnx_static_profile(onnx.load(str(small_models[WeightFormat.ONNX])), [SMALL_INPUT])
     assert from_graph.macs == small_net_macs()
     assert from_graph.flops == 2 * small_net_macs()
     assert from_graph.parameters == parameters - 16
@@ -93,7 +95,7 @@ def test_static_profile_of_a_small_network(small_models: dict[ModelFormat, Path]
     assert from_graph.mrw == from_graph.mread + from_graph.mwrite
     assert from_graph.memory > parameters * 4
 
-    scripted = torch.jit.load(str(small_models[ModelFormat.TORCHSCRIPT]))
+    scripted = torch.jit.load(str(small_models[WeightFormat.TORCHSCRIPT]))
     from_torch = torch_static_profile(scripted, [torch.randn(1, 3, 16, 16)])
     assert from_torch.parameters == parameters
     assert from_torch.macs == small_net_macs()
@@ -117,9 +119,9 @@ def test_static_profile_of_resnet50_matches_published_figures(tmp_path: Path) ->
     assert from_graph.parameters == pytest.approx(25_557_032, rel=0.02)  # BN folded
 
 
-@pytest.mark.parametrize("model_format", list(ModelFormat)[:3])
+@pytest.mark.parametrize("model_format", list(WeightFormat)[:3])
 def test_dynamic_profile_on_the_cpu(
-    small_models: dict[ModelFormat, Path], model_format: ModelFormat
+    small_models: dict[WeightFormat, Path], model_format: WeightFormat
 ) -> None:
     devices, gpu_note = discover_devices()
     cpu = devices[0]

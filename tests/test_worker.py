@@ -114,6 +114,7 @@ def register(hub: str, weight: Path, profile: bool = False) -> str:
         framework="ONNX",
         engine="ONNX",
         inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
+        outputs=[],  # filled in from the graph
     )
     request = multipart(query, {"input": fields}, {"weight": ("small.onnx", weight.read_bytes())})
     body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
