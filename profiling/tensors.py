@@ -26,7 +26,7 @@ NUMPY_DTYPES: dict[DataType, type[np.generic]] = {
 }
 
 # A dynamic dimension other than the batch gets this size when nothing fixes it.
-DYNAMIC_DIMENSION_SIZE = 1
+DYNAMIC_DIMENSION_SIZE = 8
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ the job goes to the next worker that asks.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -23,8 +24,15 @@ from urllib.parse import urlparse
 
 import httpx
 
-from modelci.schema.domain import DynamicProfileResult, IOShape, StaticProfileResult, WeightFormat
+from modelci.schema.domain import (
+    DynamicProfileResult,
+    Engine,
+    IOShape,
+    StaticProfileResult,
+    WeightFormat,
+)
 
+from .conversion import NotProduced, convert
 from .devices import LocalDevice, discover_devices, local_ip
 from .dynamic import (
     MeasurementSettings,
@@ -44,7 +52,7 @@ CHUNK_SIZE = 1024 * 1024
 CLAIM = """
 mutation Claim($worker: String!, $devices: [DeviceInput!]!, $lease: Float!) {
   claimProfilingJob(worker: $worker, devices: $devices, leaseSeconds: $lease) {
-    id modelId batchSizes devices attempts
+    id modelId kind batchSizes devices targets profileVariants attempts
   }
 }"""
 
@@ -55,18 +63,29 @@ mutation Beat($id: ID!, $worker: String!, $progress: Float!, $message: String, $
 }"""
 
 FINISH = """
-mutation Finish($id: ID!, $worker: String!, $error: String, $message: String) {
-  finishProfilingJob(id: $id, worker: $worker, error: $error, message: $message) { status }
+mutation Finish($id: ID!, $worker: String!, $error: String, $message: String,
+               $retryable: Boolean!) {
+  finishProfilingJob(id: $id, worker: $worker, error: $error, message: $message,
+                     retryable: $retryable) { status }
 }"""
 
 MODEL = """
 query Model($id: ID!) {
-  model(id: $id) { id engine inputs { name shape dtype format } }
+  model(id: $id) {
+    id engine inputs { name shape dtype format } outputs { name } weight { format }
+  }
 }"""
 
 STATIC = """
 mutation Static($id: ID!, $result: StaticProfileResultInput!) {
   registerStaticProfilingResult(modelId: $id, result: $result) { id }
+}"""
+
+REGISTER_VARIANT = """
+mutation Variant($source: ID!, $engine: Engine!, $weight: Upload!,
+                 $check: ConversionCheckInput!, $profile: Boolean!) {
+  registerConvertedModel(sourceId: $source, engine: $engine, weight: $weight,
+                         conversion: $check, profile: $profile) { id }
 }"""
 
 DYNAMIC = """
@@ -87,6 +106,14 @@ class JobCancelled(Exception):
     pass
 
 
+class ConversionFailed(Exception):
+    """Some targets could not be produced or verified; retrying would not help."""
+
+
+# Errors that another attempt would meet again.
+PERMANENT_ERRORS = (UnsupportedModel, ConversionFailed)
+
+
 @dataclass
 class HubClient:
     """GraphQL over HTTP to the hub."""
@@ -101,6 +128,22 @@ class HubClient:
 
     def call(self, query: str, **variables: Any) -> dict[str, Any]:
         response = self.http.post("/graphql", json={"query": query, "variables": variables})
+        body = response.json()
+        if body.get("errors"):
+            raise HubError(body["errors"])
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def upload(self, query: str, file: Path, **variables: Any) -> dict[str, Any]:
+        """A multipart GraphQL request carrying ``file`` as the variable ``weight``."""
+        operations = json.dumps({"query": query, "variables": {**variables, "weight": None}})
+        with file.open("rb") as content:
+            response = self.http.post(
+                "/graphql",
+                headers={"apollo-require-preflight": "true"},
+                data={"operations": operations, "map": json.dumps({"0": ["variables.weight"]})},
+                files={"0": (file.name, content, "application/octet-stream")},
+            )
         body = response.json()
         if body.get("errors"):
             raise HubError(body["errors"])
@@ -201,6 +244,7 @@ class Worker:
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     lease_s: float = 60.0
     poll_s: float = 2.0
+    allow_pickle: bool = False
     name: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -248,38 +292,115 @@ class Worker:
         job_id = job["id"]
         with Heartbeat(self.hub, job_id, self.name, self.lease_s) as heartbeat:
             try:
-                summary = self.profile(job, heartbeat)
+                if job["kind"] == "CONVERT":
+                    summary = self.convert(job, heartbeat)
+                else:
+                    summary = self.profile(job, heartbeat)
             except JobCancelled:
                 logger.info("job %s: stopped (cancelled or lease lost)", job_id)
                 return
             except Exception as error:
                 logger.exception("job %s failed", job_id)
-                self.finish(job_id, error=f"{type(error).__name__}: {error}")
+                retryable = not isinstance(error, PERMANENT_ERRORS)
+                self.finish(job_id, error=f"{type(error).__name__}: {error}", retryable=retryable)
                 return
         self.finish(job_id, message=summary)
 
-    def finish(self, job_id: str, error: str | None = None, message: str | None = None) -> None:
+    def finish(
+        self,
+        job_id: str,
+        error: str | None = None,
+        message: str | None = None,
+        retryable: bool = True,
+    ) -> None:
         try:
-            self.hub.call(FINISH, id=job_id, worker=self.name, error=error, message=message)
+            self.hub.call(
+                FINISH,
+                id=job_id,
+                worker=self.name,
+                error=error,
+                message=message,
+                retryable=retryable,
+            )
         except HubError as refused:
             logger.warning("finishing job %s refused: %s", job_id, refused)
 
+    def fetch_model(
+        self, model_id: str, workdir: Path
+    ) -> tuple[dict[str, Any], Path, WeightFormat, list[InputSpec]]:
+        """The model's metadata, its weight file, format and input specs."""
+        model = self.hub.call(MODEL, id=model_id)["model"]
+        path = workdir / "weight"
+        self.hub.download_weight(model["id"], path)
+        model_format = detect_format(path)
+        specs = [InputSpec.of(IOShape.model_validate(io)) for io in model["inputs"]]
+        if not specs and model_format is WeightFormat.ONNX:
+            specs = onnx_input_specs(path)
+        if not specs:
+            raise UnsupportedModel("the model declares no inputs: nothing to feed it")
+        return model, path, model_format, specs
+
+    def convert(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
+        with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
+            workdir = Path(folder)
+            model, path, model_format, specs = self.fetch_model(job["modelId"], workdir)
+            heartbeat.report(0.1, f"converting a {model_format.value} model to {job['targets']}")
+            outcomes = convert(
+                path,
+                model_format,
+                specs,
+                [output["name"] for output in model["outputs"]],
+                [Engine(target) for target in job["targets"]],
+                workdir,
+                self.allow_pickle,
+            )
+            failures, produced = [], []
+            for done, outcome in enumerate(outcomes, start=1):
+                heartbeat.check()
+                progress = 0.1 + 0.9 * done / len(outcomes)
+                if isinstance(outcome, NotProduced):
+                    if not outcome.skipped:
+                        failures.append(f"{outcome.engine.value}: {outcome.reason}")
+                    heartbeat.report(
+                        progress,
+                        outcome.reason
+                        if outcome.skipped
+                        else f"{outcome.engine.value} not registered: {outcome.reason}",
+                    )
+                    continue
+                check = outcome.check.model_dump(mode="json")
+                try:
+                    variant = self.hub.upload(
+                        REGISTER_VARIANT,
+                        outcome.path,
+                        source=model["id"],
+                        engine=outcome.engine.value,
+                        check=as_graphql(check),
+                        profile=job["profileVariants"],
+                    )["registerConvertedModel"]["id"]
+                except HubError as error:
+                    if error.code != "CONFLICT":
+                        raise
+                    heartbeat.report(progress, f"{outcome.engine.value}: already registered")
+                    continue
+                produced.append(outcome.engine.value)
+                heartbeat.report(
+                    progress,
+                    f"{outcome.engine.value} variant {variant} registered "
+                    f"(max relative difference {outcome.check.max_rel_diff:.1e})",
+                )
+        if failures:
+            raise ConversionFailed("; ".join(failures))
+        return f"variants registered: {', '.join(produced) or 'none'}"
+
     def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
-        model = self.hub.call(MODEL, id=job["modelId"])["model"]
-        with tempfile.TemporaryDirectory(prefix="modelci-job-") as workdir:
-            path = Path(workdir) / "weight"
-            self.hub.download_weight(model["id"], path)
-            model_format = detect_format(path)
+        with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
+            model, path, model_format, specs = self.fetch_model(job["modelId"], Path(folder))
             if model_format is WeightFormat.TORCH_PICKLE:
                 raise UnsupportedModel(
-                    "a pickled PyTorch model is not loaded for profiling (unpickling runs "
-                    "arbitrary code); register it as TorchScript, torch.export or ONNX"
+                    "a pickled PyTorch model is not profiled directly (unpickling runs "
+                    "arbitrary code); profile its converted variants"
                 )
-            specs = [InputSpec.of(IOShape.model_validate(io)) for io in model["inputs"]]
-            if not specs and model_format is WeightFormat.ONNX:
-                specs = onnx_input_specs(path)
-            if not specs:
-                raise UnsupportedModel("the model declares no inputs: nothing to feed it")
             heartbeat.report(0.05, f"loaded a {model_format.value} model")
 
             figures = static_figures(path, model_format, specs)
@@ -394,12 +515,14 @@ def main(
     lease_s: float = 60.0,
     poll_s: float = 2.0,
     measurement: MeasurementSettings | None = None,
+    allow_pickle: bool = False,
 ) -> None:
     worker = Worker(
         HubClient(server, token),
         measurement=measurement or MeasurementSettings(),
         lease_s=lease_s,
         poll_s=poll_s,
+        allow_pickle=allow_pickle,
     )
     try:
         worker.run_forever()

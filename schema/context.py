@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from .domain import (
     ConversionCheck,
     Device,
     DynamicProfileResult,
+    Engine,
+    JobKind,
     JobStatus,
     MLModel,
     ModelFields,
@@ -61,7 +64,14 @@ class ModelRegistry(Protocol):
         self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
     ) -> MLModel: ...
 
-    async def delete(self, model_id: str) -> MLModel: ...
+    async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
+        """The model and, with ``cascade``, its converted variants; CONFLICT if it has
+        variants and ``cascade`` is false."""
+        ...
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]: ...
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]: ...
 
     async def set_static_result(self, model_id: str, result: StaticProfileResult) -> MLModel: ...
 
@@ -80,7 +90,13 @@ class JobQueue(Protocol):
     """Profiling jobs: queued here, claimed by workers under a lease, reported back."""
 
     async def enqueue(
-        self, model_id: str, batch_sizes: list[int], devices: list[str]
+        self,
+        model_id: str,
+        kind: JobKind,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        targets: list[Engine] | None = None,
+        profile_variants: bool = False,
     ) -> ProfilingJob: ...
 
     async def get(self, job_id: str) -> ProfilingJob: ...
@@ -106,7 +122,12 @@ class JobQueue(Protocol):
     ) -> ProfilingJob: ...
 
     async def finish(
-        self, job_id: str, worker: str, error: str | None, message: str | None
+        self,
+        job_id: str,
+        worker: str,
+        error: str | None,
+        message: str | None,
+        retryable: bool = True,
     ) -> ProfilingJob: ...
 
     def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
@@ -119,6 +140,21 @@ class JobQueue(Protocol):
 
 
 @dataclass
+class Loaders:
+    """Per-request DataLoaders: one database round trip for a page's lineage."""
+
+    model: DataLoader[str, MLModel | None]
+    children: DataLoader[str, list[MLModel]]
+
+    @classmethod
+    def of(cls, registry: ModelRegistry) -> Loaders:
+        return cls(
+            model=DataLoader(load_fn=registry.get_many),
+            children=DataLoader(load_fn=registry.children_of),
+        )
+
+
+@dataclass
 class HubContext:
     """The typed request context every resolver receives as ``info.context``."""
 
@@ -127,6 +163,7 @@ class HubContext:
     registry: ModelRegistry
     jobs: JobQueue
     request_id: str
+    loaders: Loaders
 
 
 HubInfo = Info[HubContext, None]

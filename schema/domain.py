@@ -313,6 +313,11 @@ class JobStatus(Enum):
 FINISHED_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class JobKind(Enum):
+    PROFILE = "PROFILE"
+    CONVERT = "CONVERT"
+
+
 class DeviceKind(Enum):
     CPU = "CPU"
     CUDA = "CUDA"
@@ -324,13 +329,21 @@ class JobLogEntry(Domain):
 
 
 class ProfilingJob(Domain):
-    """Profiling of one model, queued in the database and run by a worker under a lease."""
+    """Work on one model (profiling or conversion), queued in the database and run by a
+    worker under a lease."""
 
     id: str
     model_id: str
+    kind: JobKind = JobKind.PROFILE
     status: JobStatus
     batch_sizes: list[int]
     devices: list[str] = Field(description="device ids asked for; empty: all of the worker's")
+    targets: list[Engine] = Field(
+        default_factory=list, description="conversion: the engines to produce"
+    )
+    profile_variants: bool = Field(
+        default=False, description="conversion: queue profiling of every variant produced"
+    )
     progress: float = Field(ge=0, le=1)
     log: list[JobLogEntry] = Field(default_factory=list)
     error: str | None = None

@@ -9,13 +9,14 @@ from strawberry.experimental import pydantic as strawberry_pydantic
 
 from . import domain
 from .context import HubInfo
-from .domain import DeviceKind, JobStatus
+from .domain import DeviceKind, Engine, JobKind, JobStatus, WeightFormat
 from .errors import BadUserInput, validated
 from .pagination import DEFAULT_PAGE_SIZE, Connection, check_page_size, connection, decode_cursor
 from .types import Long
 
 strawberry.enum(JobStatus)
 strawberry.enum(DeviceKind)
+strawberry.enum(JobKind)
 
 JOB_CURSOR = "job"
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -32,14 +33,18 @@ class JobLogEntry:
 
 @strawberry_pydantic.type(
     model=domain.ProfilingJob,
-    description="Profiling of one model, run by a worker under a lease; progress from 0 to 1.",
+    description="Work on one model, run by a worker under a lease: profiling, or conversion "
+    "(kind CONVERT); progress from 0 to 1.",
 )
 class ProfilingJob:
     id: strawberry.ID
     model_id: strawberry.ID
+    kind: strawberry.auto
     status: strawberry.auto
     batch_sizes: strawberry.auto
     devices: strawberry.auto
+    targets: strawberry.auto
+    profile_variants: strawberry.auto
     progress: strawberry.auto
     log: strawberry.auto
     error: strawberry.auto
@@ -114,7 +119,43 @@ async def queue_profiling(
     sizes = checked_batch_sizes(batch_sizes)
     wanted = await checked_devices(info, devices)
     await info.context.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
-    return await info.context.jobs.enqueue(model_id, sizes, wanted)
+    return await info.context.jobs.enqueue(model_id, JobKind.PROFILE, sizes, wanted)
+
+
+# What each source format converts to; TensorRT needs a worker with a GPU and TensorRT.
+CONVERSION_TARGETS = {
+    WeightFormat.TORCHSCRIPT: [Engine.ONNX, Engine.TRT],
+    WeightFormat.TORCH_EXPORT: [Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT],
+    WeightFormat.TORCH_PICKLE: [Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT],
+    WeightFormat.ONNX: [Engine.TRT],
+}
+
+
+def conversion_targets(model: domain.MLModel, targets: list[Engine] | None) -> list[Engine] | None:
+    """The engines to convert to (None: this model converts to nothing)."""
+    possible = CONVERSION_TARGETS.get(model.weight.format) if model.weight.format else None
+    if targets is None:
+        return possible
+    unknown = [target for target in targets if target not in (possible or [])]
+    if unknown:
+        raise BadUserInput(
+            f"targets: a {model.weight.format.value if model.weight.format else 'file in this'} "
+            f"format converts to {', '.join(t.value for t in possible or []) or 'nothing'}, "
+            f"not {', '.join(t.value for t in unknown)}",
+            field="targets",
+        )
+    return sorted(set(targets), key=lambda target: target.value) or None
+
+
+async def queue_conversion(
+    info: HubInfo, model: domain.MLModel, targets: list[Engine] | None, profile: bool
+) -> domain.ProfilingJob | None:
+    wanted = conversion_targets(model, targets)
+    if wanted is None:
+        return None
+    return await info.context.jobs.enqueue(
+        model.id, JobKind.CONVERT, targets=wanted, profile_variants=profile
+    )
 
 
 @strawberry.type
@@ -157,6 +198,26 @@ class JobMutations:
         devices: list[str] | None = None,
     ) -> ProfilingJob:
         return await queue_profiling(info, model_id, batch_sizes, devices)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Queue conversion of a PyTorch model into verified TorchScript and ONNX "
+        "variants (TensorRT on a GPU worker with TensorRT); `profile` also profiles each variant."
+    )
+    async def convert_model(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        targets: list[Engine] | None = None,
+        profile: bool = False,
+    ) -> ProfilingJob:
+        model = await info.context.registry.get(model_id)
+        job = await queue_conversion(info, model, targets, profile)
+        if job is None:
+            raise BadUserInput(
+                "modelId: only ONNX, TorchScript, torch.export and pickled PyTorch models convert",
+                field="modelId",
+            )
+        return job  # type: ignore[return-value]
 
     @strawberry.mutation(description="Cancel a queued or running job.")
     async def cancel_profiling_job(self, info: HubInfo, id: strawberry.ID) -> ProfilingJob:
@@ -202,7 +263,7 @@ class JobMutations:
 
     @strawberry.mutation(
         description="For workers: end a job; with an error it is retried until its attempts "
-        "are used up, then FAILED with that error."
+        "are used up (at once when not retryable), then FAILED with that error."
     )
     async def finish_profiling_job(
         self,
@@ -211,8 +272,11 @@ class JobMutations:
         worker: str,
         error: str | None = None,
         message: str | None = None,
+        retryable: bool = True,
     ) -> ProfilingJob:
-        return await info.context.jobs.finish(id, worker, error, message)  # type: ignore[return-value]
+        return await info.context.jobs.finish(  # type: ignore[return-value]
+            id, worker, error, message, retryable
+        )
 
 
 @strawberry.type

@@ -10,8 +10,9 @@ from strawberry.file_uploads import Upload
 
 from . import domain
 from .context import HubInfo, WeightSource
+from .domain import JobKind
 from .errors import BadUserInput, validated
-from .jobs import DEFAULT_BATCH_SIZES
+from .jobs import DEFAULT_BATCH_SIZES, queue_conversion
 from .pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -21,6 +22,7 @@ from .pagination import (
     decode_cursor,
 )
 from .types import (
+    ConversionCheckInput,
     DynamicProfileResultInput,
     Engine,
     Framework,
@@ -98,17 +100,51 @@ class ModelMutations:
     @strawberry.mutation(
         description="Register a model with its weight file (multipart upload). "
         "A model is unique by (architecture, framework, engine, version, task, dataset); "
-        "`profile` queues a profiling job (see profilingJobs)."
+        "`convert` queues conversion of a PyTorch model into TorchScript and ONNX variants "
+        "(see convertModel), `profile` a profiling job (see profilingJobs)."
     )
     async def register_model(
-        self, info: HubInfo, input: ModelInput, weight: Upload, profile: bool = False
+        self,
+        info: HubInfo,
+        input: ModelInput,
+        weight: Upload,
+        convert: bool = True,
+        profile: bool = False,
     ) -> MLModel:
         fields = validated(input, "input")
         source = cast(WeightSource, weight)
         model = await info.context.registry.register(fields, source)
+        if convert:
+            await queue_conversion(info, model, None, profile)
         if profile:
-            await info.context.jobs.enqueue(model.id, list(DEFAULT_BATCH_SIZES), [])
+            await info.context.jobs.enqueue(model.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES))
         return model  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="For workers: register a converted variant of a model, verified against "
+        "it; it takes the source's metadata with its own engine and status CONVERTED."
+    )
+    async def register_converted_model(
+        self,
+        info: HubInfo,
+        source_id: strawberry.ID,
+        engine: Engine,
+        weight: Upload,
+        conversion: ConversionCheckInput,
+        profile: bool = False,
+    ) -> MLModel:
+        check = validated(conversion, "conversion")
+        source = await info.context.registry.get(source_id)
+        fields = domain.ModelFields.model_validate(
+            source.model_dump(include=set(domain.ModelFields.model_fields))
+            | {"engine": engine, "model_status": [domain.ModelStatus.CONVERTED]}
+        )
+        variant = await info.context.registry.register(
+            fields, cast(WeightSource, weight), parent_model_id=source.id, conversion=check
+        )
+        if profile:
+            await info.context.jobs.enqueue(variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES))
+        return variant  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Change the given fields; an optional new weight replaces the stored bytes."
@@ -125,13 +161,16 @@ class ModelMutations:
         return await info.context.registry.update(id, changes, source)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Delete a model, its weight bytes and its pending profiling jobs; "
-        "returns what was deleted."
+        description="Delete a model, its weight bytes and its pending jobs; returns what was "
+        "deleted. A model with converted variants needs `cascade: true`, which deletes them too."
     )
-    async def delete_model(self, info: HubInfo, id: strawberry.ID) -> MLModel:
-        model = await info.context.registry.delete(id)
-        await info.context.jobs.forget_model(model.id)
-        return model  # type: ignore[return-value]
+    async def delete_model(
+        self, info: HubInfo, id: strawberry.ID, cascade: bool = False
+    ) -> MLModel:
+        deleted = await info.context.registry.delete(id, cascade)
+        for model in deleted:
+            await info.context.jobs.forget_model(model.id)
+        return deleted[0]  # type: ignore[return-value]
 
     @strawberry.mutation(description="Add or replace the model's static profile.")
     async def register_static_profiling_result(

@@ -6,15 +6,34 @@ which fields the API exposes.
 
 from __future__ import annotations
 
-from typing import NewType
+from typing import Annotated, NewType
 
 import strawberry
 from strawberry.experimental import pydantic as strawberry_pydantic
 
 from . import domain
-from .domain import DataType, Engine, Framework, Metric, ModelInputFormat, ModelStatus, Task
+from .context import HubInfo
+from .domain import (
+    DataType,
+    Engine,
+    Framework,
+    Metric,
+    ModelInputFormat,
+    ModelStatus,
+    Task,
+    WeightFormat,
+)
 
-for enum in (Framework, Engine, Task, Metric, DataType, ModelInputFormat, ModelStatus):
+for enum in (
+    Framework,
+    Engine,
+    Task,
+    Metric,
+    DataType,
+    ModelInputFormat,
+    ModelStatus,
+    WeightFormat,
+):
     strawberry.enum(enum)
 
 
@@ -58,6 +77,7 @@ class Weight:
     size: Long
     sha256: strawberry.auto
     content_type: strawberry.auto
+    format: strawberry.auto
 
 
 @strawberry_pydantic.type(
@@ -144,6 +164,32 @@ class ProfileResult:
     dynamic_results: strawberry.auto
 
 
+@strawberry_pydantic.type(
+    model=domain.ConversionCheck,
+    description="How a converted variant was checked against its source: the same random "
+    "inputs through both, at each batch size.",
+)
+class ConversionCheck:
+    source_engine: strawberry.auto
+    batch_sizes: strawberry.auto
+    max_abs_diff: strawberry.auto
+    max_rel_diff: strawberry.auto
+    tolerance: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ConversionCheck)
+class ConversionCheckInput:
+    source_engine: strawberry.auto
+    batch_sizes: strawberry.auto
+    max_abs_diff: strawberry.auto
+    max_rel_diff: strawberry.auto
+    tolerance: strawberry.auto
+
+
+# MLModel's lineage fields refer to MLModel itself, which Strawberry resolves lazily.
+LazyMLModel = Annotated["MLModel", strawberry.lazy(__name__)]
+
+
 @strawberry_pydantic.type(model=domain.MLModel, description="A registered model.")
 class MLModel:
     id: strawberry.ID
@@ -158,11 +204,21 @@ class MLModel:
     outputs: strawberry.auto
     model_status: strawberry.auto
     parent_model_id: strawberry.ID | None
+    conversion: strawberry.auto
     weight: strawberry.auto
     profile_result: strawberry.auto
     creator: strawberry.auto
     create_time: strawberry.auto
     update_time: strawberry.auto
+
+    @strawberry.field(description="The model this one was converted from; null for a source.")
+    async def parent(self, info: HubInfo) -> LazyMLModel | None:
+        parent_id = self.parent_model_id
+        return await info.context.loaders.model.load(parent_id) if parent_id else None  # type: ignore[return-value]
+
+    @strawberry.field(description="The variants converted from this model.")
+    async def children(self, info: HubInfo) -> list[LazyMLModel]:
+        return await info.context.loaders.children.load(str(self.id))  # type: ignore[return-value]
 
 
 # Inputs

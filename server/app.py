@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from modelci.schema import schema
-from modelci.schema.context import HubContext
+from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import HubError
 
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
@@ -55,11 +55,13 @@ def services_of(request: Request | WebSocket) -> Services:
 
 class HubGraphQL(GraphQL[HubContext, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
+        services = services_of(request)
         return HubContext(
             request=request,
             response=response,
-            registry=services_of(request).registry,
-            jobs=services_of(request).jobs,
+            registry=services.registry,
+            jobs=services.jobs,
+            loaders=Loaders.of(services.registry),
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 

@@ -44,6 +44,10 @@ def serve(
         Path | None,
         typer.Option(help="Where the embedded database and weight files live."),
     ] = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(help="Accept pickled PyTorch models: unpickling runs arbitrary code."),
+    ] = False,
 ) -> None:
     """Start the server (and the embedded database when no MongoDB URL is set)."""
     overrides: dict[str, Any] = {
@@ -53,6 +57,7 @@ def serve(
             "port": port,
             "mongodb_url": mongodb_url,
             "data_dir": data_dir,
+            "allow_pickle": allow_pickle or None,
         }.items()
         if value is not None
     }
@@ -78,7 +83,10 @@ def run_server(settings: Settings, mongodb_url: str) -> None:
     from .app import create_app  # after logging is configured
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    workers = [start_worker(f"http://{host}:{settings.port}") for _ in range(settings.workers)]
+    workers = [
+        start_worker(f"http://{host}:{settings.port}", settings.allow_pickle)
+        for _ in range(settings.workers)
+    ]
     try:
         uvicorn.run(
             create_app(settings, mongodb_url=mongodb_url),
@@ -93,10 +101,11 @@ def run_server(settings: Settings, mongodb_url: str) -> None:
             process.wait()
 
 
-def start_worker(server: str) -> subprocess.Popen[bytes]:
+def start_worker(server: str, allow_pickle: bool) -> subprocess.Popen[bytes]:
     """A worker in its own process: models load there, never in the web process."""
+    command = [sys.executable, "-m", "modelci.server.cli", "worker", "--server", server]
     return subprocess.Popen(
-        [sys.executable, "-m", "modelci.server.cli", "worker", "--server", server],
+        [*command, "--allow-pickle"] if allow_pickle else command,
         stdin=subprocess.DEVNULL,
         preexec_fn=stop_with_parent if sys.platform == "linux" else None,
     )
@@ -136,6 +145,9 @@ def worker(
     min_runs: Annotated[int | None, typer.Option(help="Runs per window, at least.")] = None,
     max_windows: Annotated[int | None, typer.Option(help="Windows before giving up.")] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Unpickle PyTorch models (runs arbitrary code!).")
+    ] = False,
 ) -> None:
     """Run a profiling worker that claims jobs from a hub (a GPU host, say)."""
     from modelci.profiling.dynamic import MeasurementSettings
@@ -150,7 +162,14 @@ def worker(
         max_windows=max_windows or settings.profile_max_windows,
         threads=threads or settings.profile_threads or defaults.threads,
     )
-    main(server, token, lease_seconds, poll_seconds, measurement)
+    main(
+        server,
+        token,
+        lease_seconds,
+        poll_seconds,
+        measurement,
+        allow_pickle or settings.allow_pickle,
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from modelci.schema.context import Page
 from modelci.schema.domain import (
     FINISHED_JOB_STATUSES,
     Device,
+    Engine,
+    JobKind,
     JobStatus,
     ProfilingJob,
     utcnow,
@@ -69,14 +71,23 @@ class MongoJobQueue:
         self.changed = asyncio.Event()
 
     async def enqueue(
-        self, model_id: str, batch_sizes: list[int], devices: list[str]
+        self,
+        model_id: str,
+        kind: JobKind,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        targets: list[Engine] | None = None,
+        profile_variants: bool = False,
     ) -> ProfilingJob:
         now = utcnow()
         document: dict[str, Any] = {
             "model_id": model_id,
+            "kind": kind.value,
             "status": JobStatus.QUEUED.value,
-            "batch_sizes": batch_sizes,
-            "devices": devices,
+            "batch_sizes": batch_sizes or [],
+            "devices": devices or [],
+            "targets": [target.value for target in targets or []],
+            "profile_variants": profile_variants,
             "progress": 0.0,
             "log": [log_entry("queued")],
             "error": None,
@@ -210,7 +221,12 @@ class MongoJobQueue:
         return job_from_document(document)
 
     async def finish(
-        self, job_id: str, worker: str, error: str | None, message: str | None
+        self,
+        job_id: str,
+        worker: str,
+        error: str | None,
+        message: str | None,
+        retryable: bool = True,
     ) -> ProfilingJob:
         job = await self.get(job_id)
         now = utcnow()
@@ -225,7 +241,7 @@ class MongoJobQueue:
                 },
                 "$push": push_log(message, "succeeded"),
             }
-        elif job.attempts < job.max_attempts:
+        elif retryable and job.attempts < job.max_attempts:
             change = {
                 "$set": {
                     "status": JobStatus.QUEUED.value,

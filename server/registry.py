@@ -174,14 +174,49 @@ class MongoModelRegistry:
             raise NotFound(f"no model with id {oid}")
         return model_from_document(document)
 
-    async def delete(self, model_id: str) -> MLModel:
+    async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
+        root = await self.get(model_id)
+        doomed = [root]
+        frontier = [root.id]
+        while frontier:  # variants, and variants of variants
+            children = await self.models.find({"parent_model_id": {"$in": frontier}}).to_list()
+            found = [model_from_document(document) for document in children]
+            if found and not cascade:
+                raise Conflict(
+                    f"model {model_id} has {len(found)} converted variant(s) "
+                    f"({', '.join(child.id for child in found)}); delete with cascade: true "
+                    "to remove them too",
+                )
+            doomed += found
+            frontier = [child.id for child in found]
+        deleted = []
         async with self.weight_references:
-            document = await self.models.find_one_and_delete({"_id": object_id(model_id)})
-            if document is None:
-                raise NotFound(f"no model with id {model_id}")
-            model = model_from_document(document)
-            await self.drop_weight_if_unused(model.weight.sha256)
-        return model
+            for model in reversed(doomed):  # variants first: a crash never orphans one
+                document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
+                if document is not None:
+                    deleted.append(model_from_document(document))
+                    await self.drop_weight_if_unused(model.weight.sha256)
+        if not any(model.id == root.id for model in deleted):
+            raise NotFound(f"no model with id {model_id}")
+        return deleted[::-1]
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
+        """Models in the order asked (None where missing); for the per-request DataLoader."""
+        documents = await self.models.find(
+            {"_id": {"$in": [object_id(model_id) for model_id in model_ids]}}
+        ).to_list()
+        by_id = {str(document["_id"]): model_from_document(document) for document in documents}
+        return [by_id.get(model_id) for model_id in model_ids]
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]:
+        """Each model's converted variants, oldest first; for the per-request DataLoader."""
+        documents = (
+            await self.models.find({"parent_model_id": {"$in": model_ids}}).sort("_id", 1).to_list()
+        )
+        children: dict[str, list[MLModel]] = {model_id: [] for model_id in model_ids}
+        for document in documents:
+            children[document["parent_model_id"]].append(model_from_document(document))
+        return [children[model_id] for model_id in model_ids]
 
     # Profiling results
 

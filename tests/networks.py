@@ -73,3 +73,18 @@ class ResNet50(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class SequenceClassifier(nn.Module):
+    """Token ids (batch × any length) → embedding → conv1d → mean over time → 4 classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(32, 16)
+        self.conv = nn.Conv1d(16, 16, kernel_size=3, padding=1)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens).transpose(1, 2)  # batch, channels, time
+        x = torch.relu(self.conv(x)).mean(dim=2)
+        return self.head(x)

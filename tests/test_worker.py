@@ -106,9 +106,8 @@ QUICK = ("--window-seconds", "0.05", "--min-runs", "10")
 
 
 def register(hub: str, weight: Path, profile: bool = False) -> str:
-    query = REGISTER.replace(
-        "weight: $weight)", f"weight: $weight, profile: {json.dumps(profile)})"
-    )
+    flags = f"convert: false, profile: {json.dumps(profile)}"
+    query = REGISTER.replace("weight: $weight)", f"weight: $weight, {flags})")
     fields = model_input(
         architecture=f"Small-{uuid.uuid4().hex[:8]}",
         framework="ONNX",
