@@ -23,7 +23,7 @@ from modelci.profiling.tensors import InputSpec
 from modelci.schema.domain import DataType, Engine, WeightFormat
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from networks import ResNet50  # noqa: E402
+from networks import ResNet50
 
 
 def main() -> None:

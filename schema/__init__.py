@@ -16,9 +16,11 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from .auth import Authorization
 from .error_codes import assign_codes
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
+from .tokens import TokenMutations, TokenQueries
 from .types import LONG_SCALAR, Long
 
 MAX_QUERY_DEPTH = 12
@@ -28,12 +30,12 @@ CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(ModelQueries, JobQueries):
+class Query(ModelQueries, JobQueries, TokenQueries):
     pass
 
 
 @strawberry.type
-class Mutation(ModelMutations, JobMutations):
+class Mutation(ModelMutations, JobMutations, TokenMutations):
     pass
 
 
@@ -56,6 +58,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
+            Authorization,
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

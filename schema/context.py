@@ -12,6 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from .auth import ApiToken, Identity, Scope
 from .domain import (
     ConversionCheck,
     Device,
@@ -139,6 +140,20 @@ class JobQueue(Protocol):
     async def devices(self) -> list[Device]: ...
 
 
+class TokenAdmin(Protocol):
+    """API tokens (see ``auth``): only a salted hash of each secret is kept."""
+
+    async def create(
+        self, name: str, scopes: list[Scope], secret: str | None = None
+    ) -> tuple[ApiToken, str]: ...
+
+    async def verify(self, token: str) -> Identity | None: ...
+
+    async def list_all(self) -> list[ApiToken]: ...
+
+    async def revoke(self, id_or_name: str) -> list[ApiToken]: ...
+
+
 @dataclass
 class Loaders:
     """Per-request DataLoaders: one database round trip for a page's lineage."""
@@ -164,6 +179,9 @@ class HubContext:
     jobs: JobQueue
     request_id: str
     loaders: Loaders
+    tokens: TokenAdmin
+    identity: Identity | None = None
+    connection_params: dict[str, Any] | None = None
 
 
 HubInfo = Info[HubContext, None]

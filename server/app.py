@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,28 +16,36 @@ from urllib.parse import quote
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 
 from modelci.schema import schema
+from modelci.schema.auth import Identity
+from modelci.schema.auth import Scope as AuthScope
 from modelci.schema.context import HubContext, Loaders
-from modelci.schema.errors import HubError
+from modelci.schema.errors import Forbidden, HubError, Unauthenticated
 
+from .embedded import stop_with_parent
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
 from .inspection import ModelInspector
 from .jobs import MongoJobQueue
 from .registry import MongoModelRegistry
 from .settings import Settings
-from .storage import DEVICES, JOBS, MODELS, ensure_indexes
+from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
+from .tokens import TokenStore
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
 logger = logging.getLogger("modelci.server")
 
 READY_TIMEOUT_S = 2.0
+LOCAL_WORKER_TOKEN = "serve-worker"
 
 
 @dataclass
@@ -46,6 +57,8 @@ class Services:
     weights: WeightStore
     registry: MongoModelRegistry
     jobs: MongoJobQueue
+    tokens: TokenStore
+    auth_enabled: bool
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -56,7 +69,10 @@ def services_of(request: Request | WebSocket) -> Services:
 class HubGraphQL(GraphQL[HubContext, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
         services = services_of(request)
+        state = request.scope.get("state", {})
         return HubContext(
+            identity=state.get("identity") if services.auth_enabled else Identity.everyone(),
+            tokens=services.tokens,
             request=request,
             response=response,
             registry=services.registry,
@@ -65,10 +81,64 @@ class HubGraphQL(GraphQL[HubContext, None]):
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 
+    async def on_ws_connect(self, context: HubContext) -> Any:
+        """WebSockets carry the token in connection_init: {"Authorization": "Bearer …"}."""
+        services = services_of(context.request)
+        if not services.auth_enabled:
+            return await super().on_ws_connect(context)
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization") or ""
+        context.identity = await identity_from_header(services.tokens, str(header))
+        if context.identity is None:
+            raise ConnectionRejectionError({"message": "authentication required"})
+        return await super().on_ws_connect(context)
+
+
+async def identity_from_header(tokens: TokenStore, header: str) -> Identity | None:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return await tokens.verify(token.strip())
+
+
+class AuthMiddleware:
+    """With auth on, every request but health checks and the GraphiQL page needs a token."""
+
+    PUBLIC = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["app"].state.services
+        if not services.auth_enabled:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        identity = await identity_from_header(services.tokens, headers.get("authorization", ""))
+        scope.setdefault("state", {})["identity"] = identity
+        graphiql_page = (
+            scope["method"] == "GET"
+            and scope["path"] == "/graphql"
+            and not scope.get("query_string")
+            and "text/html" in headers.get("accept", "")
+        )
+        if identity is None and not graphiql_page:
+            refusal = Unauthenticated("authentication required: send Authorization: Bearer <token>")
+            await error_response(refusal)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
 
 async def download_weight(request: Request) -> Response:
     """The weight bytes, streamed, with Content-Length and the sha256 as ETag."""
     services = services_of(request)
+    identity = request.scope.get("state", {}).get("identity")
+    if services.auth_enabled and not (identity and identity.allows(AuthScope.read)):
+        return error_response(Forbidden("this token lacks the scope read"))
     try:
         model = await services.registry.get(request.path_params["model_id"])
     except HubError as error:
@@ -106,6 +176,44 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "database": "ok"})
 
 
+async def start_workers(settings: Settings, tokens: TokenStore) -> list[subprocess.Popen[bytes]]:
+    """The worker processes `serve` runs beside itself: models load there, never here."""
+    if settings.workers == 0:
+        return []
+    env = dict(os.environ)
+    if settings.auth_enabled():
+        await tokens.revoke_quietly(LOCAL_WORKER_TOKEN)
+        _, env["MODELCI_TOKEN"] = await tokens.create(LOCAL_WORKER_TOKEN, [AuthScope.worker])
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    command = [
+        sys.executable,
+        "-m",
+        "modelci.server.cli",
+        "worker",
+        "--server",
+        f"http://{host}:{settings.port}",
+    ]
+    if settings.allow_pickle:
+        command.append("--allow-pickle")
+    # Spawning is quick and happens once, at start-up.
+    return [
+        subprocess.Popen(  # noqa: ASYNC220
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+        )
+        for _ in range(settings.workers)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.wait()
+
+
 def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
     """The app; ``mongodb_url`` overrides the settings' (the embedded database's address)."""
     url = mongodb_url or settings.mongodb_url
@@ -119,6 +227,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
         inspector: ModelInspector | None = None
+        workers: list[subprocess.Popen[bytes]] = []
         try:
             db = client[settings.database]
             await ensure_indexes(db)
@@ -132,9 +241,23 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             registry = MongoModelRegistry(db[MODELS], weights, inspector)
             await registry.collect_orphans()
             jobs = MongoJobQueue(db[JOBS], db[DEVICES])
+            tokens = TokenStore(db[TOKENS])
             app.state.services = Services(
-                client=client, db=db, weights=weights, registry=registry, jobs=jobs
+                client=client,
+                db=db,
+                weights=weights,
+                registry=registry,
+                jobs=jobs,
+                tokens=tokens,
+                auth_enabled=settings.auth_enabled(),
             )
+            if not settings.auth_enabled():
+                logger.warning(
+                    "authentication is OFF: anyone who can reach %s:%d can change models",
+                    settings.host,
+                    settings.port,
+                )
+            workers = await start_workers(settings, tokens)
             logger.info(
                 "ModelCI Hub ready: database %s, weights in %s",
                 settings.database,
@@ -142,6 +265,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             )
             yield
         finally:
+            stop_workers(workers)
             if inspector is not None:
                 inspector.close()
             await client.close()
@@ -157,6 +281,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(AuthMiddleware),
             Middleware(
                 RequestLimitsMiddleware,
                 max_upload_bytes=settings.max_upload_bytes,

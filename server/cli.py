@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import subprocess
-import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pymongo import AsyncMongoClient
 
-from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, stop_with_parent
+from modelci.schema.auth import Scope
+from modelci.schema.errors import NotFound
+
+from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
 from .http import RequestLogFilter
 from .settings import Settings, env_file_text
+from .storage import TOKENS
+from .tokens import TokenStore
 
 app = typer.Typer(
     help="ModelCI Hub: a model registry and profiling service with a GraphQL API.",
@@ -48,6 +55,9 @@ def serve(
         bool,
         typer.Option(help="Accept pickled PyTorch models: unpickling runs arbitrary code."),
     ] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="No tokens needed (loopback only).")
+    ] = False,
 ) -> None:
     """Start the server (and the embedded database when no MongoDB URL is set)."""
     overrides: dict[str, Any] = {
@@ -58,11 +68,17 @@ def serve(
             "mongodb_url": mongodb_url,
             "data_dir": data_dir,
             "allow_pickle": allow_pickle or None,
+            "auth": "off" if no_auth else None,
         }.items()
         if value is not None
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
+    if settings.auth == "off" and not settings.listens_on_loopback():
+        typer.echo(
+            f"error: authentication can be off only on loopback, not on {settings.host}", err=True
+        )
+        raise typer.Exit(2)
     if settings.mongodb_url is not None:
         run_server(settings, settings.mongodb_url)
         return
@@ -79,35 +95,13 @@ def serve(
 
 
 def run_server(settings: Settings, mongodb_url: str) -> None:
-    """uvicorn with the app, plus the configured number of profiling worker processes."""
     from .app import create_app  # after logging is configured
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    workers = [
-        start_worker(f"http://{host}:{settings.port}", settings.allow_pickle)
-        for _ in range(settings.workers)
-    ]
-    try:
-        uvicorn.run(
-            create_app(settings, mongodb_url=mongodb_url),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-        )
-    finally:
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            process.wait()
-
-
-def start_worker(server: str, allow_pickle: bool) -> subprocess.Popen[bytes]:
-    """A worker in its own process: models load there, never in the web process."""
-    command = [sys.executable, "-m", "modelci.server.cli", "worker", "--server", server]
-    return subprocess.Popen(
-        [*command, "--allow-pickle"] if allow_pickle else command,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+    uvicorn.run(
+        create_app(settings, mongodb_url=mongodb_url),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
     )
 
 
@@ -138,7 +132,9 @@ def export_schema(
 @app.command()
 def worker(
     server: Annotated[str, typer.Option(help="The hub's URL, e.g. http://hub:8000.")],
-    token: Annotated[str | None, typer.Option(help="API token, once auth is on.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="API token with the worker scope (or MODELCI_TOKEN).")
+    ] = None,
     lease_seconds: Annotated[float, typer.Option(help="Job lease; renewed every third.")] = 60.0,
     poll_seconds: Annotated[float, typer.Option(help="Wait between claims when idle.")] = 2.0,
     window_seconds: Annotated[float | None, typer.Option(help="Timed window length.")] = None,
@@ -164,12 +160,86 @@ def worker(
     )
     main(
         server,
-        token,
+        token or settings.token,
         lease_seconds,
         poll_seconds,
         measurement,
         allow_pickle or settings.allow_pickle,
     )
+
+
+token_app = typer.Typer(help="API tokens: create, list, revoke (straight on the database).")
+app.add_typer(token_app, name="token")
+
+
+@contextmanager
+def hub_database(settings: Settings) -> Iterator[str]:
+    """The hub's database: MONGODB_URL, the embedded one a running server holds, or started."""
+    if settings.mongodb_url:
+        yield settings.mongodb_url
+        return
+    running = running_database_url(settings.embedded_db_dir)
+    if running:
+        yield running
+        return
+    with EmbeddedDatabase(settings.embedded_db_dir) as database:
+        yield database.url
+
+
+def with_tokens(settings: Settings, action: Callable[[TokenStore], Awaitable[Any]]) -> Any:
+    async def run(url: str) -> Any:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        try:
+            return await action(TokenStore(client[settings.database][TOKENS]))
+        finally:
+            await client.close()
+
+    with hub_database(settings) as url:
+        return asyncio.run(run(url))
+
+
+DataDirOption = Annotated[Path | None, typer.Option(help="The hub's data directory.")]
+
+
+def token_settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. ci.")],
+    scope: Annotated[list[Scope], typer.Option(help="read, write, worker or admin.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a token and print it, once: only a salted hash is stored."""
+    record, secret = with_tokens(token_settings(data_dir), lambda store: store.create(name, scope))
+    typer.echo(secret)
+    scopes = ", ".join(s.value for s in record.scopes)
+    typer.echo(f"created token {record.id} ({record.name}: {scopes})", err=True)
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDirOption = None) -> None:
+    """List tokens (never their secrets)."""
+    for record in with_tokens(token_settings(data_dir), lambda store: store.list_all()):
+        state = "revoked" if record.revoked else "live"
+        scopes = ",".join(scope.value for scope in record.scopes)
+        typer.echo(f"{record.id}  {record.name:<24} {scopes:<24} {state}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    id_or_name: Annotated[str, typer.Argument(help="A token id, or a name (all its tokens).")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke tokens: they stop working at once."""
+    try:
+        revoked = with_tokens(token_settings(data_dir), lambda store: store.revoke(id_or_name))
+    except NotFound as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from None
+    for record in revoked:
+        typer.echo(f"revoked {record.id} ({record.name})")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,25 @@ def stop_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def url_file(storage_dir: Path) -> Path:
+    return storage_dir.parent / f"{storage_dir.name}.url"
+
+
+def running_database_url(storage_dir: Path) -> str | None:
+    """The address of the embedded database a server runs on this data, if it answers."""
+    path = url_file(storage_dir)
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(url, serverSelectionTimeoutMS=1000) as client:
+        try:
+            client.admin.command("ping")
+        except PyMongoError:
+            return None
+    return url
+
+
 class EmbeddedDatabase:
     """``with EmbeddedDatabase(path) as db: use(db.url)``: started, answering, then stopped."""
 
@@ -57,6 +76,10 @@ class EmbeddedDatabase:
     @property
     def url(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    @property
+    def url_path(self) -> Path:
+        return url_file(self.storage_dir)
 
     @property
     def log_path(self) -> Path:
@@ -94,6 +117,8 @@ class EmbeddedDatabase:
             "embedded database starting on port %d, data in %s", self.port, self.storage_dir
         )
         self.wait_until_ready(timeout)
+        # Lets `modelci token …` reach this database while the server holds it.
+        self.url_path.write_text(self.url)
         return self.url
 
     def wait_until_ready(self, timeout: float) -> None:
@@ -125,6 +150,7 @@ class EmbeddedDatabase:
             return ""
 
     def stop(self) -> None:
+        self.url_path.unlink(missing_ok=True)
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return

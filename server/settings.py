@@ -9,6 +9,7 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOOPBACK_HOSTS = ("localhost", "::1")
 GiB = 1024**3
 MiB = 1024**2
 
@@ -43,6 +44,14 @@ class Settings(BaseSettings):
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Require API tokens: auto = on unless listening on loopback only; "
+        "off is allowed on loopback only.",
+    )
+    token: str | None = Field(
+        default=None, description="API token that `modelci worker` sends to the hub."
+    )
     allow_pickle: bool = Field(
         default=False,
         description="Accept pickled PyTorch models (torch.save). Unpickling runs arbitrary "
@@ -73,6 +82,14 @@ class Settings(BaseSettings):
     @property
     def embedded_db_dir(self) -> Path:
         return self.data_dir / "db"
+
+    def listens_on_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+    def auth_enabled(self) -> bool:
+        if self.auth == "auto":
+            return not self.listens_on_loopback()
+        return self.auth == "on"
 
     def uses_gridfs(self) -> bool:
         if self.weight_store == "auto":

@@ -20,6 +20,7 @@ from modelci.schema.errors import BadUserInput
 MODELS = "models"
 JOBS = "profiling_jobs"
 DEVICES = "devices"
+TOKENS = "api_tokens"
 WEIGHTS_BUCKET = "weights"
 
 MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
@@ -51,6 +52,7 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[MODELS].create_indexes(MODEL_INDEXES)
     await db[JOBS].create_indexes(JOB_INDEXES)
     await db[DEVICES].create_indexes(DEVICE_INDEXES)
+    await db[TOKENS].create_index([("name", ASCENDING)], name="by_name")
 
 
 def object_id(value: str, argument: str = "id") -> ObjectId:

@@ -206,7 +206,13 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path, mongodb_url: str) -> Iterator[Settings]:
     database = f"modelci_test_{uuid.uuid4().hex[:12]}"
-    yield Settings(mongodb_url=None, database=database, data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    yield Settings(  # type: ignore[call-arg]
+        mongodb_url=None,
+        database=database,
+        data_dir=tmp_path / "data",
+        workers=0,  # tests start the workers they need
+        _env_file=None,
+    )
     with MongoClient(mongodb_url) as client:
         client.drop_database(database)
 

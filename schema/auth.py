@@ -1,0 +1,148 @@
+"""Who may do what: token scopes, the caller's identity, and the check on every operation.
+
+Scopes: ``read`` (queries, subscriptions, weight downloads), ``write`` (read, plus the
+mutations on models and jobs), ``worker`` (write, plus claiming and reporting jobs),
+``admin`` (everything, token management included). The check runs before the
+operation is validated, so a caller without the scope learns nothing of the schema
+from validation messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from pydantic import BaseModel, Field
+from strawberry.extensions import SchemaExtension
+
+from .errors import Forbidden, Unauthenticated
+
+
+class Scope(Enum):
+    read = "read"
+    write = "write"
+    worker = "worker"
+    admin = "admin"
+
+
+IMPLIED = {
+    Scope.read: {Scope.read},
+    Scope.write: {Scope.read, Scope.write},
+    Scope.worker: {Scope.read, Scope.write, Scope.worker},
+    Scope.admin: set(Scope),
+}
+
+
+class ApiToken(BaseModel):
+    """A token's record; the secret itself is shown once and stored only as a salted hash."""
+
+    id: str
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[Scope]
+    create_time: datetime
+    last_used: datetime | None = None
+    revoked: bool = False
+
+
+# Root fields that need more than their operation type's default scope.
+FIELD_SCOPES = {
+    "claimProfilingJob": Scope.worker,
+    "heartbeatProfilingJob": Scope.worker,
+    "finishProfilingJob": Scope.worker,
+    "registerConvertedModel": Scope.worker,
+    "apiTokens": Scope.admin,
+    "createApiToken": Scope.admin,
+    "revokeApiToken": Scope.admin,
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    scopes: frozenset[Scope]
+
+    @classmethod
+    def with_scopes(cls, name: str, scopes: list[Scope]) -> Identity:
+        granted: set[Scope] = set()
+        for scope in scopes:
+            granted |= IMPLIED[scope]
+        return cls(name, frozenset(granted))
+
+    @classmethod
+    def everyone(cls) -> Identity:
+        """The caller when auth is off (local use on loopback only)."""
+        return cls.with_scopes("anonymous", [Scope.admin])
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+def required_scopes(document: DocumentNode, operation_name: str | None) -> set[Scope]:
+    """The scopes the operation that will run needs."""
+    operations = [
+        definition
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    ]
+    chosen = [op for op in operations if operation_name is None or _name(op) == operation_name]
+    if len(chosen) != 1:
+        return {Scope.read}  # graphql-core refuses the request anyway
+    operation = chosen[0]
+    default = Scope.write if operation.operation is OperationType.MUTATION else Scope.read
+    fragments = {
+        definition.name.value: definition.selection_set
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    return {
+        FIELD_SCOPES.get(name, default) for name in _root_fields(operation.selection_set, fragments)
+    } or {default}
+
+
+def _name(operation: OperationDefinitionNode) -> str | None:
+    return operation.name.value if operation.name else None
+
+
+def _root_fields(
+    selections: SelectionSetNode,
+    fragments: dict[str, SelectionSetNode],
+    seen: frozenset[str] = frozenset(),
+) -> Iterator[str]:
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:
+                yield from _root_fields(fragments[name], fragments, seen | {name})
+
+
+class Authorization(SchemaExtension):
+    """Refuses an operation whose root fields need a scope the caller lacks."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context.context
+        identity: Identity | None = getattr(context, "identity", None)
+        document = self.execution_context.graphql_document
+        if document is not None:
+            if identity is None:
+                raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+            needed = required_scopes(document, self.execution_context.operation_name)
+            missing = sorted(scope.value for scope in needed if not identity.allows(scope))
+            if missing:
+                raise Forbidden(f"this token lacks the scope {', '.join(missing)}")
+        yield
