@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from cross_web import HTTPException
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from modelci.schema import schema
 from modelci.schema.auth import Identity
 from modelci.schema.auth import Scope as AuthScope
 from modelci.schema.context import HubContext, Loaders
-from modelci.schema.errors import Forbidden, HubError, Unauthenticated
+from modelci.schema.errors import BadUserInput, Forbidden, HubError, Unauthenticated
 
 from .embedded import stop_with_parent
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
@@ -67,6 +68,17 @@ def services_of(request: Request | WebSocket) -> Services:
 
 
 class HubGraphQL(GraphQL[HubContext, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            response = error_response(BadUserInput(error.reason))
+        await response(scope, receive, send)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
         services = services_of(request)
         state = request.scope.get("state", {})

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
+import pytest
 from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from typer.testing import CliRunner
 
@@ -66,3 +69,35 @@ def test_export_schema_matches_the_committed_file(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     committed = Path(__file__).parent.parent / "schema.graphql"
     assert target.read_text() == committed.read_text()
+
+
+def test_a_server_killed_mid_upload_leaves_nothing_behind(tmp_path: Path) -> None:
+    port = free_port()
+    with modelci_serve(tmp_path, port, workers="0") as (url, server):
+        database = server.children(recursive=True)
+        request = httpx.Client().build_request(
+            "POST",
+            f"{url}/graphql",
+            headers=PREFLIGHT,
+            **multipart(
+                REGISTER, {"input": model_input()}, {"weight": ("big.pt", os.urandom(8 << 20))}
+            ),
+        )
+        body = request.read()
+
+        def upload() -> Iterator[bytes]:
+            for start in range(0, len(body), 1 << 20):
+                if start >= 4 << 20:
+                    server.kill()  # kill -9, halfway through the upload
+                    server.wait()
+                yield body[start : start + (1 << 20)]
+
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(str(request.url), headers=dict(request.headers), content=upload())
+        psutil.wait_procs(database, timeout=30)  # the database follows its parent down
+
+    with modelci_serve(tmp_path, port, workers="0") as (url, _):
+        body = httpx.post(f"{url}/graphql", json={"query": "{ models { nodes { id } } }"})
+        assert body.json()["data"]["models"]["nodes"] == []
+    assert list((tmp_path / "staging").iterdir()) == []
+    assert list((tmp_path / "weights" / "blobs").glob("*/*")) == []

@@ -57,3 +57,52 @@ async def test_concurrent_upserts_of_one_dynamic_result_keep_one(api: Api) -> No
     )
     stored = (await api.data(GET_MODEL, {"id": model["id"]}))["model"]
     assert [r["batch"] for r in stored["profileResult"]["dynamicResults"]] == [8]
+
+
+async def test_fifty_concurrent_mixed_requests_leave_the_database_consistent(
+    api: Api, settings: Settings
+) -> None:
+    target = await api.register(b"target weights")
+    fields = ["creator", "dataset", "metric", "modelStatus", "outputs"]
+    changes = {
+        "creator": "carol",
+        "dataset": "ImageNet-21k",
+        "metric": [{"name": "acc", "value": 0.91}],
+        "modelStatus": ["IN_SERVICE"],
+        "outputs": [{"name": "probabilities", "shape": [-1, 1000]}],
+    }
+
+    def request(index: int):  # type: ignore[no-untyped-def]
+        kind = index % 5
+        if kind == 0:  # registrations, half of them the same key
+            version = 100 if index % 10 == 0 else 200 + index
+            return api.post(
+                REGISTER,
+                {"input": model_input(version=version)},
+                {"weight": ("m.pt", f"weights {index}".encode())},
+            )
+        if kind in (1, 2):  # updates of distinct fields of the same model
+            field = fields[(index // 5) % len(fields)]
+            return api.post(UPDATE_MODEL, {"id": target["id"], "input": {field: changes[field]}})
+        # upserts of the same dynamic result key
+        result = dynamic_result(batch=4, p50=0.001 * (index + 1))
+        return api.post(UPDATE_DYNAMIC, {"id": target["id"], "result": result, "force": True})
+
+    bodies = await asyncio.gather(*(request(index) for index in range(50)))
+    codes = {body["errors"][0]["extensions"]["code"] for body in bodies if body.get("errors")}
+    assert codes <= {"CONFLICT"}  # only the duplicate registrations may lose
+
+    stored = (await api.data(GET_MODEL, {"id": target["id"]}))["model"]
+    assert stored["creator"] == "carol"
+    assert stored["dataset"] == "ImageNet-21k"
+    assert stored["metric"] == [{"name": "acc", "value": 0.91}]
+    assert stored["modelStatus"] == ["IN_SERVICE"]
+    assert stored["outputs"][0]["name"] == "probabilities"
+    assert [r["batch"] for r in stored["profileResult"]["dynamicResults"]] == [4]
+
+    data = await api.data("{ models(first: 100) { nodes { id version weight { sha256 } } } }")
+    models = data["models"]["nodes"]
+    assert len({model["version"] for model in models}) == len(models)  # no duplicate keys
+    referenced = {model["weight"]["sha256"] for model in models}
+    assert {path.name for path in stored_blobs(settings)} == referenced  # no orphans
+    assert staged_files(settings) == []
