@@ -19,11 +19,13 @@ import pytest
 import torch
 from conftest import PREFLIGHT, REGISTER, model_input, modelci_env, modelci_serve, multipart
 from networks import SmallConvNet
+from typer.testing import CliRunner
 from websockets.sync.client import connect
 
 from modelci.profiling.static import onnx_static_profile
 from modelci.profiling.tensors import InputSpec
 from modelci.schema.domain import DataType
+from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 
 SUBSCRIBE = """
@@ -128,11 +130,12 @@ def jobs_of(hub: str, model_id: str) -> list[str]:
     return [node["id"] for node in body.json()["data"]["profilingJobs"]["nodes"]]
 
 
-def follow(hub: str, job_id: str) -> Iterator[dict[str, Any]]:
+def follow(hub: str, job_id: str, token: str | None = None) -> Iterator[dict[str, Any]]:
     """Each state of the job over graphql-transport-ws, until the server completes."""
     url = hub.replace("http://", "ws://") + "/graphql"
     with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=30) as socket:  # type: ignore[list-item]
-        socket.send(json.dumps({"type": "connection_init"}))
+        init = {"Authorization": token} if token else {}
+        socket.send(json.dumps({"type": "connection_init", "payload": init}))
         assert json.loads(socket.recv(timeout=30))["type"] == "connection_ack"
         socket.send(
             json.dumps(
@@ -244,3 +247,53 @@ def test_the_downloaded_model_computes_what_was_registered(hub: str, onnx_model:
     (ours,) = session.run(None, {"input": batch})
     (theirs,) = original.run(None, {"input": batch})
     assert (ours == theirs).all()
+
+
+def test_with_auth_on_the_serve_worker_uses_its_own_token(tmp_path: Path, onnx_model: Path) -> None:
+    with modelci_serve(
+        tmp_path,
+        free_port(),
+        auth="on",
+        workers="1",
+        profile_window_s="0.05",
+        profile_min_runs="10",
+    ) as (hub, _):
+        created = CliRunner().invoke(
+            cli,
+            [
+                "token",
+                "create",
+                "--name",
+                "tester",
+                "--scope",
+                "write",
+                "--data-dir",
+                str(tmp_path),
+            ],
+        )
+        assert created.exit_code == 0, created.output
+        headers = {"authorization": f"Bearer {created.stdout.strip().splitlines()[0]}"}
+        fields = model_input(
+            framework="ONNX",
+            engine="ONNX",
+            outputs=[],
+            inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
+        )
+        query = REGISTER.replace("weight: $weight)", "weight: $weight, convert: false)")
+        request = multipart(
+            query, {"input": fields}, {"weight": ("m.onnx", onnx_model.read_bytes())}
+        )
+        model_id = httpx.post(f"{hub}/graphql", headers={**PREFLIGHT, **headers}, **request).json()[
+            "data"
+        ]["registerModel"]["id"]
+        profile = httpx.post(
+            f"{hub}/graphql",
+            headers=headers,
+            json={"query": PROFILE, "variables": {"id": model_id, "sizes": [1]}},
+        ).json()["data"]["profileModel"]["id"]
+        job = "query($id: ID!) { profilingJob(id: $id) { status worker } }"
+        # No token: refused. The worker, with the token serve gave it, gets the job done.
+        anonymous = httpx.post(f"{hub}/graphql", json={"query": job, "variables": {"id": profile}})
+        assert anonymous.status_code == 401
+        final = list(follow(hub, profile, token=headers["authorization"]))[-1]
+        assert final["status"] == "SUCCEEDED"
