@@ -1,6 +1,10 @@
-# ModelCI Hub server image: installs the package and runs `modelci serve` against
-# MODELCI_MONGODB_URL.
+# ModelCI Hub: the server (and its profiling/conversion worker) against MODELCI_MONGODB_URL.
+#   docker build -t modelci .                               # CPU
+#   docker build -t modelci-gpu --build-arg TORCH_VARIANT=cu128 .   # CUDA build of torch,
+#                                                           # onnxruntime-gpu
 FROM python:3.11-slim
+
+ARG TORCH_VARIANT=cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -15,14 +19,18 @@ COPY modelci ./modelci
 COPY schema ./schema
 COPY server ./server
 COPY profiling ./profiling
-RUN pip install .
+RUN pip install --extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" ".[profiling]" \
+ && if [ "${TORCH_VARIANT}" != "cpu" ]; then \
+      pip uninstall -y onnxruntime && pip install onnxruntime-gpu; \
+    fi
 
 RUN useradd --system --create-home modelci && mkdir -p /data && chown modelci /data
 USER modelci
 VOLUME /data
 EXPOSE 8000
 
-# Point MODELCI_MONGODB_URL at your MongoDB; without it the server would need the
-# embedded database, which this image leaves out (pip install '.[embedded]' to add it).
-HEALTHCHECK CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/readyz'); sys.exit(0)"
+# Listening beyond loopback, auth is on: create tokens with
+#   docker exec <container> modelci token create --name ci --scope write
+# The embedded database is left out of the image: set MODELCI_MONGODB_URL.
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz')"
 CMD ["modelci", "serve"]
