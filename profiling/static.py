@@ -20,41 +20,46 @@ from __future__ import annotations
 import math
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
+from modelci.schema.domain import StaticProfileResult
+
 from .tensors import InputSpec
 
 MAC_OPERATORS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-@dataclass
-class StaticFigures:
-    parameters: int
-    macs: int
-    memory: int
-    mread: int
-    mwrite: int
-    uncounted_operators: list[str] = field(default_factory=list)
-    method: str = ""
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
-    @property
-    def mrw(self) -> int:
-        return self.mread + self.mwrite
+def figures(
+    parameters: int,
+    macs: int,
+    memory: int,
+    mread: int,
+    mwrite: int,
+    uncounted: list[str],
+    method: str,
+) -> StaticProfileResult:
+    """The static profile, by this module's conventions (FLOPs = 2 × MACs)."""
+    return StaticProfileResult(
+        parameters=parameters,
+        macs=macs,
+        flops=2 * macs,
+        memory=memory,
+        mread=mread,
+        mwrite=mwrite,
+        mrw=mread + mwrite,
+        uncounted_operators=uncounted,
+        method=method,
+    )
 
 
 # ONNX
 
 
-def onnx_static_profile(model: onnx.ModelProto, specs: list[InputSpec]) -> StaticFigures:
+def onnx_static_profile(model: onnx.ModelProto, specs: list[InputSpec]) -> StaticProfileResult:
     graph = infer_at_batch_one(model, specs).graph
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     shapes: dict[str, tuple[tuple[int, ...], int]] = {}  # name -> (shape, bytes per element)
@@ -107,13 +112,13 @@ def onnx_static_profile(model: onnx.ModelProto, specs: list[InputSpec]) -> Stati
         else:
             macs += node_macs
 
-    return StaticFigures(
+    return figures(
         parameters=parameters,
         macs=macs,
         memory=parameter_bytes + peak_activation_bytes(graph, set(initializers), nbytes),
         mread=mread,
         mwrite=mwrite,
-        uncounted_operators=sorted(uncounted),
+        uncounted=sorted(uncounted),
         method="ONNX graph after shape inference at batch 1",
     )
 
@@ -240,7 +245,7 @@ def peak_activation_bytes(graph: onnx.GraphProto, initializers: set[str], nbytes
 # PyTorch
 
 
-def torch_static_profile(module: Any, inputs: list[Any]) -> StaticFigures:
+def torch_static_profile(module: Any, inputs: list[Any]) -> StaticProfileResult:
     """Run ``module`` once at batch 1, counting MACs and every operator's tensor traffic."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -250,13 +255,13 @@ def torch_static_profile(module: Any, inputs: list[Any]) -> StaticFigures:
     recorder = TensorTraffic(flops)
     with torch.inference_mode(), flops, recorder.mode():
         module(*inputs)
-    return StaticFigures(
+    return figures(
         parameters=sum(parameter.numel() for parameter in parameters),
         macs=flops.get_total_flops() // 2,
         memory=sum(p.numel() * p.element_size() for p in parameters) + recorder.peak_bytes,
         mread=recorder.read_bytes,
         mwrite=recorder.written_bytes,
-        uncounted_operators=sorted(recorder.operators - recorder.counted_operators),
+        uncounted=sorted(recorder.operators - recorder.counted_operators),
         method="PyTorch run at batch 1 under FlopCounterMode and a tensor-traffic dispatch mode",
     )
 

@@ -42,7 +42,7 @@ from .dynamic import (
     measure,
 )
 from .formats import UnsupportedModel, detect_format
-from .static import StaticFigures, onnx_static_profile, torch_static_profile
+from .static import onnx_static_profile, torch_static_profile
 from .tensors import InputSpec, batch_sizes_allowed, onnx_input_specs
 
 logger = logging.getLogger("modelci.worker")
@@ -404,7 +404,7 @@ class Worker:
             heartbeat.report(0.05, f"loaded a {model_format.value} model")
 
             figures = static_figures(path, model_format, specs)
-            self.hub.call(STATIC, id=model["id"], result=as_graphql(static_result(figures)))
+            self.hub.call(STATIC, id=model["id"], result=as_graphql(figures.model_dump()))
             heartbeat.report(
                 0.1, f"static profile: {figures.parameters} parameters, {figures.macs} MACs"
             )
@@ -474,7 +474,9 @@ class Worker:
             runner.close()
 
 
-def static_figures(path: Path, model_format: WeightFormat, specs: list[InputSpec]) -> StaticFigures:
+def static_figures(
+    path: Path, model_format: WeightFormat, specs: list[InputSpec]
+) -> StaticProfileResult:
     if model_format is WeightFormat.ONNX:
         import onnx
 
@@ -489,20 +491,6 @@ def static_figures(path: Path, model_format: WeightFormat, specs: list[InputSpec
     rng = np.random.default_rng(0)
     inputs = [torch.from_numpy(spec.random(1, rng)) for spec in specs]
     return torch_static_profile(module, inputs)
-
-
-def static_result(figures: StaticFigures) -> dict[str, Any]:
-    return StaticProfileResult(
-        parameters=figures.parameters,
-        flops=figures.flops,
-        macs=figures.macs,
-        memory=figures.memory,
-        mread=figures.mread,
-        mwrite=figures.mwrite,
-        mrw=figures.mrw,
-        uncounted_operators=figures.uncounted_operators,
-        method=figures.method,
-    ).model_dump()
 
 
 def dynamic_result(result: DynamicProfileResult) -> dict[str, Any]:

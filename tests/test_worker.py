@@ -124,6 +124,18 @@ def register(hub: str, weight: Path, profile: bool = False) -> str:
     return model_id
 
 
+def queue_profiling(
+    hub: str, model_id: str, sizes: list[int] | None = None, headers: dict[str, str] | None = None
+) -> str:
+    body = httpx.post(
+        f"{hub}/graphql",
+        headers=headers,
+        json={"query": PROFILE, "variables": {"id": model_id, "sizes": sizes}},
+    )
+    job_id: str = body.json()["data"]["profileModel"]["id"]
+    return job_id
+
+
 def jobs_of(hub: str, model_id: str) -> list[str]:
     query = "query($id: ID) { profilingJobs(modelId: $id) { nodes { id } } }"
     body = httpx.post(f"{hub}/graphql", json={"query": query, "variables": {"id": model_id}})
@@ -200,9 +212,7 @@ def test_a_killed_workers_job_completes_on_another(hub: str, onnx_model: Path) -
     model_id = register(hub, onnx_model)
     slow = ("--window-seconds", "0.5", "--min-runs", "10", "--lease-seconds", "1")
     with worker(hub, *slow) as first:
-        job_id = httpx.post(
-            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id}}
-        ).json()["data"]["profileModel"]["id"]
+        job_id = queue_profiling(hub, model_id)
         states = follow(hub, job_id)
         for state in states:
             if state["status"] == "RUNNING":
@@ -220,9 +230,7 @@ def test_a_killed_workers_job_completes_on_another(hub: str, onnx_model: Path) -
 def test_cancelling_a_running_job(hub: str, onnx_model: Path) -> None:
     model_id = register(hub, onnx_model)
     with worker(hub, "--window-seconds", "0.5", "--min-runs", "10"):
-        job_id = httpx.post(
-            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id}}
-        ).json()["data"]["profileModel"]["id"]
+        job_id = queue_profiling(hub, model_id)
         states = follow(hub, job_id)
         for state in states:
             if state["status"] == "RUNNING":
@@ -232,9 +240,7 @@ def test_cancelling_a_running_job(hub: str, onnx_model: Path) -> None:
         assert list(states)[-1]["status"] == "CANCELLED"
 
         # The worker let go of it and takes the next job.
-        next_job = httpx.post(
-            f"{hub}/graphql", json={"query": PROFILE, "variables": {"id": model_id, "sizes": [1]}}
-        ).json()["data"]["profileModel"]["id"]
+        next_job = queue_profiling(hub, model_id, sizes=[1])
         assert list(follow(hub, next_job))[-1]["status"] == "SUCCEEDED"
 
 
@@ -286,11 +292,7 @@ def test_with_auth_on_the_serve_worker_uses_its_own_token(tmp_path: Path, onnx_m
         model_id = httpx.post(f"{hub}/graphql", headers={**PREFLIGHT, **headers}, **request).json()[
             "data"
         ]["registerModel"]["id"]
-        profile = httpx.post(
-            f"{hub}/graphql",
-            headers=headers,
-            json={"query": PROFILE, "variables": {"id": model_id, "sizes": [1]}},
-        ).json()["data"]["profileModel"]["id"]
+        profile = queue_profiling(hub, model_id, sizes=[1], headers=headers)
         job = "query($id: ID!) { profilingJob(id: $id) { status worker } }"
         # No token: refused. The worker, with the token serve gave it, gets the job done.
         anonymous = httpx.post(f"{hub}/graphql", json={"query": job, "variables": {"id": profile}})
