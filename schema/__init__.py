@@ -20,6 +20,7 @@ from .auth import Authorization
 from .error_codes import assign_codes
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
+from .observing import ObserveOperations
 from .tokens import TokenMutations, TokenQueries
 from .types import LONG_SCALAR, Long
 
@@ -58,6 +59,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
+            ObserveOperations,
             Authorization,
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),

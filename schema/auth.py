@@ -107,7 +107,7 @@ def required_scopes(document: DocumentNode, operation_name: str | None) -> set[S
         if isinstance(definition, FragmentDefinitionNode)
     }
     return {
-        FIELD_SCOPES.get(name, default) for name in _root_fields(operation.selection_set, fragments)
+        FIELD_SCOPES.get(name, default) for name in root_fields(operation.selection_set, fragments)
     } or {default}
 
 
@@ -115,7 +115,7 @@ def _name(operation: OperationDefinitionNode) -> str | None:
     return operation.name.value if operation.name else None
 
 
-def _root_fields(
+def root_fields(
     selections: SelectionSetNode,
     fragments: dict[str, SelectionSetNode],
     seen: frozenset[str] = frozenset(),
@@ -124,11 +124,11 @@ def _root_fields(
         if isinstance(selection, FieldNode):
             yield selection.name.value
         elif isinstance(selection, InlineFragmentNode):
-            yield from _root_fields(selection.selection_set, fragments, seen)
+            yield from root_fields(selection.selection_set, fragments, seen)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             if name in fragments and name not in seen:
-                yield from _root_fields(fragments[name], fragments, seen | {name})
+                yield from root_fields(fragments[name], fragments, seen | {name})
 
 
 class Authorization(SchemaExtension):

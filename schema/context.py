@@ -154,6 +154,12 @@ class TokenAdmin(Protocol):
     async def revoke(self, id_or_name: str) -> list[ApiToken]: ...
 
 
+class OperationObserver(Protocol):
+    """Told of every GraphQL operation (for metrics); labels are schema names only."""
+
+    def observe(self, operation: str, kind: str, seconds: float, failed: bool) -> None: ...
+
+
 @dataclass
 class Loaders:
     """Per-request DataLoaders: one database round trip for a page's lineage."""
@@ -181,6 +187,7 @@ class HubContext:
     loaders: Loaders
     tokens: TokenAdmin
     identity: Identity | None = None
+    observer: OperationObserver | None = None
     connection_params: dict[str, Any] | None = None
 
 

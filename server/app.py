@@ -37,6 +37,7 @@ from .embedded import stop_with_parent
 from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
 from .inspection import ModelInspector
 from .jobs import MongoJobQueue
+from .metrics import HttpMetricsMiddleware, Metrics, metrics_endpoint
 from .registry import MongoModelRegistry
 from .settings import Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
@@ -60,6 +61,7 @@ class Services:
     jobs: MongoJobQueue
     tokens: TokenStore
     auth_enabled: bool
+    metrics: Metrics
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -85,6 +87,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
         return HubContext(
             identity=state.get("identity") if services.auth_enabled else Identity.everyone(),
             tokens=services.tokens,
+            observer=services.metrics,
             request=request,
             response=response,
             registry=services.registry,
@@ -116,7 +119,7 @@ async def identity_from_header(tokens: TokenStore, header: str) -> Identity | No
 class AuthMiddleware:
     """With auth on, every request but health checks and the GraphiQL page needs a token."""
 
-    PUBLIC = ("/healthz", "/readyz")
+    PUBLIC = ("/healthz", "/readyz", "/metrics")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -262,6 +265,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
                 jobs=jobs,
                 tokens=tokens,
                 auth_enabled=settings.auth_enabled(),
+                metrics=metrics,
             )
             if not settings.auth_enabled():
                 logger.warning(
@@ -282,6 +286,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
                 inspector.close()
             await client.close()
 
+    metrics = Metrics()
     graphql = HubGraphQL(schema, multipart_uploads_enabled=True)
     return Starlette(
         routes=[
@@ -290,9 +295,11 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             Route("/models/{model_id}/weight", download_weight, methods=["GET", "HEAD"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(HttpMetricsMiddleware, metrics=metrics),
             Middleware(AuthMiddleware),
             Middleware(
                 RequestLimitsMiddleware,

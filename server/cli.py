@@ -17,7 +17,7 @@ from modelci.schema.auth import Scope
 from modelci.schema.errors import NotFound
 
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
-from .http import RequestLogFilter
+from .http import JsonLogFormatter, RequestLogFilter
 from .settings import Settings, env_file_text
 from .storage import TOKENS
 from .tokens import TokenStore
@@ -31,10 +31,12 @@ app = typer.Typer(
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestLogFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(
+        JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
+    )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request
 
@@ -73,7 +75,7 @@ def serve(
         if value is not None
     }
     settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.auth == "off" and not settings.listens_on_loopback():
         typer.echo(
             f"error: authentication can be off only on loopback, not on {settings.host}", err=True
@@ -150,7 +152,7 @@ def worker(
     from modelci.profiling.worker import main
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     defaults = MeasurementSettings()
     measurement = MeasurementSettings(
         window_s=window_seconds or settings.profile_window_s,

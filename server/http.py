@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -46,6 +47,22 @@ def error_response(error: HubError) -> JSONResponse:
         {"errors": [{"message": error.message, "extensions": error.extensions}]},
         status_code=HTTP_STATUS.get(error.code, 500),
     )
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, request id, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 class RequestLogFilter(logging.Filter):

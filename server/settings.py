@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people, json (one object a line) for collectors."
+    )
     auth: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Require API tokens: auto = on unless listening on loopback only; "

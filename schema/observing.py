@@ -1,0 +1,40 @@
+"""Reports each operation's first root field, type, duration and outcome to the context's
+observer (the server's metrics). Root field names come from the schema, so the labels
+stay few whatever clients send."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from graphql import OperationDefinitionNode
+from strawberry.extensions import SchemaExtension
+
+from .auth import root_fields
+
+
+class ObserveOperations(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report(time.perf_counter() - started)
+
+    def report(self, seconds: float) -> None:
+        context = self.execution_context
+        observer = getattr(context.context, "observer", None)
+        if observer is None:
+            return
+        operation, kind = "unparsed", "unknown"
+        document = context.graphql_document
+        if document is not None:
+            for definition in document.definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    kind = definition.operation.value
+                    fields = list(root_fields(definition.selection_set, {}))
+                    operation = fields[0] if fields else "none"
+                    break
+        result = context.result
+        failed = bool(context.pre_execution_errors) or bool(result and result.errors)
+        observer.observe(operation, kind, seconds, failed)

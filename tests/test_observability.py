@@ -1,0 +1,64 @@
+"""Operations people run the hub with: Prometheus metrics and structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from conftest import Api
+from test_jobs import PROFILE
+
+from modelci.server.http import JsonLogFormatter, RequestLogFilter, request_id_var
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (labels in any order)."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match is None or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if found == labels:
+            return float(match.group(3))
+    raise AssertionError(f"no sample {name} {labels} in:\n{text}")
+
+
+async def test_metrics_count_operations_requests_and_jobs(api: Api) -> None:
+    model = await api.register()
+    for _ in range(3):
+        await api.data(PROFILE, {"modelId": model["id"]})
+    await api.post("query Named { models { nodes { id } } }")
+    await api.post('{ model(id: "nope") { id } }')
+    await api.http.get(f"/models/{model['id']}/weight")
+
+    text = (await api.http.get("/metrics")).text
+    labels = {"operation": "profileModel", "type": "mutation", "outcome": "ok"}
+    assert sample(text, "modelci_graphql_operations_total", **labels) == 3
+    failed = {"operation": "model", "type": "query", "outcome": "error"}
+    assert sample(text, "modelci_graphql_operations_total", **failed) == 1
+    named = {"operation": "models", "type": "query", "outcome": "ok"}
+    assert sample(text, "modelci_graphql_operations_total", **named) == 1
+    assert (
+        sample(text, "modelci_graphql_operation_seconds_count", operation="models", type="query")
+        == 1
+    )
+    download = {"route": "/models/{model_id}/weight", "method": "GET", "status": "200"}
+    assert sample(text, "modelci_http_requests_total", **download) == 1
+    assert sample(text, "modelci_jobs", kind="PROFILE", status="QUEUED") == 3
+    assert sample(text, "modelci_job_queue_depth") == 3
+
+
+def test_json_logs_carry_the_request_id() -> None:
+    record = logging.LogRecord(
+        "modelci.test", logging.WARNING, __file__, 1, "hello %s", ("world",), None
+    )
+    token = request_id_var.set("abc123")
+    try:
+        RequestLogFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    entry = json.loads(JsonLogFormatter().format(record))
+    assert entry["message"] == "hello world"
+    assert entry["request_id"] == "abc123"
+    assert entry["level"] == "WARNING" and entry["logger"] == "modelci.test"
