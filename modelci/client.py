@@ -271,10 +271,30 @@ class ModelHub:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def url(self) -> str:
+        return str(self.http.base_url)
+
+    def execute(self, document: str, **variables: Any) -> Any:
+        """Run a GraphQL document; the value of its (single) root field."""
+        response = self.http.post("/graphql", json={"query": document, "variables": variables})
+        return self.data(response)
+
     def call(self, operation: str, **variables: Any) -> Any:
-        response = self.http.post(
-            "/graphql", json={"query": OPERATIONS[operation], "variables": variables}
-        )
+        return self.execute(OPERATIONS[operation], **variables)
+
+    def upload(
+        self,
+        document: str,
+        weight: str | Path | bytes,
+        progress: Progress | None = None,
+        **variables: Any,
+    ) -> Any:
+        """Run a document whose ``$weight`` is the file, sent as a streamed multipart upload."""
+        with opened_weight(weight, progress) as (filename, reader):
+            response = self.http.post(
+                "/graphql", **multipart(document, variables, filename, reader)
+            )
         return self.data(response)
 
     @staticmethod
@@ -301,12 +321,15 @@ class ModelHub:
         **fields: Any,
     ) -> MLModel:
         """Register a model; ``fields`` as ModelInput (architecture, framework, engine, …)."""
-        variables = {"input": model_input(fields), "convert": convert, "profile": profile}
-        with opened_weight(weight, progress) as (filename, reader):
-            response = self.http.post(
-                "/graphql", **multipart(OPERATIONS["register"], variables, filename, reader)
-            )
-        return MLModel.model_validate(keys_to(snake, self.data(response)))
+        registered = self.upload(
+            OPERATIONS["register"],
+            weight,
+            progress,
+            input=model_input(fields),
+            convert=convert,
+            profile=profile,
+        )
+        return MLModel.model_validate(keys_to(snake, registered))
 
     def get_by_id(self, model_id: str) -> MLModel:
         return MLModel.model_validate(keys_to(snake, self.call("get", id=model_id)))
@@ -333,11 +356,8 @@ class ModelHub:
         variables = {"id": model_id, "input": model_input(changes)}
         if weight is None:
             return MLModel.model_validate(keys_to(snake, self.call("update", **variables)))
-        with opened_weight(weight, progress) as (filename, reader):
-            response = self.http.post(
-                "/graphql", **multipart(OPERATIONS["update"], variables, filename, reader)
-            )
-        return MLModel.model_validate(keys_to(snake, self.data(response)))
+        updated = self.upload(OPERATIONS["update"], weight, progress, **variables)
+        return MLModel.model_validate(keys_to(snake, updated))
 
     def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
         deleted = self.call("delete", id=model_id, cascade=cascade)

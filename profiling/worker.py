@@ -10,7 +10,6 @@ the job goes to the next worker that asks.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from modelci.client import ModelHub, as_input
 from modelci.schema.domain import (
     DynamicProfileResult,
     Engine,
@@ -31,6 +31,7 @@ from modelci.schema.domain import (
     StaticProfileResult,
     WeightFormat,
 )
+from modelci.schema.errors import Conflict, HubError
 
 from .conversion import NotProduced, convert
 from .devices import LocalDevice, discover_devices, local_ip
@@ -94,14 +95,6 @@ mutation Dynamic($id: ID!, $result: DynamicProfileResultInput!) {
 }"""
 
 
-class HubError(RuntimeError):
-    """The hub answered with a GraphQL error."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.code = errors[0].get("extensions", {}).get("code", "")
-        super().__init__("; ".join(error.get("message", "?") for error in errors))
-
-
 class JobCancelled(Exception):
     pass
 
@@ -114,68 +107,10 @@ class ConversionFailed(Exception):
 PERMANENT_ERRORS = (UnsupportedModel, ConversionFailed)
 
 
-@dataclass
-class HubClient:
-    """GraphQL over HTTP to the hub."""
-
-    server: str
-    token: str | None = None
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
-        self.http = httpx.Client(base_url=self.server, headers=headers, timeout=60)
-
-    def call(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = self.http.post("/graphql", json={"query": query, "variables": variables})
-        body = response.json()
-        if body.get("errors"):
-            raise HubError(body["errors"])
-        data: dict[str, Any] = body["data"]
-        return data
-
-    def upload(self, query: str, file: Path, **variables: Any) -> dict[str, Any]:
-        """A multipart GraphQL request carrying ``file`` as the variable ``weight``."""
-        operations = json.dumps({"query": query, "variables": {**variables, "weight": None}})
-        with file.open("rb") as content:
-            response = self.http.post(
-                "/graphql",
-                headers={"apollo-require-preflight": "true"},
-                data={"operations": operations, "map": json.dumps({"0": ["variables.weight"]})},
-                files={"0": (file.name, content, "application/octet-stream")},
-            )
-        body = response.json()
-        if body.get("errors"):
-            raise HubError(body["errors"])
-        data: dict[str, Any] = body["data"]
-        return data
-
-    def download_weight(self, model_id: str, target: Path) -> None:
-        with self.http.stream("GET", f"/models/{model_id}/weight") as response:
-            response.raise_for_status()
-            with target.open("wb") as file:
-                for chunk in response.iter_bytes(CHUNK_SIZE):
-                    file.write(chunk)
-
-
-def as_graphql(value: Any) -> Any:
-    """A pydantic dump with camelCase keys, as GraphQL inputs are named."""
-    if isinstance(value, dict):
-        return {camel(key): as_graphql(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [as_graphql(item) for item in value]
-    return value
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 class Heartbeat:
     """Renews a job's lease in the background and carries progress; notices cancellation."""
 
-    def __init__(self, hub: HubClient, job_id: str, worker: str, lease_s: float) -> None:
+    def __init__(self, hub: ModelHub, job_id: str, worker: str, lease_s: float) -> None:
         self.hub, self.job_id, self.worker, self.lease_s = hub, job_id, worker, lease_s
         self.progress = 0.0
         self.messages: list[str] = []
@@ -199,7 +134,7 @@ class Heartbeat:
             self.messages.clear()
             progress = self.progress
         try:
-            data = self.hub.call(
+            job = self.hub.execute(
                 HEARTBEAT,
                 id=self.job_id,
                 worker=self.worker,
@@ -208,14 +143,14 @@ class Heartbeat:
                 lease=self.lease_s,
             )
         except HubError as error:
-            if error.code == "CONFLICT":
+            if isinstance(error, Conflict):
                 self.lost.set()
             logger.warning("heartbeat for job %s refused: %s", self.job_id, error)
             return
         except httpx.HTTPError as error:
             logger.warning("heartbeat for job %s failed: %s", self.job_id, error)
             return
-        if data["heartbeatProfilingJob"]["status"] == "CANCELLED":
+        if job["status"] == "CANCELLED":
             self.cancelled.set()
 
     def run(self) -> None:
@@ -240,7 +175,7 @@ class Heartbeat:
 
 @dataclass
 class Worker:
-    hub: HubClient
+    hub: ModelHub
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     lease_s: float = 60.0
     poll_s: float = 2.0
@@ -252,7 +187,7 @@ class Worker:
     def __post_init__(self) -> None:
         self.devices, self.gpu_note = discover_devices()
         self.host = socket.gethostname()
-        self.ip = local_ip(urlparse(self.hub.server).hostname or "127.0.0.1")
+        self.ip = local_ip(urlparse(self.hub.url).hostname or "127.0.0.1")
 
     def device_inputs(self) -> list[dict[str, Any]]:
         return [
@@ -268,20 +203,19 @@ class Worker:
         ]
 
     def claim(self) -> dict[str, Any] | None:
-        data = self.hub.call(
+        job: dict[str, Any] | None = self.hub.execute(
             CLAIM, worker=self.name, devices=self.device_inputs(), lease=self.lease_s
         )
-        job: dict[str, Any] | None = data["claimProfilingJob"]
         return job
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
-        logger.info("worker %s serving %s on %s", self.name, self.hub.server, self.devices)
+        logger.info("worker %s serving %s on %s", self.name, self.hub.url, self.devices)
         while not stop.is_set():
             try:
                 job = self.claim()
             except (httpx.HTTPError, HubError) as error:
-                logger.warning("cannot reach the hub at %s: %s", self.hub.server, error)
+                logger.warning("cannot reach the hub at %s: %s", self.hub.url, error)
                 job = None
             if job is None:
                 stop.wait(self.poll_s)
@@ -314,7 +248,7 @@ class Worker:
         retryable: bool = True,
     ) -> None:
         try:
-            self.hub.call(
+            self.hub.execute(
                 FINISH,
                 id=job_id,
                 worker=self.name,
@@ -329,7 +263,7 @@ class Worker:
         self, model_id: str, workdir: Path
     ) -> tuple[dict[str, Any], Path, WeightFormat, list[InputSpec]]:
         """The model's metadata, its weight file, format and input specs."""
-        model = self.hub.call(MODEL, id=model_id)["model"]
+        model: dict[str, Any] = self.hub.execute(MODEL, id=model_id)
         path = workdir / "weight"
         self.hub.download_weight(model["id"], path)
         model_format = detect_format(path)
@@ -375,12 +309,10 @@ class Worker:
                         outcome.path,
                         source=model["id"],
                         engine=outcome.engine.value,
-                        check=as_graphql(check),
+                        check=as_input(check),
                         profile=job["profileVariants"],
-                    )["registerConvertedModel"]["id"]
-                except HubError as error:
-                    if error.code != "CONFLICT":
-                        raise
+                    )["id"]
+                except Conflict:
                     heartbeat.report(progress, f"{outcome.engine.value}: already registered")
                     continue
                 produced.append(outcome.engine.value)
@@ -404,7 +336,7 @@ class Worker:
             heartbeat.report(0.05, f"loaded a {model_format.value} model")
 
             figures = static_figures(path, model_format, specs)
-            self.hub.call(STATIC, id=model["id"], result=as_graphql(figures.model_dump()))
+            self.hub.execute(STATIC, id=model["id"], result=as_input(figures.model_dump()))
             heartbeat.report(
                 0.1, f"static profile: {figures.parameters} parameters, {figures.macs} MACs"
             )
@@ -426,8 +358,8 @@ class Worker:
                 ):
                     done += 1
                     if result is not None:
-                        self.hub.call(
-                            DYNAMIC, id=model["id"], result=as_graphql(dynamic_result(result))
+                        self.hub.execute(
+                            DYNAMIC, id=model["id"], result=as_input(dynamic_result(result))
                         )
                     heartbeat.report(
                         0.1 + 0.9 * done / steps, f"{device.device_id} batch {batch} done"
@@ -506,7 +438,7 @@ def main(
     allow_pickle: bool = False,
 ) -> None:
     worker = Worker(
-        HubClient(server, token),
+        ModelHub(server, token),
         measurement=measurement or MeasurementSettings(),
         lease_s=lease_s,
         poll_s=poll_s,
