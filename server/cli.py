@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from modelci.schema.auth import Scope
 from modelci.schema.errors import NotFound
 
+from .commands import add_client_commands
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
 from .http import JsonLogFormatter, RequestLogFilter
 from .settings import Settings, env_file_text
@@ -27,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+add_client_commands(app)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
