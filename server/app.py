@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,8 +21,9 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -47,6 +49,9 @@ from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 logger = logging.getLogger("modelci.server")
 
 READY_TIMEOUT_S = 2.0
+STATIC_DIR = Path(__file__).parent / "static"
+CDN = "https://unpkg.com/"
+LOCAL_ASSETS = "/static/graphiql/"
 LOCAL_WORKER_TOKEN = "serve-worker"
 
 
@@ -96,6 +101,10 @@ class HubGraphQL(GraphQL[HubContext, None]):
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL with its scripts and styles served from here, not from a CDN."""
+        return HTMLResponse(self.graphql_ide_html.replace(CDN, LOCAL_ASSETS))
+
     async def on_ws_connect(self, context: HubContext) -> Any:
         """WebSockets carry the token in connection_init: {"Authorization": "Bearer …"}."""
         services = services_of(context.request)
@@ -120,12 +129,17 @@ class AuthMiddleware:
     """With auth on, every request but health checks and the GraphiQL page needs a token."""
 
     PUBLIC = ("/healthz", "/readyz", "/metrics")
+    PUBLIC_PREFIXES = ("/static/",)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.PUBLIC:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.PUBLIC
+            or scope["path"].startswith(self.PUBLIC_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         services: Services = scope["app"].state.services
@@ -296,6 +310,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

@@ -1,0 +1,134 @@
+"""GraphiQL in a real browser (headless Chromium), with every other host unreachable:
+the page loads its assets from the hub itself, runs a `models` query and shows the result.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from conftest import modelci_serve
+from websockets.sync.client import ClientConnection, connect
+
+from modelci.client import ModelHub
+from modelci.server.embedded import free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Resolves in the page once GraphiQL has rendered its execute button.
+RENDERED = """new Promise(resolve => {
+  const look = () => document.querySelector('.graphiql-execute-button')
+    ? resolve(true) : requestAnimationFrame(look);
+  look();
+})"""
+
+# Resolves with the response pane's text once it mentions `wanted`.
+ANSWERED = """(wanted) => new Promise(resolve => {
+  const look = () => {
+    const pane = document.querySelector('.graphiql-response');
+    const text = pane ? pane.innerText : '';
+    text.includes(wanted) ? resolve(text) : requestAnimationFrame(look);
+  };
+  look();
+})"""
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools Protocol: evaluate, screenshot."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.ids = itertools.count(1)
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        message_id = next(self.ids)
+        self.socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.socket.recv(timeout=60))
+            if reply.get("id") == message_id:
+                assert "error" not in reply, reply
+                result: dict[str, Any] = reply["result"]
+                return result
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[int]:
+    if CHROMIUM is None:
+        pytest.fail("Chromium is needed for this test (.ci/run installs Debian's chromium)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--remote-debugging-port={port}",
+            "--window-size=1400,900",
+            # Offline: every host but this machine fails to resolve.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "about:blank",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # Chromium says when DevTools listens
+        if "DevTools listening on" in line:
+            break
+    try:
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_graphiql_runs_a_models_query_offline(tmp_path: Path, browser: int) -> None:
+    with modelci_serve(tmp_path / "hub", free_port(), workers="0") as (hub, _):
+        with ModelHub(hub) as client:
+            model = client.register_model(
+                b"weights",
+                architecture="BrowserNet",
+                framework="PyTorch",
+                engine="NONE",
+                version=1,
+                dataset="d",
+                task="Other",
+            )
+        query = "{ models { nodes { id architecture } } }"
+        page = next(
+            target
+            for target in httpx.get(f"http://127.0.0.1:{browser}/json").json()
+            if target["type"] == "page"
+        )
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+            tools = DevTools(socket)
+            tools.send("Page.enable")
+            tools.send("Page.navigate", url=f"{hub}/graphql?q={quote(query)}")
+            assert tools.evaluate(RENDERED) is True
+            tools.evaluate("document.querySelector('.graphiql-execute-button').click()")
+            shown = tools.evaluate(f"({ANSWERED})({json.dumps(model.id)})")
+            screenshot = tools.send("Page.captureScreenshot")["data"]
+        (tmp_path / "graphiql.png").write_bytes(base64.b64decode(screenshot))
+    assert "BrowserNet" in shown
