@@ -461,7 +461,7 @@ class ModelHub:
 
 
 class AsyncModelHub:
-    """The same client for asyncio code: every method of ModelHub, awaited.
+    """The same client for asyncio code: ModelHub's methods, awaited.
 
     Each call runs the synchronous client in a worker thread, so uploads and downloads
     stream just the same and the event loop never blocks.
@@ -470,18 +470,122 @@ class AsyncModelHub:
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
         self.hub = ModelHub(url, token, timeout)
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.hub, name)
-        if not callable(method):
-            return method
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(method, *args, **kwargs)
-
-        return call
-
     async def __aenter__(self) -> AsyncModelHub:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.hub.close()
+        await self.close()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.hub.close)
+
+    async def execute(self, document: str, **variables: Any) -> Any:
+        return await asyncio.to_thread(self.hub.execute, document, **variables)
+
+    async def register_model(
+        self,
+        weight: str | Path | bytes,
+        *,
+        convert: bool = True,
+        profile: bool = False,
+        progress: Progress | None = None,
+        **fields: Any,
+    ) -> MLModel:
+        return await asyncio.to_thread(
+            self.hub.register_model,
+            weight,
+            convert=convert,
+            profile=profile,
+            progress=progress,
+            **fields,
+        )
+
+    async def get_by_id(self, model_id: str) -> MLModel:
+        return await asyncio.to_thread(self.hub.get_by_id, model_id)
+
+    async def get_models(self, limit: int | None = None, **filters: Any) -> list[MLModel]:
+        return await asyncio.to_thread(self.hub.get_models, limit, **filters)
+
+    async def update_model(
+        self,
+        model_id: str,
+        weight: str | Path | bytes | None = None,
+        progress: Progress | None = None,
+        **changes: Any,
+    ) -> MLModel:
+        return await asyncio.to_thread(self.hub.update_model, model_id, weight, progress, **changes)
+
+    async def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
+        return await asyncio.to_thread(self.hub.delete_model, model_id, cascade)
+
+    async def register_static_profiling_result(
+        self, model_id: str, result: StaticProfileResult
+    ) -> MLModel:
+        return await asyncio.to_thread(self.hub.register_static_profiling_result, model_id, result)
+
+    async def register_dynamic_profiling_result(
+        self, model_id: str, result: DynamicProfileResult
+    ) -> MLModel:
+        return await asyncio.to_thread(self.hub.register_dynamic_profiling_result, model_id, result)
+
+    async def update_dynamic_profiling_result(
+        self, model_id: str, result: DynamicProfileResult, force_insert: bool = False
+    ) -> MLModel:
+        return await asyncio.to_thread(
+            self.hub.update_dynamic_profiling_result, model_id, result, force_insert
+        )
+
+    async def delete_dynamic_profiling_result(
+        self, model_id: str, ip: str, device_id: str, batch: int | None = None
+    ) -> MLModel:
+        return await asyncio.to_thread(
+            self.hub.delete_dynamic_profiling_result, model_id, ip, device_id, batch
+        )
+
+    async def download_weight(
+        self, model_id: str, target: str | Path, progress: Progress | None = None
+    ) -> Path:
+        return await asyncio.to_thread(self.hub.download_weight, model_id, target, progress)
+
+    async def profile_model(
+        self, model_id: str, batch_sizes: list[int] | None = None, devices: list[str] | None = None
+    ) -> ProfilingJob:
+        return await asyncio.to_thread(self.hub.profile_model, model_id, batch_sizes, devices)
+
+    async def convert_model(
+        self, model_id: str, targets: list[str] | None = None, profile: bool = False
+    ) -> ProfilingJob:
+        return await asyncio.to_thread(self.hub.convert_model, model_id, targets, profile)
+
+    async def get_job(self, job_id: str) -> ProfilingJob:
+        return await asyncio.to_thread(self.hub.get_job, job_id)
+
+    async def get_jobs(
+        self, model_id: str | None = None, status: str | None = None
+    ) -> list[ProfilingJob]:
+        return await asyncio.to_thread(self.hub.get_jobs, model_id, status)
+
+    async def cancel_job(self, job_id: str) -> ProfilingJob:
+        return await asyncio.to_thread(self.hub.cancel_job, job_id)
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        on_update: Callable[[ProfilingJob], None] | None = None,
+        poll_s: float = 0.5,
+        timeout_s: float | None = None,
+    ) -> ProfilingJob:
+        """Follow a job until it ends, without blocking the event loop between polls."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last = None
+        while True:
+            job = await self.get_job(job_id)
+            if job.update_time != last:
+                last = job.update_time
+                if on_update is not None:
+                    on_update(job)
+            if job.status in FINISHED_JOB_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status.value}")
+            await asyncio.sleep(poll_s)

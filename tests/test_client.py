@@ -122,9 +122,14 @@ def test_jobs_and_the_async_client(hub: ModelHub) -> None:
     assert hub.cancel_job(job.id).status.value == "CANCELLED"
     assert hub.wait_for_job(job.id).status.value == "CANCELLED"
 
-    async def use_async() -> str:
-        async with AsyncModelHub(str(hub.http.base_url)) as client:
+    async def use_async() -> tuple[str, str, list[str]]:
+        async with AsyncModelHub(hub.url) as client:
             found = await client.get_by_id(model.id)
-            return str(found.architecture)
+            queued = await client.profile_model(model.id, batch_sizes=[4])
+            cancelled = await client.cancel_job(queued.id)
+            finished = await client.wait_for_job(queued.id)
+            listed = await client.get_models(architecture="JobNet")
+            assert cancelled.status is finished.status
+            return found.architecture, finished.status.value, [m.id for m in listed]
 
-    assert asyncio.run(use_async()) == "JobNet"
+    assert asyncio.run(use_async()) == ("JobNet", "CANCELLED", [model.id])
