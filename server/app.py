@@ -21,7 +21,13 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -128,7 +134,7 @@ async def identity_from_header(tokens: TokenStore, header: str) -> Identity | No
 class AuthMiddleware:
     """With auth on, every request but health checks and the GraphiQL page needs a token."""
 
-    PUBLIC = ("/healthz", "/readyz", "/metrics")
+    PUBLIC = ("/healthz", "/readyz", "/metrics", "/dashboard")
     PUBLIC_PREFIXES = ("/static/",)
 
     def __init__(self, app: ASGIApp) -> None:
@@ -190,6 +196,11 @@ async def download_weight(request: Request) -> Response:
         media_type="application/octet-stream",
         headers=headers,
     )
+
+
+async def dashboard(request: Request) -> Response:
+    """Models, their variants, latency and throughput against batch size per device."""
+    return FileResponse(STATIC_DIR / "dashboard.html")
 
 
 async def healthz(request: Request) -> Response:
@@ -310,6 +321,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            Route("/dashboard", dashboard),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

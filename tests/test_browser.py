@@ -20,6 +20,13 @@ from conftest import modelci_serve
 from websockets.sync.client import ClientConnection, connect
 
 from modelci.client import ModelHub
+from modelci.schema.domain import (
+    DynamicProfileResult,
+    InfoTuple,
+    ProfileLatency,
+    ProfileMemory,
+    ProfileThroughput,
+)
 from modelci.server.embedded import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -132,3 +139,65 @@ def test_graphiql_runs_a_models_query_offline(tmp_path: Path, browser: int) -> N
             screenshot = tools.send("Page.captureScreenshot")["data"]
         (tmp_path / "graphiql.png").write_bytes(base64.b64decode(screenshot))
     assert "BrowserNet" in shown
+
+
+DRAWN = """(model) => new Promise(resolve => {
+  const look = () => {
+    const curves = document.querySelectorAll(`[data-model="${model}"] path[data-series]`);
+    if (curves.length) resolve(Array.from(curves, c => c.dataset.series));
+    else requestAnimationFrame(look);
+  };
+  look();
+})"""
+
+
+def test_dashboard_plots_latency_and_throughput_per_device(tmp_path: Path, browser: int) -> None:
+    with modelci_serve(tmp_path / "hub", free_port(), workers="0") as (hub, _):
+        with ModelHub(hub) as client:
+            model = client.register_model(
+                b"weights",
+                architecture="PlottedNet",
+                framework="PyTorch",
+                engine="NONE",
+                version=1,
+                dataset="d",
+                task="Other",
+            )
+            for batch in (1, 2, 4, 8):
+                client.register_dynamic_profiling_result(model.id, measured(batch))
+        page = next(
+            target
+            for target in httpx.get(f"http://127.0.0.1:{browser}/json").json()
+            if target["type"] == "page"
+        )
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+            tools = DevTools(socket)
+            tools.send("Page.enable")
+            tools.send("Page.navigate", url=f"{hub}/dashboard")
+            curves = tools.evaluate(f"({DRAWN})({json.dumps(model.id)})")
+            screenshot = tools.send("Page.captureScreenshot")["data"]
+        (tmp_path / "dashboard.png").write_bytes(base64.b64decode(screenshot))
+    assert curves == ["cpu@10.0.0.9", "cpu@10.0.0.9"]  # latency and throughput
+
+
+def measured(batch: int) -> DynamicProfileResult:
+    timing = InfoTuple(avg=0.001 * batch, p50=0.001 * batch, p95=0.0012 * batch, p99=None)
+    return DynamicProfileResult(
+        ip="10.0.0.9",
+        device_id="cpu",
+        device_name="CPU",
+        batch=batch,
+        memory=ProfileMemory(total_memory=1, memory_usage=1, utilization=0.5),
+        latency=ProfileLatency(
+            initialization_latency=timing,
+            preprocess_latency=timing,
+            inference_latency=timing,
+            postprocess_latency=timing,
+        ),
+        throughput=ProfileThroughput(
+            batch_formation_throughput=1,
+            preprocess_throughput=1,
+            inference_throughput=1000.0,
+            postprocess_throughput=1,
+        ),
+    )
