@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -28,6 +29,14 @@ MAX_QUERY_DEPTH = 12
 MAX_QUERY_TOKENS = 4000
 MAX_ALIASES = 32
 CACHE_SIZE = 512
+
+
+# The depth and alias limits are validation rules. Their classes are made once, here:
+# ValidationCache keys on the rules, and fresh classes per request would never hit it.
+LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
 
 
 @strawberry.type
@@ -61,9 +70,8 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         extensions=[
             ObserveOperations,
             Authorization,
-            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            lambda: AddValidationRules(LIMIT_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             # Fresh instances per request share one module-level LRU per maxsize.
             lambda: ParserCache(maxsize=CACHE_SIZE),
             lambda: ValidationCache(maxsize=CACHE_SIZE),

@@ -1,0 +1,160 @@
+"""GraphQL overhead: `model(id)` through GraphQL versus a bare Starlette endpoint.
+
+Both run in one uvicorn server process (a child of this script) on the embedded
+database; the bare endpoint does the same database read and returns the same JSON.
+The load comes from this process over loopback, alternating the two in rounds.
+
+    python benchmarks/graphql_overhead.py [--seconds 3] [--rounds 3] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelci.server.embedded import EmbeddedDatabase, free_port
+
+FIELDS = "id architecture framework engine version dataset task weight { sha256 size }"
+QUERY = "query Get($id: ID!) { model(id: $id) { %s } }" % FIELDS
+
+
+def serve(port: int, mongodb_url: str, data_dir: str) -> None:
+    """The child: the hub's app plus the bare endpoint, under uvicorn."""
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from modelci.server.app import create_app
+    from modelci.server.settings import Settings
+
+    settings = Settings(data_dir=Path(data_dir), workers=0, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings, mongodb_url=mongodb_url)
+
+    async def bare(request: Request) -> JSONResponse:
+        model = await request.app.state.services.registry.get(request.path_params["model_id"])
+        return JSONResponse(
+            {
+                "data": {
+                    "model": {
+                        "id": model.id,
+                        "architecture": model.architecture,
+                        "framework": model.framework.value,
+                        "engine": model.engine.value,
+                        "version": model.version,
+                        "dataset": model.dataset,
+                        "task": model.task.value,
+                        "weight": {"sha256": model.weight.sha256, "size": model.weight.size},
+                    }
+                }
+            }
+        )
+
+    app.router.routes.append(Route("/bare/models/{model_id}", bare))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+async def load(
+    url: str, model_id: str, graphql: bool, seconds: float, concurrency: int
+) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+
+        async def user() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                if graphql:
+                    response = await client.post(
+                        "/graphql", json={"query": QUERY, "variables": {"id": model_id}}
+                    )
+                else:
+                    response = await client.get(f"/bare/models/{model_id}")
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serve", nargs=3, metavar=("PORT", "MONGODB_URL", "DATA_DIR"))
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), args.serve[1], args.serve[2])
+        return
+
+    with tempfile.TemporaryDirectory() as folder, EmbeddedDatabase(Path(folder) / "db") as db:
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port), db.url, folder],
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            model_id = register_one(url)
+            results: dict[str, list[dict[str, Any]]] = {"graphql": [], "bare": []}
+            for _ in range(args.rounds):
+                for name in ("graphql", "bare"):
+                    latencies = asyncio.run(
+                        load(url, model_id, name == "graphql", args.seconds, args.concurrency)
+                    )
+                    results[name].append(
+                        {
+                            "rps": len(latencies) / args.seconds,
+                            "p50": statistics.median(latencies),
+                        }
+                    )
+        finally:
+            server.terminate()
+            server.wait()
+
+    summary = {}
+    for name, rounds in results.items():
+        rps = statistics.median(r["rps"] for r in rounds)
+        p50 = statistics.median(r["p50"] for r in rounds)
+        summary[name] = rps
+        print(
+            f"{name:>8}: {rps:8.0f} requests/s, p50 {p50 * 1e3:.2f} ms "
+            f"(median of {args.rounds} rounds, concurrency {args.concurrency})"
+        )
+    print(f"ratio GraphQL / bare throughput: {summary['graphql'] / summary['bare']:.2f}")
+
+
+def register_one(url: str) -> str:
+    from modelci.client import ModelHub
+
+    for _ in range(300):  # the child needs a moment to listen
+        try:
+            with ModelHub(url) as hub:
+                model = hub.register_model(
+                    b"weights",
+                    architecture="ResNet50",
+                    framework="PyTorch",
+                    engine="NONE",
+                    version=1,
+                    dataset="ImageNet",
+                    task="Image_Classification",
+                )
+                return model.id
+        except httpx.ConnectError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+if __name__ == "__main__":
+    main()
