@@ -28,6 +28,11 @@ MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "d
 MODEL_INDEXES = [
     IndexModel([(field, ASCENDING) for field in MODEL_KEY_FIELDS], unique=True, name="model_key"),
     IndexModel([("architecture", ASCENDING), ("_id", DESCENDING)], name="by_architecture"),
+    # The seed's commonest lookup, by name and task together.
+    IndexModel(
+        [("architecture", ASCENDING), ("task", ASCENDING), ("_id", DESCENDING)],
+        name="by_architecture_task",
+    ),
     IndexModel([("task", ASCENDING), ("_id", DESCENDING)], name="by_task"),
     IndexModel([("framework", ASCENDING), ("_id", DESCENDING)], name="by_framework"),
     IndexModel([("engine", ASCENDING), ("_id", DESCENDING)], name="by_engine"),

@@ -1,0 +1,132 @@
+"""Scale: get-by-id and a filtered list at 1 k, 10 k and 100 k registered models.
+
+Models are bulk-loaded as metadata (documents as the registry writes them, no weight
+bytes) into the embedded database; the queries go through the whole app (GraphQL,
+in-process ASGI). Prints p50 at each size and the ratio p50(100 k) / p50(1 k).
+
+    python benchmarks/scale.py [--sizes 1000 10000 100000] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bson import ObjectId
+from pymongo import MongoClient
+
+from modelci.schema.domain import utcnow
+from modelci.server.app import create_app
+from modelci.server.embedded import EmbeddedDatabase
+from modelci.server.settings import Settings
+from modelci.server.storage import MODELS
+
+ARCHITECTURES = 100
+TASKS = ["Image_Classification", "Object_Detection", "Segmentation", "Text_Classification"]
+GET = "query($id: ID!) { model(id: $id) { id architecture version weight { sha256 } } }"
+LIST = """query($a: String, $t: Task) {
+  models(architecture: $a, task: $t, first: 10) { nodes { id version } pageInfo { hasNextPage } }
+}"""
+
+
+def document(index: int) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "_id": ObjectId(),
+        "architecture": f"arch-{index % ARCHITECTURES}",
+        "framework": "PyTorch",
+        "engine": "NONE",
+        "version": index + 1,
+        "dataset": "ImageNet",
+        "metric": [{"name": "acc", "value": 0.5}],
+        "task": TASKS[index % len(TASKS)],
+        "inputs": [
+            {"name": "x", "shape": [-1, 3, 224, 224], "dtype": "TYPE_FP32", "format": "FORMAT_NCHW"}
+        ],
+        "outputs": [
+            {"name": "y", "shape": [-1, 1000], "dtype": "TYPE_FP32", "format": "FORMAT_NONE"}
+        ],
+        "model_status": ["PUBLISHED"],
+        "creator": "bench",
+        "parent_model_id": None,
+        "conversion": None,
+        "weight": {
+            "filename": "w.pt",
+            "size": 1,
+            "sha256": f"{index:064x}",
+            "content_type": "application/octet-stream",
+            "format": None,
+        },
+        "profile_result": {"static_result": None, "dynamic_results": []},
+        "create_time": now,
+        "update_time": now,
+    }
+
+
+async def p50s(app: Any, ids: list[str], requests: int) -> tuple[float, float]:
+    rng = random.Random(0)
+    gets, lists = [], []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for index in range(requests):
+            started = time.perf_counter()
+            response = await client.post(
+                "/graphql", json={"query": GET, "variables": {"id": rng.choice(ids)}}
+            )
+            gets.append(time.perf_counter() - started)
+            assert "errors" not in response.json()
+            variables = {"a": f"arch-{index % ARCHITECTURES}", "t": TASKS[index % len(TASKS)]}
+            started = time.perf_counter()
+            response = await client.post("/graphql", json={"query": LIST, "variables": variables})
+            lists.append(time.perf_counter() - started)
+            assert response.json()["data"]["models"]["nodes"]
+    return statistics.median(gets), statistics.median(lists)
+
+
+async def measure(url: str, folder: str, sizes: list[int], requests: int) -> dict[int, tuple]:
+    settings = Settings(data_dir=Path(folder), workers=0, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings, mongodb_url=url)
+    results: dict[int, tuple[float, float]] = {}
+    ids: list[str] = []
+    with MongoClient(url) as client:
+        collection = client[settings.database][MODELS]
+        async with app.router.lifespan_context(app):  # creates the indexes
+            for size in sizes:
+                started = time.perf_counter()
+                batch = [document(index) for index in range(len(ids), size)]
+                for start in range(0, len(batch), 5000):
+                    collection.insert_many(batch[start : start + 5000], ordered=False)
+                ids += [str(doc["_id"]) for doc in batch]
+                print(f"loaded {size} models ({time.perf_counter() - started:.1f} s)")
+                results[size] = await p50s(app, ids, requests)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, EmbeddedDatabase(Path(folder) / "db") as db:
+        results = asyncio.run(measure(db.url, folder, args.sizes, args.requests))
+    for size, (get, listed) in results.items():
+        print(
+            f"{size:>7} models: get p50 {get * 1e3:6.2f} ms, filtered list p50 "
+            f"{listed * 1e3:6.2f} ms"
+        )
+    smallest, largest = results[args.sizes[0]], results[args.sizes[-1]]
+    print(
+        f"ratios p50({args.sizes[-1]}) / p50({args.sizes[0]}): "
+        f"get {largest[0] / smallest[0]:.2f}, filtered list {largest[1] / smallest[1]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
