@@ -1,8 +1,9 @@
 """Scale: get-by-id and a filtered list at 1 k, 10 k and 100 k registered models.
 
 Models are bulk-loaded as metadata (documents as the registry writes them, no weight
-bytes) into the embedded database; the queries go through the whole app (GraphQL,
-in-process ASGI). Prints p50 at each size and the ratio p50(100 k) / p50(1 k).
+bytes) into the embedded database (or MODELCI_MONGODB_URL's, into a fresh database);
+the queries go through the whole app (GraphQL, in-process ASGI). Prints p50 at each
+size and the ratio p50(100 k) / p50(1 k).
 
     python benchmarks/scale.py [--sizes 1000 10000 100000] [--requests 200]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -91,7 +93,9 @@ async def p50s(app: Any, ids: list[str], requests: int) -> tuple[float, float]:
 
 
 async def measure(url: str, folder: str, sizes: list[int], requests: int) -> dict[int, tuple]:
-    settings = Settings(data_dir=Path(folder), workers=0, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        data_dir=Path(folder), workers=0, database=f"scale_{ObjectId()}", _env_file=None
+    )
     app = create_app(settings, mongodb_url=url)
     results: dict[int, tuple[float, float]] = {}
     ids: list[str] = []
@@ -114,8 +118,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, EmbeddedDatabase(Path(folder) / "db") as db:
-        results = asyncio.run(measure(db.url, folder, args.sizes, args.requests))
+    external = os.environ.get("MODELCI_MONGODB_URL")  # a real MongoDB, when given
+    with tempfile.TemporaryDirectory() as folder:
+        if external:
+            results = asyncio.run(measure(external, folder, args.sizes, args.requests))
+        else:
+            with EmbeddedDatabase(Path(folder) / "db") as db:
+                results = asyncio.run(measure(db.url, folder, args.sizes, args.requests))
     for size, (get, listed) in results.items():
         print(
             f"{size:>7} models: get p50 {get * 1e3:6.2f} ms, filtered list p50 "
