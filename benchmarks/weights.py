@@ -1,0 +1,134 @@
+"""Big weights: upload and download a file through the API versus `cp` on the same disk.
+
+`modelci serve` runs as a child process (embedded database, file weight store); this
+process streams the upload over loopback with the Python client and downloads it
+back, while a thread samples the server's resident memory. The reference copy is
+`cp` of the same file on the same disk, in the same run.
+
+    python benchmarks/weights.py [--mb 1024] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from modelci.client import ModelHub
+from modelci.server.embedded import free_port
+
+
+class PeakMemory(threading.Thread):
+    """Peak RSS of a process tree, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = self.baseline = self.process.memory_info().rss
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.05):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def growth_mb(self) -> float:
+        self.stopping.set()
+        self.join()
+        return (self.peak - self.baseline) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+        source = Path(folder) / "weight.bin"
+        with source.open("wb") as file:
+            for _ in range(args.mb):
+                file.write(os.urandom(1024 * 1024))
+        size_mb = source.stat().st_size / 1e6
+        port = free_port()
+        env = {**os.environ, "MODELCI_WORKERS": "0", "MODELCI_LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelci.server.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(folder) / "hub"),
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_up(url)
+            rates: dict[str, list[float]] = {"cp": [], "upload": [], "download": []}
+            growth = []
+            for round_ in range(args.rounds):
+                started = time.perf_counter()
+                subprocess.run(["cp", str(source), str(Path(folder) / "copy.bin")], check=True)
+                rates["cp"].append(size_mb / (time.perf_counter() - started))
+                os.remove(Path(folder) / "copy.bin")
+
+                memory = PeakMemory(server.pid)
+                memory.start()
+                with ModelHub(url, timeout=3600) as hub:
+                    started = time.perf_counter()
+                    model = hub.register_model(
+                        source,
+                        architecture="Big",
+                        framework="PyTorch",
+                        engine="NONE",
+                        version=round_ + 1,
+                        dataset="d",
+                        task="Other",
+                    )
+                    rates["upload"].append(size_mb / (time.perf_counter() - started))
+                    started = time.perf_counter()
+                    copy = hub.download_weight(model.id, Path(folder) / "downloaded.bin")
+                    rates["download"].append(size_mb / (time.perf_counter() - started))
+                    os.remove(copy)
+                    hub.delete_model(model.id)
+                growth.append(memory.growth_mb())
+        finally:
+            server.terminate()
+            server.wait()
+
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    for name, value in median.items():
+        print(f"{name:>9}: {value:7.0f} MB/s")
+    print(f"server peak memory growth: {max(growth):.0f} MB")
+    print(
+        f"ratios ({args.mb} MB): upload/cp {median['upload'] / median['cp']:.2f}, "
+        f"download/cp {median['download'] / median['cp']:.2f}"
+    )
+
+
+def wait_until_up(url: str) -> None:
+    import httpx
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+if __name__ == "__main__":
+    main()
