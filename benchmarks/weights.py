@@ -11,6 +11,7 @@ back, while a thread samples the server's resident memory. The reference copy is
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -72,37 +73,38 @@ def main() -> None:
             env=env,
             stderr=subprocess.DEVNULL,
         )
+        rates: dict[str, list[float]] = {"cp": [], "cp+sync": [], "upload": [], "download": []}
+        growth = []
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until_up(url)
-            rates: dict[str, list[float]] = {"cp": [], "upload": [], "download": []}
-            growth = []
             for round_ in range(args.rounds):
-                started = time.perf_counter()
-                subprocess.run(["cp", str(source), str(Path(folder) / "copy.bin")], check=True)
-                rates["cp"].append(size_mb / (time.perf_counter() - started))
-                os.remove(Path(folder) / "copy.bin")
+                copy = Path(folder) / "copy.bin"
+                for name, command in (("cp", []), ("cp+sync", ["sync", str(copy)])):
+                    started = time.perf_counter()
+                    subprocess.run(["cp", str(source), str(copy)], check=True)
+                    if command:  # the upload is durable (fsync): so is this copy
+                        subprocess.run(command, check=True)
+                    rates[name].append(size_mb / (time.perf_counter() - started))
+                    os.remove(copy)
 
                 memory = PeakMemory(server.pid)
                 memory.start()
-                with ModelHub(url, timeout=3600) as hub:
-                    started = time.perf_counter()
-                    model = hub.register_model(
-                        source,
-                        architecture="Big",
-                        framework="PyTorch",
-                        engine="NONE",
-                        version=round_ + 1,
-                        dataset="d",
-                        task="Other",
-                    )
-                    rates["upload"].append(size_mb / (time.perf_counter() - started))
-                    started = time.perf_counter()
-                    copy = hub.download_weight(model.id, Path(folder) / "downloaded.bin")
-                    rates["download"].append(size_mb / (time.perf_counter() - started))
-                    os.remove(copy)
-                    hub.delete_model(model.id)
+                started = time.perf_counter()
+                model_id = curl_register(url, source, version=round_ + 1)
+                rates["upload"].append(size_mb / (time.perf_counter() - started))
+                downloaded = Path(folder) / "downloaded.bin"
+                started = time.perf_counter()
+                subprocess.run(
+                    ["curl", "-sf", f"{url}/models/{model_id}/weight", "-o", str(downloaded)],
+                    check=True,
+                )
+                rates["download"].append(size_mb / (time.perf_counter() - started))
                 growth.append(memory.growth_mb())
+                assert downloaded.stat().st_size == source.stat().st_size
+                os.remove(downloaded)
+                with ModelHub(url) as hub:
+                    hub.delete_model(model_id)
         finally:
             server.terminate()
             server.wait()
@@ -112,9 +114,39 @@ def main() -> None:
         print(f"{name:>9}: {value:7.0f} MB/s")
     print(f"server peak memory growth: {max(growth):.0f} MB")
     print(
-        f"ratios ({args.mb} MB): upload/cp {median['upload'] / median['cp']:.2f}, "
+        f"ratios ({args.mb} MB, median of {args.rounds}): "
+        f"upload/cp {median['upload'] / median['cp']:.2f}, "
+        f"upload/(cp+sync) {median['upload'] / median['cp+sync']:.2f}, "
         f"download/cp {median['download'] / median['cp']:.2f}"
     )
+
+
+def curl_register(url: str, source: Path, version: int) -> str:
+    fields = (
+        f'architecture:"Big",framework:PyTorch,engine:NONE,version:{version},dataset:"d",task:Other'
+    )
+    query = f"mutation($w: Upload!) {{ registerModel(input: {{{fields}}}, weight: $w) {{ id }} }}"
+    operations = json.dumps({"query": query, "variables": {"w": None}})
+    result = subprocess.run(
+        [
+            "curl",
+            "-sf",
+            f"{url}/graphql",
+            "-H",
+            "apollo-require-preflight: true",
+            "-F",
+            f"operations={operations}",
+            "-F",
+            'map={"0": ["variables.w"]}',
+            "-F",
+            f"0=@{source}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    model_id: str = json.loads(result.stdout)["data"]["registerModel"]["id"]
+    return model_id
 
 
 def wait_until_up(url: str) -> None:

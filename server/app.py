@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.graphql import OperationType
 
 from modelci.schema import schema
 from modelci.schema.auth import Identity
@@ -50,6 +51,7 @@ from .registry import MongoModelRegistry
 from .settings import Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
 from .tokens import TokenStore
+from .uploads import parse_graphql_multipart
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
 logger = logging.getLogger("modelci.server")
@@ -86,11 +88,38 @@ class HubGraphQL(GraphQL[HubContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            if request.method == "POST" and is_multipart(request):
+                response = await self.run_multipart(request)
+            else:
+                response = await self.run(request)
         except HTTPException as error:
             response = error_response(BadUserInput(error.reason))
+        except HubError as error:
+            response = error_response(error)
         await response(scope, receive, send)
+
+    async def run_multipart(self, request: Request) -> Response:
+        """A multipart request: files streamed into staging, then the operation runs."""
+        staging = services_of(request).weights.staging
+        operations, uploads = await parse_graphql_multipart(request, staging)
+        try:
+            query = operations.get("query")
+            if not isinstance(query, str):
+                raise BadUserInput("operations: `query` must be a string")
+            sub_response = Response()
+            result = await self.schema.execute(
+                query,
+                variable_values=operations.get("variables"),
+                context_value=await self.get_context(request, sub_response),
+                operation_name=operations.get("operationName"),
+                allowed_operation_types={OperationType.QUERY, OperationType.MUTATION},
+            )
+            return JSONResponse(await self.process_result(request, result))
+        finally:
+            for upload in uploads:  # whatever no resolver committed
+                upload.staged.path.unlink(missing_ok=True)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
         services = services_of(request)
@@ -122,6 +151,11 @@ class HubGraphQL(GraphQL[HubContext, None]):
         if context.identity is None:
             raise ConnectionRejectionError({"message": "authentication required"})
         return await super().on_ws_connect(context)
+
+
+def is_multipart(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
 
 
 async def identity_from_header(tokens: TokenStore, header: str) -> Identity | None:
@@ -312,6 +346,7 @@ def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
             await client.close()
 
     metrics = Metrics()
+    # Multipart uploads are on, handled by HubGraphQL.run_multipart (streamed to staging).
     graphql = HubGraphQL(schema, multipart_uploads_enabled=True)
     return Starlette(
         routes=[

@@ -34,6 +34,7 @@ from modelci.schema.errors import Conflict, NotFound, invalid_input
 
 from .inspection import ModelInspector, check_declaration
 from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
+from .uploads import StagedUpload
 from .weights import StagedWeight, WeightStore, display_filename
 
 logger = logging.getLogger("modelci.registry")
@@ -307,7 +308,10 @@ class MongoModelRegistry:
         self, weight: WeightSource, fields: ModelFields
     ) -> tuple[StagedWeight, ModelFields, WeightFormat | None]:
         """The upload staged, and the fields checked against (and completed from) it."""
-        staged = await self.weights.staging.write(weight)
+        if isinstance(weight, StagedUpload):  # streamed into staging as the request arrived
+            staged = weight.staged
+        else:
+            staged = await self.weights.staging.write(weight)
         try:
             completed, weight_format = await self.inspector.checked(fields, staged.path)
         except BaseException:

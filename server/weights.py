@@ -45,6 +45,37 @@ class StagedWeight:
     path: Path
 
 
+class StagingWriter:
+    """One staged file being written: hashed as it goes, flushed to disk in 1 MiB pieces."""
+
+    def __init__(self, path: Path, file: BinaryIO) -> None:
+        self.path, self.file = path, file
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.pending = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        self.pending += data
+        if len(self.pending) >= CHUNK_SIZE:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            chunk, self.pending = bytes(self.pending), bytearray()
+            self.size += len(chunk)
+            await asyncio.to_thread(_hash_and_write, self.hasher, self.file, chunk)
+
+    async def finish(self) -> StagedWeight:
+        await self.flush()
+        await asyncio.to_thread(_flush_to_disk, self.file)
+        await asyncio.to_thread(self.file.close)
+        return StagedWeight(sha256=self.hasher.hexdigest(), size=self.size, path=self.path)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self.file.close)
+        self.path.unlink(missing_ok=True)
+
+
 class Staging:
     """Uploads land here first, hashed on the way, so they can be inspected before commit."""
 
@@ -52,22 +83,19 @@ class Staging:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    async def write(self, source: WeightSource) -> StagedWeight:
+    async def open_writer(self) -> StagingWriter:
         path = self.folder / uuid.uuid4().hex
-        hasher = hashlib.sha256()
-        size = 0
-        file = await asyncio.to_thread(path.open, "wb")
+        return StagingWriter(path, await asyncio.to_thread(path.open, "wb"))
+
+    async def write(self, source: WeightSource) -> StagedWeight:
+        writer = await self.open_writer()
         try:
             while chunk := await source.read(CHUNK_SIZE):
-                size += len(chunk)
-                await asyncio.to_thread(_hash_and_write, hasher, file, chunk)
-            await asyncio.to_thread(_flush_to_disk, file)
+                await writer.write(chunk)
+            return await writer.finish()
         except BaseException:
-            await asyncio.to_thread(file.close)
-            path.unlink(missing_ok=True)
+            await writer.abort()
             raise
-        await asyncio.to_thread(file.close)
-        return StagedWeight(sha256=hasher.hexdigest(), size=size, path=path)
 
     def clear(self) -> None:
         for path in self.folder.iterdir():
