@@ -104,13 +104,13 @@ async def parse_graphql_multipart(
                     part = Part()
             events.clear()
         parser.finalize()
+        return operations_with_files(fields, uploads), list(uploads.values())
     except BaseException:
         if part.writer is not None:
             await part.writer.abort()
         for upload in uploads.values():
             upload.staged.path.unlink(missing_ok=True)
         raise
-    return operations_with_files(fields, uploads), list(uploads.values())
 
 
 async def begin_part(headers: dict[bytes, bytes], staging: Staging) -> Part:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -163,3 +164,32 @@ async def test_gridfs_weight_store(gridfs_settings: Settings, mongodb_url: str) 
         assert database["weights.files"].count_documents({}) == 0
         assert database["weights.chunks"].count_documents({}) == 0
     assert not Path(gridfs_settings.weights_dir).exists()
+
+
+async def test_malformed_multipart_requests_are_refused_and_leave_nothing(
+    api: Api, settings: Settings
+) -> None:
+    cases = [
+        {"data": {"map": "{}"}, "files": {"0": ("w", b"bytes")}},  # no operations
+        {"data": {"operations": "{not json", "map": "{}"}},
+        {
+            "data": {
+                "operations": json.dumps({"query": REGISTER, "variables": {}}),
+                "map": json.dumps({"9": ["variables.weight"]}),
+            },
+            "files": {"0": ("w", b"bytes")},
+        },  # the map names a part that is not there
+        {
+            "data": {
+                "operations": json.dumps({"query": REGISTER, "variables": {}}),
+                "map": json.dumps({"0": ["variables.nowhere.deep"]}),
+            },
+            "files": {"0": ("w", b"bytes")},
+        },
+    ]
+    for case in cases:
+        response = await api.http.post("/graphql", headers=PREFLIGHT, **case)
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert staged_files(settings) == [] and stored_blobs(settings) == []
+    assert await model_count(api) == 0
