@@ -27,6 +27,7 @@ logger = logging.getLogger("modelci.embedded")
 START_TIMEOUT_S = 60.0
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 15.0
+LOCK_RETRY_S = 0.5
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -40,9 +41,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def stop_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when its parent dies (even by kill -9)."""
+    """In the child, before exec: ask Linux to kill it when its parent dies (even by kill -9).
+
+    SIGKILL, not SIGTERM: SecantusDB's SIGTERM handler can hang once its clients have
+    vanished, and a database left running keeps its data locked against a restart.
+    WiredTiger's log makes the abrupt stop safe for what was written.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def url_file(storage_dir: Path) -> Path:
@@ -105,18 +111,30 @@ class EmbeddedDatabase:
             "--log-level",
             "WARNING",
         ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+        deadline = time.monotonic() + timeout
+        while True:
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+                )
+            logger.info(
+                "embedded database starting on port %d, data in %s", self.port, self.storage_dir
             )
-        logger.info(
-            "embedded database starting on port %d, data in %s", self.port, self.storage_dir
-        )
-        self.wait_until_ready(timeout)
+            try:
+                self.wait_until_ready(deadline - time.monotonic())
+                break
+            except EmbeddedDatabaseError:
+                # The database of a server that just died may still be shutting down
+                # and holding its lock: wait for it rather than fail the restart.
+                if not self.locked_by_another(log_start) or time.monotonic() > deadline:
+                    raise
+                logger.info("the data is still locked by a database shutting down; waiting")
+                time.sleep(LOCK_RETRY_S)
         # Lets `modelci token …` reach this database while the server holds it.
         self.url_path.write_text(self.url)
         return self.url
@@ -142,6 +160,11 @@ class EmbeddedDatabase:
                             f"the embedded database did not answer within {timeout:.0f} s:\n"
                             f"{self.log_tail()}"
                         ) from None
+
+    def locked_by_another(self, log_start: int) -> bool:
+        with self.log_path.open("rb") as log:
+            log.seek(log_start)
+            return b"already being managed by another process" in log.read()
 
     def log_tail(self, lines: int = 20) -> str:
         try:
