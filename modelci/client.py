@@ -255,6 +255,34 @@ def multipart(
     }
 
 
+class JobFollower:
+    """What following a job means, for the sync and async clients alike: report each
+    change, stop when the job has ended, give up after ``timeout_s``."""
+
+    def __init__(
+        self,
+        job_id: str,
+        on_update: Callable[[ProfilingJob], None] | None,
+        timeout_s: float | None,
+    ) -> None:
+        self.job_id, self.on_update = job_id, on_update
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.last_update: Any = None
+        self.job: ProfilingJob
+
+    def ended(self, job: ProfilingJob) -> bool:
+        self.job = job
+        if job.update_time != self.last_update:
+            self.last_update = job.update_time
+            if self.on_update is not None:
+                self.on_update(job)
+        if job.status in FINISHED_JOB_STATUSES:
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError(f"job {self.job_id} still {job.status.value}")
+        return False
+
+
 class ModelHub:
     """A hub at ``url``; ``token`` for servers with auth on."""
 
@@ -445,19 +473,10 @@ class ModelHub:
         timeout_s: float | None = None,
     ) -> ProfilingJob:
         """Follow a job until it ends, calling ``on_update`` whenever it changed."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last = None
-        while True:
-            job = self.get_job(job_id)
-            if job.update_time != last:
-                last = job.update_time
-                if on_update is not None:
-                    on_update(job)
-            if job.status in FINISHED_JOB_STATUSES:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status.value}")
+        follower = JobFollower(job_id, on_update, timeout_s)
+        while not follower.ended(self.get_job(job_id)):
             time.sleep(poll_s)
+        return follower.job
 
 
 class AsyncModelHub:
@@ -576,16 +595,8 @@ class AsyncModelHub:
         timeout_s: float | None = None,
     ) -> ProfilingJob:
         """Follow a job until it ends, without blocking the event loop between polls."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last = None
-        while True:
-            job = await self.get_job(job_id)
-            if job.update_time != last:
-                last = job.update_time
-                if on_update is not None:
-                    on_update(job)
-            if job.status in FINISHED_JOB_STATUSES:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status.value}")
+        follower = JobFollower(job_id, on_update, timeout_s)
+        # Polling a remote state: there is no local event to wait on.
+        while not follower.ended(await self.get_job(job_id)):  # noqa: ASYNC110
             await asyncio.sleep(poll_s)
+        return follower.job

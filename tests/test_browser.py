@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,6 +75,21 @@ class DevTools:
         return result["result"].get("value")
 
 
+@contextmanager
+def open_page(browser: int, url: str) -> Iterator[DevTools]:
+    """The browser's page, driven over DevTools, navigated to ``url``."""
+    page = next(
+        target
+        for target in httpx.get(f"http://127.0.0.1:{browser}/json").json()
+        if target["type"] == "page"
+    )
+    with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+        tools = DevTools(socket)
+        tools.send("Page.enable")
+        tools.send("Page.navigate", url=url)
+        yield tools
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[int]:
     if CHROMIUM is None:
@@ -124,15 +140,7 @@ def test_graphiql_runs_a_models_query_offline(tmp_path: Path, browser: int) -> N
                 task="Other",
             )
         query = "{ models { nodes { id architecture } } }"
-        page = next(
-            target
-            for target in httpx.get(f"http://127.0.0.1:{browser}/json").json()
-            if target["type"] == "page"
-        )
-        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
-            tools = DevTools(socket)
-            tools.send("Page.enable")
-            tools.send("Page.navigate", url=f"{hub}/graphql?q={quote(query)}")
+        with open_page(browser, f"{hub}/graphql?q={quote(query)}") as tools:
             assert tools.evaluate(RENDERED) is True
             tools.evaluate("document.querySelector('.graphiql-execute-button').click()")
             shown = tools.evaluate(f"({ANSWERED})({json.dumps(model.id)})")
@@ -165,15 +173,7 @@ def test_dashboard_plots_latency_and_throughput_per_device(tmp_path: Path, brows
             )
             for batch in (1, 2, 4, 8):
                 client.register_dynamic_profiling_result(model.id, measured(batch))
-        page = next(
-            target
-            for target in httpx.get(f"http://127.0.0.1:{browser}/json").json()
-            if target["type"] == "page"
-        )
-        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
-            tools = DevTools(socket)
-            tools.send("Page.enable")
-            tools.send("Page.navigate", url=f"{hub}/dashboard")
+        with open_page(browser, f"{hub}/dashboard") as tools:
             curves = tools.evaluate(f"({DRAWN})({json.dumps(model.id)})")
             screenshot = tools.send("Page.captureScreenshot")["data"]
         (tmp_path / "dashboard.png").write_bytes(base64.b64decode(screenshot))
