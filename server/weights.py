@@ -17,7 +17,9 @@ import hashlib
 import os
 import re
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ from modelci.schema.context import WeightSource
 from .storage import WEIGHTS_BUCKET
 
 CHUNK_SIZE = 1024 * 1024
+MAX_IN_FLIGHT = 8  # pieces queued for the staging thread: 8 MiB at most
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 GRIDFS_GRACE = timedelta(hours=1)
 
@@ -46,13 +49,20 @@ class StagedWeight:
 
 
 class StagingWriter:
-    """One staged file being written: hashed as it goes, flushed to disk in 1 MiB pieces."""
+    """One staged file being written: hashed as it goes, in 1 MiB pieces.
+
+    Hashing and writing run on a thread of the writer's own, in order, while the
+    request keeps streaming in; at most ``MAX_IN_FLIGHT`` pieces wait for it, so memory
+    stays bounded whatever the file's size.
+    """
 
     def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path, self.file = path, file
         self.hasher = hashlib.sha256()
         self.size = 0
         self.pending = bytearray()
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="staging")
+        self.in_flight: deque[asyncio.Future[None]] = deque()
 
     async def write(self, data: bytes) -> None:
         self.pending += data
@@ -63,17 +73,34 @@ class StagingWriter:
         if self.pending:
             chunk, self.pending = bytes(self.pending), bytearray()
             self.size += len(chunk)
-            await asyncio.to_thread(_hash_and_write, self.hasher, self.file, chunk)
+            loop = asyncio.get_running_loop()
+            self.in_flight.append(
+                loop.run_in_executor(self.thread, _hash_and_write, self.hasher, self.file, chunk)
+            )
+        while len(self.in_flight) > MAX_IN_FLIGHT:
+            await self.in_flight.popleft()
+
+    async def drain(self) -> None:
+        while self.in_flight:
+            await self.in_flight.popleft()
 
     async def finish(self) -> StagedWeight:
-        await self.flush()
-        await asyncio.to_thread(_flush_to_disk, self.file)
-        await asyncio.to_thread(self.file.close)
+        try:
+            await self.flush()
+            await self.drain()
+            await asyncio.to_thread(_flush_to_disk, self.file)
+        finally:
+            await asyncio.to_thread(self.file.close)
+            self.thread.shutdown()
         return StagedWeight(sha256=self.hasher.hexdigest(), size=self.size, path=self.path)
 
     async def abort(self) -> None:
-        await asyncio.to_thread(self.file.close)
-        self.path.unlink(missing_ok=True)
+        try:
+            await self.drain()
+        finally:
+            await asyncio.to_thread(self.file.close)
+            self.thread.shutdown()
+            self.path.unlink(missing_ok=True)
 
 
 class Staging:
