@@ -43,7 +43,13 @@ from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import BadUserInput, Forbidden, HubError, Unauthenticated
 
 from .embedded import stop_with_parent
-from .http import RequestIdMiddleware, RequestLimitsMiddleware, error_response
+from .http import (
+    MULTIPART,
+    RequestIdMiddleware,
+    RequestLimitsMiddleware,
+    error_response,
+    media_type,
+)
 from .inspection import ModelInspector
 from .jobs import MongoJobQueue
 from .metrics import HttpMetricsMiddleware, Metrics, metrics_endpoint
@@ -90,7 +96,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
             return
         request = Request(scope, receive)
         try:
-            if request.method == "POST" and is_multipart(request):
+            if request.method == "POST" and media_type(request.headers) == MULTIPART:
                 response = await self.run_multipart(request)
             else:
                 response = await self.run(request)
@@ -151,11 +157,6 @@ class HubGraphQL(GraphQL[HubContext, None]):
         if context.identity is None:
             raise ConnectionRejectionError({"message": "authentication required"})
         return await super().on_ws_connect(context)
-
-
-def is_multipart(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
 
 
 async def identity_from_header(tokens: TokenStore, header: str) -> Identity | None:

@@ -20,9 +20,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from modelci.client import ModelHub
-from modelci.profiling.formats import UnsupportedModel, archive_format, check_onnx
-from modelci.schema.domain import JobStatus, MLModel, ProfilingJob, WeightFormat
+from modelci.profiling.formats import UnsupportedModel, detect_format
+from modelci.schema.domain import Framework, JobStatus, MLModel, ProfilingJob
 from modelci.schema.errors import HubError
+
+from .inspection import DECLARED_AS
 
 EXIT_CODES = {
     "BAD_USER_INPUT": 2,
@@ -34,14 +36,6 @@ EXIT_CODES = {
 }
 EXIT_JOB_UNSUCCESSFUL = 7
 EXIT_UNREACHABLE = 8
-
-# What a file's format says about how it is registered (framework, engine).
-DECLARED = {
-    WeightFormat.ONNX: ("ONNX", "ONNX"),
-    WeightFormat.TORCHSCRIPT: ("PyTorch", "TORCHSCRIPT"),
-    WeightFormat.TORCH_EXPORT: ("PyTorch", "PYTORCH"),
-    WeightFormat.TORCH_PICKLE: ("PyTorch", "PYTORCH"),
-}
 
 LINEAGE = """
 query Lineage($id: ID!) { model(id: $id) { children { id engine modelStatus } } }
@@ -126,13 +120,12 @@ def jobs_table(jobs: list[ProfilingJob]) -> Table:
 def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
     """(framework, engine) the file's content implies; (None, None) when it says nothing."""
     try:
-        found = archive_format(path)
-        if found is None:
-            check_onnx(path)
-            found = WeightFormat.ONNX
+        found = detect_format(path)
     except UnsupportedModel:
         return None, None
-    return DECLARED[found]
+    engines, framework = DECLARED_AS[found]  # what the hub will accept for this format
+    (engine,) = engines
+    return (framework or Framework.ONNX).value, engine.value
 
 
 def register(

@@ -41,6 +41,14 @@ HTTP_STATUS = {
 }
 
 
+MULTIPART = "multipart/form-data"
+
+
+def media_type(headers: Headers) -> str:
+    """The Content-Type without its parameters, lower-cased."""
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def error_response(error: HubError) -> JSONResponse:
     """A HubError as an HTTP response with a GraphQL-shaped body."""
     return JSONResponse(
@@ -118,8 +126,7 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "multipart/form-data":
+        if media_type(headers) == MULTIPART:
             if not any(name in headers for name in PREFLIGHT_HEADERS):
                 refusal = BadUserInput(
                     "multipart requests must carry one of the headers "
