@@ -288,3 +288,16 @@ def modelci_serve(
         process.wait(timeout=60)
         drain.join(timeout=10)
     assert killed_by_the_test or process.returncode == 0, "".join(log)
+
+
+def register_live(hub: str, content: bytes, flags: str = "", **fields: Any) -> str:
+    """Register a model on a live hub (``flags`` such as "convert: false"); its id."""
+    query = (
+        REGISTER.replace("weight: $weight)", f"weight: $weight, {flags})") if flags else REGISTER
+    )
+    variables = {"input": model_input(**fields)}
+    request = multipart(query, variables, {"weight": ("model.bin", content)})
+    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
+    assert not body.get("errors"), body
+    model_id: str = body["data"]["registerModel"]["id"]
+    return model_id

@@ -15,12 +15,11 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import (
-    PREFLIGHT,
     REGISTER,
     Api,
     model_input,
     modelci_serve,
-    multipart,
+    register_live,
     serving,
 )
 from networks import SequenceClassifier, SmallConvNet
@@ -244,15 +243,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def register_live(hub: str, content: bytes, profile: bool, **fields: Any) -> str:
-    flag = json.dumps(profile)
-    query = REGISTER.replace("weight: $weight)", f"weight: $weight, profile: {flag})")
-    variables = {"input": model_input(architecture=f"Net-{uuid.uuid4().hex[:6]}", **fields)}
-    request = multipart(query, variables, {"weight": ("model.bin", content)})
-    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
-    assert not body.get("errors"), body
-    model_id: str = body["data"]["registerModel"]["id"]
-    return model_id
+def register_source(hub: str, content: bytes, profile: bool, **fields: Any) -> str:
+    return register_live(
+        hub,
+        content,
+        f"profile: {json.dumps(profile)}",
+        architecture=f"Net-{uuid.uuid4().hex[:6]}",
+        **fields,
+    )
 
 
 def graphql(hub: str, query: str, **variables: Any) -> dict[str, Any]:
@@ -280,7 +278,7 @@ def run_all_jobs(hub: str, model_id: str) -> list[dict[str, Any]]:
 def test_torchscript_model_converts_to_a_verified_onnx_variant_and_both_are_profiled(
     hub: str, files: dict[str, bytes]
 ) -> None:
-    source_id = register_live(
+    source_id = register_source(
         hub,
         files["torchscript"],
         profile=True,
@@ -321,7 +319,7 @@ def test_torchscript_model_converts_to_a_verified_onnx_variant_and_both_are_prof
 def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
     hub: str, files: dict[str, bytes]
 ) -> None:
-    source_id = register_live(
+    source_id = register_source(
         hub,
         files["sequence.pt2"],
         profile=False,
@@ -350,7 +348,7 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
 def test_onnx_models_convert_to_nothing_more_without_a_gpu(
     hub: str, files: dict[str, bytes]
 ) -> None:
-    source_id = register_live(
+    source_id = register_source(
         hub, files["onnx"], profile=False, engine="ONNX", inputs=SMALL_INPUTS, outputs=[]
     )
     (job,) = run_all_jobs(hub, source_id)

@@ -17,7 +17,15 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import PREFLIGHT, REGISTER, model_input, modelci_env, modelci_serve, multipart
+from conftest import (
+    PREFLIGHT,
+    REGISTER,
+    model_input,
+    modelci_env,
+    modelci_serve,
+    multipart,
+    register_live,
+)
 from networks import SmallConvNet
 from typer.testing import CliRunner
 from websockets.sync.client import connect
@@ -108,20 +116,16 @@ QUICK = ("--window-seconds", "0.05", "--min-runs", "10")
 
 
 def register(hub: str, weight: Path, profile: bool = False) -> str:
-    flags = f"convert: false, profile: {json.dumps(profile)}"
-    query = REGISTER.replace("weight: $weight)", f"weight: $weight, {flags})")
-    fields = model_input(
+    return register_live(
+        hub,
+        weight.read_bytes(),
+        f"convert: false, profile: {json.dumps(profile)}",
         architecture=f"Small-{uuid.uuid4().hex[:8]}",
         framework="ONNX",
         engine="ONNX",
         inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
         outputs=[],  # filled in from the graph
     )
-    request = multipart(query, {"input": fields}, {"weight": ("small.onnx", weight.read_bytes())})
-    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
-    assert not body.get("errors"), body
-    model_id: str = body["data"]["registerModel"]["id"]
-    return model_id
 
 
 def queue_profiling(
