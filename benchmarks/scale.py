@@ -2,8 +2,10 @@
 
 Models are bulk-loaded as metadata (documents as the registry writes them, no weight
 bytes) into the embedded database (or MODELCI_MONGODB_URL's, into a fresh database);
-the queries go through the whole app (GraphQL, in-process ASGI). Prints p50 at each
-size and the ratio p50(100 k) / p50(1 k).
+the queries go through the whole app (GraphQL, in-process ASGI) and, as the reference,
+straight to the database with PyMongo (`find_one` by id; `find` with the same filter,
+sort and limit as the registry's). Prints p50 at each size and the ratios
+p50(100 k) / p50(1 k).
 
     python benchmarks/scale.py [--sizes 1000 10000 100000] [--requests 200]
 """
@@ -72,44 +74,69 @@ def document(index: int) -> dict[str, Any]:
     }
 
 
-async def p50s(app: Any, ids: list[str], requests: int) -> tuple[float, float]:
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e3
+
+
+async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict[str, float]:
+    """p50 of each query through the app and, as the reference, straight to the database.
+
+    Each kind runs as its own phase: interleaved, a slow list left the database busy
+    enough to slow the get that followed it.
+    """
     rng = random.Random(0)
-    gets, lists = [], []
+    chosen = [rng.choice(ids) for _ in range(requests)]
+    filters = [
+        {"architecture": f"arch-{index % ARCHITECTURES}", "task": TASKS[index % len(TASKS)]}
+        for index in range(requests)
+    ]
+    samples: dict[str, list[float]] = {"get": [], "list": [], "db get": [], "db list": []}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for index in range(requests):
+        for model_id in chosen:
             started = time.perf_counter()
             response = await client.post(
-                "/graphql", json={"query": GET, "variables": {"id": rng.choice(ids)}}
+                "/graphql", json={"query": GET, "variables": {"id": model_id}}
             )
-            gets.append(time.perf_counter() - started)
+            samples["get"].append(time.perf_counter() - started)
             assert "errors" not in response.json()
-            variables = {"a": f"arch-{index % ARCHITECTURES}", "t": TASKS[index % len(TASKS)]}
+        for where in filters:
+            variables = {"a": where["architecture"], "t": where["task"]}
             started = time.perf_counter()
             response = await client.post("/graphql", json={"query": LIST, "variables": variables})
-            lists.append(time.perf_counter() - started)
+            samples["list"].append(time.perf_counter() - started)
             assert response.json()["data"]["models"]["nodes"]
-    return statistics.median(gets), statistics.median(lists)
+    for model_id in chosen:
+        started = time.perf_counter()
+        collection.find_one({"_id": ObjectId(model_id)})
+        samples["db get"].append(time.perf_counter() - started)
+    for where in filters:
+        started = time.perf_counter()
+        collection.find(where).sort("_id", -1).limit(11).to_list()
+        samples["db list"].append(time.perf_counter() - started)
+    return {kind: median_ms(values) for kind, values in samples.items()}
 
 
-async def measure(url: str, folder: str, sizes: list[int], requests: int) -> dict[int, tuple]:
+async def measure(
+    url: str, folder: str, sizes: list[int], requests: int
+) -> dict[int, dict[str, float]]:
     settings = Settings(  # type: ignore[call-arg]
         data_dir=Path(folder), workers=0, database=f"scale_{ObjectId()}", _env_file=None
     )
     app = create_app(settings, mongodb_url=url)
-    results: dict[int, tuple[float, float]] = {}
+    results: dict[int, dict[str, float]] = {}
     ids: list[str] = []
     with MongoClient(url) as client:
         collection = client[settings.database][MODELS]
         async with app.router.lifespan_context(app):  # creates the indexes
             for size in sizes:
                 started = time.perf_counter()
-                batch = [document(index) for index in range(len(ids), size)]
-                for start in range(0, len(batch), 5000):
-                    collection.insert_many(batch[start : start + 5000], ordered=False)
-                ids += [str(doc["_id"]) for doc in batch]
+                for start in range(len(ids), size, 5000):
+                    batch = [document(index) for index in range(start, min(size, start + 5000))]
+                    collection.insert_many(batch, ordered=False)
+                    ids += [str(doc["_id"]) for doc in batch]
                 print(f"loaded {size} models ({time.perf_counter() - started:.1f} s)")
-                results[size] = await p50s(app, ids, requests)
+                results[size] = await p50s(app, collection, ids, requests)
     return results
 
 
@@ -125,15 +152,15 @@ def main() -> None:
         else:
             with EmbeddedDatabase(Path(folder) / "db") as db:
                 results = asyncio.run(measure(db.url, folder, args.sizes, args.requests))
-    for size, (get, listed) in results.items():
+    kinds = ("get", "list", "db get", "db list")
+    for size, p50 in results.items():
         print(
-            f"{size:>7} models: get p50 {get * 1e3:6.2f} ms, filtered list p50 "
-            f"{listed * 1e3:6.2f} ms"
+            f"{size:>7} models: " + ", ".join(f"{kind} p50 {p50[kind]:6.2f} ms" for kind in kinds)
         )
     smallest, largest = results[args.sizes[0]], results[args.sizes[-1]]
     print(
         f"ratios p50({args.sizes[-1]}) / p50({args.sizes[0]}): "
-        f"get {largest[0] / smallest[0]:.2f}, filtered list {largest[1] / smallest[1]:.2f}"
+        + ", ".join(f"{kind} {largest[kind] / smallest[kind]:.2f}" for kind in kinds)
     )
 
 

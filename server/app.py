@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -47,6 +48,7 @@ from .http import (
     MULTIPART,
     RequestIdMiddleware,
     RequestLimitsMiddleware,
+    configure_logging,
     error_response,
     media_type,
 )
@@ -289,62 +291,104 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         process.wait()
 
 
-def create_app(settings: Settings, mongodb_url: str | None = None) -> Starlette:
-    """The app; ``mongodb_url`` overrides the settings' (the embedded database's address)."""
+@asynccontextmanager
+async def hub_services(
+    settings: Settings, url: str, metrics: Metrics, *, maintenance: bool
+) -> AsyncIterator[Services]:
+    """The services one server process uses, open for the block.
+
+    ``maintenance`` first clears abandoned uploads and removes weight bytes no model
+    references: work for one process while no other serves the same data directory.
+    """
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    inspector: ModelInspector | None = None
+    try:
+        db = client[settings.database]
+        await ensure_indexes(db)
+        staging = Staging(settings.staging_dir)
+        use_gridfs = settings.weight_store == "gridfs" or (
+            settings.weight_store == "auto" and settings.mongodb_url is not None
+        )
+        weights: WeightStore = (
+            GridFSWeightStore(db, staging)
+            if use_gridfs
+            else FileWeightStore(settings.weights_dir, staging)
+        )
+        inspector = ModelInspector(allow_pickle=settings.allow_pickle)
+        registry = MongoModelRegistry(db[MODELS], weights, inspector)
+        if maintenance:
+            await registry.collect_orphans()
+        yield Services(
+            client=client,
+            db=db,
+            weights=weights,
+            registry=registry,
+            jobs=MongoJobQueue(db[JOBS], db[DEVICES]),
+            tokens=TokenStore(db[TOKENS]),
+            auth_enabled=settings.auth_enabled(),
+            metrics=metrics,
+        )
+    finally:
+        if inspector is not None:
+            inspector.close()
+        await client.close()
+
+
+async def prepare_processes(settings: Settings, url: str) -> list[subprocess.Popen[bytes]]:
+    """What `serve --processes N` does once before its web processes start: the start-up
+    maintenance and the profiling workers, which each of N processes must not repeat."""
+    async with hub_services(settings, url, Metrics(), maintenance=True) as services:
+        return await start_workers(settings, services.tokens)
+
+
+PROCESS_SETTINGS_ENV = "MODELCI_PROCESS_SETTINGS"  # serve -> its web processes, internal
+PROCESS_DATABASE_ENV = "MODELCI_PROCESS_DATABASE_URL"
+
+
+def create_process_app() -> Starlette:
+    """The app in one of the web processes `serve --processes N` starts (uvicorn factory)."""
+    settings = Settings(**json.loads(os.environ[PROCESS_SETTINGS_ENV]))
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, os.environ[PROCESS_DATABASE_ENV], maintenance=False)
+
+
+def create_app(
+    settings: Settings, mongodb_url: str | None = None, *, maintenance: bool = True
+) -> Starlette:
+    """The app; ``mongodb_url`` overrides the settings' (the embedded database's address).
+
+    With ``maintenance`` (one server process) start-up also clears abandoned uploads,
+    collects orphaned weights and starts the profiling workers; `serve --processes N`
+    does those once, before its processes start (``prepare_processes``).
+    """
     url = mongodb_url or settings.mongodb_url
     if url is None:
         raise ValueError("create_app needs a MongoDB URL (settings.mongodb_url or mongodb_url)")
-    use_gridfs = settings.weight_store == "gridfs" or (
-        settings.weight_store == "auto" and settings.mongodb_url is not None
-    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-        inspector: ModelInspector | None = None
         workers: list[subprocess.Popen[bytes]] = []
-        try:
-            db = client[settings.database]
-            await ensure_indexes(db)
-            staging = Staging(settings.staging_dir)
-            weights: WeightStore = (
-                GridFSWeightStore(db, staging)
-                if use_gridfs
-                else FileWeightStore(settings.weights_dir, staging)
-            )
-            inspector = ModelInspector(allow_pickle=settings.allow_pickle)
-            registry = MongoModelRegistry(db[MODELS], weights, inspector)
-            await registry.collect_orphans()
-            jobs = MongoJobQueue(db[JOBS], db[DEVICES])
-            tokens = TokenStore(db[TOKENS])
-            app.state.services = Services(
-                client=client,
-                db=db,
-                weights=weights,
-                registry=registry,
-                jobs=jobs,
-                tokens=tokens,
-                auth_enabled=settings.auth_enabled(),
-                metrics=metrics,
-            )
-            if not settings.auth_enabled():
-                logger.warning(
-                    "authentication is OFF: anyone who can reach %s:%d can change models",
-                    settings.host,
-                    settings.port,
+        async with hub_services(settings, url, metrics, maintenance=maintenance) as services:
+            try:
+                app.state.services = services
+                if not settings.auth_enabled():
+                    logger.warning(
+                        "authentication is OFF: anyone who can reach %s:%d can change models",
+                        settings.host,
+                        settings.port,
+                    )
+                if maintenance:
+                    workers = await start_workers(settings, services.tokens)
+                logger.info(
+                    "ModelCI Hub ready: database %s, weights in %s",
+                    settings.database,
+                    "GridFS"
+                    if isinstance(services.weights, GridFSWeightStore)
+                    else settings.weights_dir,
                 )
-            workers = await start_workers(settings, tokens)
-            logger.info(
-                "ModelCI Hub ready: database %s, weights in %s",
-                settings.database,
-                "GridFS" if use_gridfs else settings.weights_dir,
-            )
-            yield
-        finally:
-            stop_workers(workers)
-            if inspector is not None:
-                inspector.close()
-            await client.close()
+                yield
+            finally:
+                stop_workers(workers)
 
     metrics = Metrics()
     # Multipart uploads are on, handled by HubGraphQL.run_multipart (streamed to staging).

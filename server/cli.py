@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +18,7 @@ from modelci.schema.errors import NotFound
 
 from .commands import add_client_commands
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
-from .http import JsonLogFormatter, RequestLogFilter
+from .http import configure_logging
 from .settings import Settings, env_file_text
 from .storage import TOKENS
 from .tokens import TokenStore
@@ -30,18 +30,6 @@ app = typer.Typer(
 )
 
 add_client_commands(app)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-
-
-def configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestLogFilter())
-    handler.setFormatter(
-        JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request
 
 
 @app.command()
@@ -63,6 +51,10 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="No tokens needed (loopback only).")
     ] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option(help="Web server processes on the one port (default 1); more use more cores."),
+    ] = None,
 ) -> None:
     """Start the server (and the embedded database when no MongoDB URL is set)."""
     overrides: dict[str, Any] = {
@@ -74,6 +66,7 @@ def serve(
             "data_dir": data_dir,
             "allow_pickle": allow_pickle or None,
             "auth": "off" if no_auth else None,
+            "processes": processes,
         }.items()
         if value is not None
     }
@@ -100,14 +93,38 @@ def serve(
 
 
 def run_server(settings: Settings, mongodb_url: str) -> None:
-    from .app import create_app  # after logging is configured
-
-    uvicorn.run(
-        create_app(settings, mongodb_url=mongodb_url),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
+    from .app import (  # after logging is configured
+        PROCESS_DATABASE_ENV,
+        PROCESS_SETTINGS_ENV,
+        create_app,
+        prepare_processes,
+        stop_workers,
     )
+
+    if settings.processes == 1:
+        uvicorn.run(
+            create_app(settings, mongodb_url=mongodb_url),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+        )
+        return
+    # Several processes: start-up maintenance and profiling workers once, here; each web
+    # process builds its app from the settings handed down in its environment.
+    workers = asyncio.run(prepare_processes(settings, mongodb_url))
+    os.environ[PROCESS_SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[PROCESS_DATABASE_ENV] = mongodb_url
+    try:
+        uvicorn.run(
+            "modelci.server.app:create_process_app",
+            factory=True,
+            workers=settings.processes,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+        )
+    finally:
+        stop_workers(workers)
 
 
 @app.command("init-env")

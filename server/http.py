@@ -167,3 +167,16 @@ class RequestLimitsMiddleware:
             if response_started:
                 raise
             await error_response(too_large)(scope, receive, send)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestLogFilter())
+    handler.setFormatter(
+        JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request

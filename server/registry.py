@@ -7,7 +7,6 @@ and start-up collects what a crash left behind.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,10 +66,6 @@ class MongoModelRegistry:
         self.models = models
         self.weights = weights
         self.inspector = inspector
-        # Committing or dropping weight bytes and (un)referencing them from a model
-        # happen together under this lock, so a delete never removes bytes that a
-        # concurrent registration of the same content has just referenced.
-        self.weight_references = asyncio.Lock()
 
     # Reading
 
@@ -191,7 +186,7 @@ class MongoModelRegistry:
             doomed += found
             frontier = [child.id for child in found]
         deleted = []
-        async with self.weight_references:
+        async with self.weights.references.held():
             for model in reversed(doomed):  # variants first: a crash never orphans one
                 document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
                 if document is not None:
@@ -341,7 +336,7 @@ class MongoModelRegistry:
     @asynccontextmanager
     async def referencing(self, staged: StagedWeight) -> AsyncIterator[None]:
         """Commit staged bytes for the block to reference; drop them if the block fails."""
-        async with self.weight_references:
+        async with self.weights.references.held():
             try:
                 await self.weights.commit(staged)
             except BaseException:
@@ -360,10 +355,11 @@ class MongoModelRegistry:
     async def collect_orphans(self) -> int:
         """Remove abandoned uploads and bytes no model references; run at start-up."""
         await self.weights.clear_staging()
-        referenced = set(await self.models.distinct("weight.sha256"))
-        orphans = await self.weights.collectable_hashes() - referenced
-        for sha256 in orphans:
-            await self.weights.delete(sha256)
+        async with self.weights.references.held():
+            referenced = set(await self.models.distinct("weight.sha256"))
+            orphans = await self.weights.collectable_hashes() - referenced
+            for sha256 in orphans:
+                await self.weights.delete(sha256)
         if orphans:
             logger.info("removed %d orphaned weight file(s)", len(orphans))
         return len(orphans)

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Web server processes `serve` runs on one port; more use more cores.",
+    )
     weight_store: Literal["auto", "files", "gridfs"] = Field(
         default="auto",
         description="Where weight bytes live: files under data_dir, or GridFS in MongoDB; "

@@ -13,6 +13,7 @@ every server and worker sees the same bytes). BENCHMARKS.md compares them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,8 +131,36 @@ class Staging:
             path.unlink(missing_ok=True)
 
 
+class ReferenceLock:
+    """Held while weight bytes are committed or dropped together with the model documents
+    that reference them, so that a delete never removes bytes a concurrent registration
+    of the same content has just referenced: across this process's tasks (asyncio) and,
+    given a lock file, across the server processes sharing a data directory (flock).
+    """
+
+    def __init__(self, lock_file: Path | None = None) -> None:
+        self.tasks = asyncio.Lock()
+        self.lock_file = lock_file
+        self.fd: int | None = None
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        async with self.tasks:
+            if self.lock_file is None:
+                yield
+                return
+            if self.fd is None:
+                self.fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            await asyncio.to_thread(fcntl.flock, self.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
 class WeightStore(Protocol):
     staging: Staging
+    references: ReferenceLock
 
     async def commit(self, staged: StagedWeight) -> None:
         """Make staged bytes addressable by their sha256 (the staged file goes away)."""
@@ -163,6 +193,7 @@ class FileWeightStore:
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.staging = staging
+        self.references = ReferenceLock(root / "references.lock")  # `serve --processes N`
 
     def blob_path(self, sha256: str) -> Path:
         if not SHA256_HEX.match(sha256):
@@ -189,8 +220,9 @@ class FileWeightStore:
         self.blob_path(sha256).unlink(missing_ok=True)
 
     async def collectable_hashes(self) -> set[str]:
-        # One server owns a data directory (the embedded database locks it), so
-        # every unreferenced blob at start-up is an orphan.
+        # One server owns a data directory (the embedded database locks it; its
+        # processes share the reference lock), so every unreferenced blob at start-up
+        # is an orphan.
         return {path.name for path in self.blobs.glob("??/*") if SHA256_HEX.match(path.name)}
 
     async def clear_staging(self) -> None:
@@ -217,6 +249,9 @@ class GridFSWeightStore:
         self.files = db[f"{WEIGHTS_BUCKET}.files"]
         self.chunks = db[f"{WEIGHTS_BUCKET}.chunks"]
         self.staging = staging
+        # Within this process only: servers sharing a bucket can still race a delete of
+        # bytes against a registration of the same bytes (README, Not yet).
+        self.references = ReferenceLock()
 
     async def commit(self, staged: StagedWeight) -> None:
         try:

@@ -269,9 +269,12 @@ def modelci_serve(
     )
     assert process.stderr is not None
     log = []
-    for line in process.stderr:  # the server says when it listens
+    listening, started, processes = False, 0, int(settings.get("processes", "1"))
+    for line in process.stderr:  # the server says when it listens and each process is up
         log.append(line)
-        if "Uvicorn running on" in line:
+        listening = listening or "Uvicorn running on" in line
+        started += "Application startup complete" in line
+        if listening and started == processes:
             break
     else:
         raise AssertionError("modelci serve did not start:\n" + "".join(log))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,41 @@ def test_serve_keeps_models_and_weights_across_restarts(tmp_path: Path) -> None:
         }
         assert httpx.get(f"{url}/models/{model_id}/weight").content == weight
     assert (tmp_path / "db").is_dir() and (tmp_path / "weights" / "blobs").is_dir()
+
+
+def test_serve_with_two_processes_shares_one_registry_and_its_weights(tmp_path: Path) -> None:
+    weight = os.urandom(256 * 1024)
+    delete = "mutation($id: ID!) { deleteModel(id: $id) { id } }"
+
+    def register(version: int) -> str:
+        request = multipart(
+            REGISTER, {"input": model_input(version=version)}, {"weight": ("w.pt", weight)}
+        )
+        with httpx.Client(base_url=url) as client:  # a connection of its own
+            body = client.post("/graphql", headers=PREFLIGHT, **request).json()
+        return str(body["data"]["registerModel"]["id"])
+
+    def unregister(model_id: str) -> None:
+        with httpx.Client(base_url=url) as client:
+            body = client.post("/graphql", json={"query": delete, "variables": {"id": model_id}})
+        assert body.json()["data"]["deleteModel"]["id"] == model_id
+
+    blobs = tmp_path / "weights" / "blobs"
+    with modelci_serve(tmp_path, free_port(), processes="2", workers="0") as (url, server):
+        spawned = [" ".join(child.cmdline()) for child in server.children()]
+        assert sum("multiprocessing.spawn" in command for command in spawned) == 2
+        with ThreadPoolExecutor(8) as pool:
+            first = list(pool.map(register, range(1, 13)))  # the same bytes, 12 models
+            # Deletes of models holding those bytes race registrations of the same bytes.
+            deleting = pool.map(unregister, first[:6])
+            second = list(pool.map(register, range(13, 19)))
+            list(deleting)
+            for model_id in first[6:] + second:
+                assert httpx.get(f"{url}/models/{model_id}/weight").content == weight
+            assert len(list(blobs.glob("*/*"))) == 1
+            list(pool.map(unregister, first[6:] + second))
+        assert list(blobs.glob("*/*")) == []
+    assert list((tmp_path / "staging").iterdir()) == []
 
 
 def test_init_env_writes_every_setting(tmp_path: Path) -> None:
