@@ -74,7 +74,7 @@ async def parse_graphql_multipart(
         headers.clear()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        events.append(("data", data[start:end]))
+        events.append(("data", memoryview(data)[start:end]))  # no copy: written once, below
 
     def on_part_end() -> None:
         events.append(("end", None))
@@ -126,7 +126,7 @@ async def begin_part(headers: dict[bytes, bytes], staging: Staging) -> Part:
     return Part(name=name, field=bytearray())
 
 
-async def take_data(part: Part, data: bytes) -> None:
+async def take_data(part: Part, data: memoryview) -> None:
     if part.writer is not None:
         await part.writer.write(data)
     elif part.field is not None:

@@ -18,8 +18,10 @@ from modelci.server.settings import Settings
 MiB = 1024 * 1024
 
 
-async def test_weight_round_trip(api: Api) -> None:
-    weight = os.urandom(5 * MiB + 123)
+# Sizes around the staging buffers (4 MiB) and direct I/O blocks (4 KiB).
+@pytest.mark.parametrize("size", [1, 4096, 4 * MiB, 9 * MiB + 123])
+async def test_weight_round_trip(api: Api, size: int) -> None:
+    weight = os.urandom(size)
     model = await api.register(weight, filename="big.onnx")
     digest = hashlib.sha256(weight).hexdigest()
     assert model["weight"]["sha256"] == digest
