@@ -2,7 +2,8 @@
 
 Both run in one uvicorn server process (a child of this script) on the embedded
 database; the bare endpoint does the same database read and returns the same JSON.
-The load comes from this process over loopback, alternating the two in rounds.
+The load comes from this process over loopback (`loadgen.py`: one keep-alive
+connection per client), alternating the two in rounds.
 
     python benchmarks/graphql_overhead.py [--seconds 3] [--rounds 3] [--concurrency 16]
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from loadgen import Connection
 
 from modelci.server.embedded import EmbeddedDatabase, free_port
 
@@ -68,22 +70,22 @@ async def load(
 ) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+    body = {"query": QUERY, "variables": {"id": model_id}}
 
-        async def user() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                if graphql:
-                    response = await client.post(
-                        "/graphql", json={"query": QUERY, "variables": {"id": model_id}}
-                    )
-                else:
-                    response = await client.get(f"/bare/models/{model_id}")
-                response.raise_for_status()
-                latencies.append(time.perf_counter() - started)
+    async def user(connection: Connection) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if graphql:
+                response = await connection.request("POST", "/graphql", json_body=body)
+            else:
+                response = await connection.request("GET", f"/bare/models/{model_id}")
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
 
-        await asyncio.gather(*(user() for _ in range(concurrency)))
+    connections = [await Connection.open(url) for _ in range(concurrency)]
+    await asyncio.gather(*(user(connection) for connection in connections))
+    for connection in connections:
+        connection.close()
     return latencies
 
 

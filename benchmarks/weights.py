@@ -1,16 +1,20 @@
 """Big weights: upload and download a file through the API versus `cp` on the same disk.
 
-`modelci serve` runs as a child process (embedded database, file weight store); this
-process streams the upload over loopback with the Python client and downloads it
-back, while a thread samples the server's resident memory. The reference copy is
-`cp` of the same file on the same disk, in the same run.
+`modelci serve` runs as a child process (embedded database, file weight store); `curl`
+streams the multipart upload over loopback (so that the client is not what is
+measured) and downloads it back, into a file and into /dev/null (the server's side
+alone), while a thread samples the server's resident memory. References, in the same
+run: `cp` of the same file on the same disk, `cp` + `sync` of the copy (the upload is
+durable: fsynced before the model is registered), and SHA-256 of the bytes in memory
+(the upload hashes every byte: content addressing).
 
-    python benchmarks/weights.py [--mb 1024] [--rounds 1]
+    python benchmarks/weights.py [--mb 1024] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -73,7 +77,14 @@ def main() -> None:
             env=env,
             stderr=subprocess.DEVNULL,
         )
-        rates: dict[str, list[float]] = {"cp": [], "cp+sync": [], "upload": [], "download": []}
+        rates: dict[str, list[float]] = {
+            "cp": [],
+            "cp+sync": [],
+            "sha256": [],
+            "upload": [],
+            "download": [],
+            "download to /dev/null": [],
+        }
         growth = []
         try:
             url = f"http://127.0.0.1:{port}"
@@ -87,6 +98,7 @@ def main() -> None:
                         subprocess.run(command, check=True)
                     rates[name].append(size_mb / (time.perf_counter() - started))
                     os.remove(copy)
+                rates["sha256"].append(size_mb / sha256_seconds(source))
 
                 memory = PeakMemory(server.pid)
                 memory.start()
@@ -100,6 +112,12 @@ def main() -> None:
                     check=True,
                 )
                 rates["download"].append(size_mb / (time.perf_counter() - started))
+                started = time.perf_counter()
+                subprocess.run(
+                    ["curl", "-sf", f"{url}/models/{model_id}/weight", "-o", os.devnull],
+                    check=True,
+                )
+                rates["download to /dev/null"].append(size_mb / (time.perf_counter() - started))
                 growth.append(memory.growth_mb())
                 assert downloaded.stat().st_size == source.stat().st_size
                 os.remove(downloaded)
@@ -111,14 +129,24 @@ def main() -> None:
 
     median = {name: statistics.median(values) for name, values in rates.items()}
     for name, value in median.items():
-        print(f"{name:>9}: {value:7.0f} MB/s")
+        print(f"{name:>21}: {value:7.0f} MB/s")
     print(f"server peak memory growth: {max(growth):.0f} MB")
     print(
         f"ratios ({args.mb} MB, median of {args.rounds}): "
         f"upload/cp {median['upload'] / median['cp']:.2f}, "
         f"upload/(cp+sync) {median['upload'] / median['cp+sync']:.2f}, "
-        f"download/cp {median['download'] / median['cp']:.2f}"
+        f"upload/sha256 {median['upload'] / median['sha256']:.2f}, "
+        f"download/cp {median['download'] / median['cp']:.2f}, "
+        f"download to /dev/null/cp {median['download to /dev/null'] / median['cp']:.2f}"
     )
+
+
+def sha256_seconds(source: Path) -> float:
+    """Hashing the file's bytes, already in memory: the floor under any upload here."""
+    data = source.read_bytes()
+    started = time.perf_counter()
+    hashlib.sha256(data).hexdigest()
+    return time.perf_counter() - started
 
 
 def curl_register(url: str, source: Path, version: int) -> str:
