@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from modelci.schema import schema
@@ -113,21 +114,35 @@ class HubGraphQL(GraphQL[HubContext, None]):
         staging = services_of(request).weights.staging
         operations, uploads = await parse_graphql_multipart(request, staging)
         try:
-            query = operations.get("query")
-            if not isinstance(query, str):
-                raise BadUserInput("operations: `query` must be a string")
-            sub_response = Response()
-            result = await self.schema.execute(
-                query,
-                variable_values=operations.get("variables"),
-                context_value=await self.get_context(request, sub_response),
-                operation_name=operations.get("operationName"),
-                allowed_operation_types={OperationType.QUERY, OperationType.MUTATION},
-            )
-            return JSONResponse(await self.process_result(request, result))
+            return await self.execute_operations(request, operations)
         finally:
             for upload in uploads:  # whatever no resolver committed
                 upload.staged.path.unlink(missing_ok=True)
+
+    async def execute_operations(self, request: Request, operations: dict[str, Any]) -> Response:
+        """Run the multipart request's operation: a query or a mutation, as Strawberry's own
+        view does for JSON, with its refusals in the API's error shape."""
+        query, variables = operations.get("query"), operations.get("variables")
+        operation_name = operations.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            raise BadUserInput("`query` must be a non-empty string")
+        if variables is not None and not isinstance(variables, dict):
+            raise BadUserInput("`variables` must be a JSON object")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise BadUserInput("`operationName` must be a string")
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=await self.get_context(request, Response()),
+                operation_name=operation_name,
+                allowed_operation_types={OperationType.QUERY, OperationType.MUTATION},
+            )
+        except InvalidOperationTypeError as error:
+            raise BadUserInput(error.as_http_error_reason("POST")) from None
+        except CannotGetOperationTypeError as error:
+            raise BadUserInput(error.as_http_error_reason()) from None
+        return JSONResponse(await self.process_result(request, result))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
         services = services_of(request)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
-from conftest import REGISTER, Api, model_input
+from conftest import PREFLIGHT, REGISTER, Api, model_input
 from pymongo import AsyncMongoClient
 from test_model_service import GET_MODEL, LIST_MODELS, UPDATE_MODEL
 
@@ -118,6 +119,27 @@ async def test_graphql_syntax_and_validation_errors_are_bad_input(api: Api) -> N
     body = await api.post("{ %s }" % aliases)
     assert body.get("data") is None
     assert {error["extensions"]["code"] for error in body["errors"]} == {"BAD_USER_INPUT"}
+
+
+async def test_a_multipart_request_that_is_not_one_query_or_mutation_is_bad_input(
+    api: Api, settings: Settings
+) -> None:
+    listing = "query A { models { nodes { id } } }"
+    for operations in (
+        {"query": 'subscription { profilingJob(id: "0") { id } }'},
+        {"query": "   "},
+        {"query": listing, "variables": [1]},
+        {"query": listing, "operationName": "B"},
+    ):
+        response = await api.http.post(
+            "/graphql",
+            headers=PREFLIGHT,
+            data={"operations": json.dumps(operations), "map": '{"0": []}'},
+            files={"0": ("m.pt", b"bytes", "application/octet-stream")},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert staged_files(settings) == [] and await model_count(api) == 0
 
 
 async def test_unexpected_errors_are_masked_with_a_request_id(
