@@ -259,12 +259,17 @@ def test_the_downloaded_model_computes_what_was_registered(hub: str, onnx_model:
     assert (ours == theirs).all()
 
 
-def test_with_auth_on_the_serve_worker_uses_its_own_token(tmp_path: Path, onnx_model: Path) -> None:
+# With two web processes, the worker and its token come from the supervising process.
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_with_auth_on_the_serve_worker_uses_its_own_token(
+    tmp_path: Path, onnx_model: Path, processes: str
+) -> None:
     with modelci_serve(
         tmp_path,
         free_port(),
         auth="on",
         workers="1",
+        processes=processes,
         profile_window_s="0.05",
         profile_min_runs="10",
     ) as (hub, _):
