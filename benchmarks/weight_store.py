@@ -74,6 +74,7 @@ def main() -> None:
                     database=f"bench_{uuid.uuid4().hex[:8]}",
                     data_dir=Path(tmp) / store,
                     weight_store=store,  # type: ignore[arg-type]
+                    workers=0,
                     _env_file=None,  # type: ignore[call-arg]
                 )
                 up, down = asyncio.run(
