@@ -186,11 +186,11 @@ class MongoModelRegistry:
             doomed += found
             frontier = [child.id for child in found]
         deleted = []
-        async with self.weights.references.held():
-            for model in reversed(doomed):  # variants first: a crash never orphans one
-                document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
-                if document is not None:
-                    deleted.append(model_from_document(document))
+        for model in reversed(doomed):  # variants first: a crash never orphans one
+            document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
+            if document is not None:
+                deleted.append(model_from_document(document))
+                async with self.weights.references.held(model.weight.sha256):
                     await self.drop_weight_if_unused(model.weight.sha256)
         if not any(model.id == root.id for model in deleted):
             raise NotFound(f"no model with id {model_id}")
@@ -336,7 +336,7 @@ class MongoModelRegistry:
     @asynccontextmanager
     async def referencing(self, staged: StagedWeight) -> AsyncIterator[None]:
         """Commit staged bytes for the block to reference; drop them if the block fails."""
-        async with self.weights.references.held():
+        async with self.weights.references.held(staged.sha256):
             try:
                 await self.weights.commit(staged)
             except BaseException:
@@ -355,11 +355,11 @@ class MongoModelRegistry:
     async def collect_orphans(self) -> int:
         """Remove abandoned uploads and bytes no model references; run at start-up."""
         await self.weights.clear_staging()
-        async with self.weights.references.held():
-            referenced = set(await self.models.distinct("weight.sha256"))
-            orphans = await self.weights.collectable_hashes() - referenced
-            for sha256 in orphans:
-                await self.weights.delete(sha256)
+        referenced = set(await self.models.distinct("weight.sha256"))
+        orphans = await self.weights.collectable_hashes() - referenced
+        for sha256 in orphans:  # unless a registration has referenced them meanwhile
+            async with self.weights.references.held(sha256):
+                await self.drop_weight_if_unused(sha256)
         if orphans:
             logger.info("removed %d orphaned weight file(s)", len(orphans))
         return len(orphans)

@@ -22,6 +22,7 @@ JOBS = "profiling_jobs"
 DEVICES = "devices"
 TOKENS = "api_tokens"
 WEIGHTS_BUCKET = "weights"
+WEIGHT_LOCKS = "weight_locks"  # GridFS: who is committing or dropping which bytes
 
 MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
 

@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,11 +32,13 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from modelci.schema.context import WeightSource
 
-from .storage import WEIGHTS_BUCKET
+from .storage import WEIGHT_LOCKS, WEIGHTS_BUCKET
 
 CHUNK_SIZE = 1024 * 1024
 PIECE_SIZE = 4 * 1024 * 1024  # what the staging thread hashes and writes at once
@@ -45,6 +47,8 @@ DIRECT_IO_ALIGNMENT = 4096  # direct I/O writes whole blocks from page-aligned m
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere plain writes
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 GRIDFS_GRACE = timedelta(hours=1)
+LOCK_LEASE = timedelta(seconds=30)  # renewed every 10 s while held
+LOCK_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -216,24 +220,26 @@ class Staging:
             path.unlink(missing_ok=True)
 
 
-class ReferenceLock:
-    """Held while weight bytes are committed or dropped together with the model documents
-    that reference them, so that a delete never removes bytes a concurrent registration
-    of the same content has just referenced: across this process's tasks (asyncio) and,
-    given a lock file, across the server processes sharing a data directory (flock).
-    """
+class ReferenceLocks(Protocol):
+    def held(self, sha256: str) -> AbstractAsyncContextManager[None]:
+        """Held while the bytes of ``sha256`` are committed or dropped together with the
+        model documents that reference them, so that a delete never removes bytes a
+        concurrent registration of the same content has just referenced."""
+        ...
 
-    def __init__(self, lock_file: Path | None = None) -> None:
+
+class FileReferenceLock:
+    """One lock for a data directory: across this process's tasks (asyncio) and across
+    the server processes sharing the directory (flock on a lock file)."""
+
+    def __init__(self, lock_file: Path) -> None:
         self.tasks = asyncio.Lock()
         self.lock_file = lock_file
         self.fd: int | None = None
 
     @asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
+    async def held(self, sha256: str) -> AsyncIterator[None]:
         async with self.tasks:
-            if self.lock_file is None:
-                yield
-                return
             if self.fd is None:
                 self.fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             await asyncio.to_thread(fcntl.flock, self.fd, fcntl.LOCK_EX)
@@ -243,9 +249,55 @@ class ReferenceLock:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+class LeasedReferenceLocks:
+    """A lock per hash for every server on one database (GridFS, any number of replicas):
+    a document per held hash naming its holder, under a lease renewed while held and
+    taken over once it has run out (a holder that died)."""
+
+    def __init__(self, locks: AsyncCollection[dict[str, Any]]) -> None:
+        self.locks = locks
+
+    @asynccontextmanager
+    async def held(self, sha256: str) -> AsyncIterator[None]:
+        holder = uuid.uuid4().hex
+        while True:
+            if await self.take(sha256, holder):
+                break
+            await asyncio.sleep(LOCK_POLL_S)  # another server holds it: wait our turn
+        renewing = asyncio.create_task(self.renew(sha256, holder))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            await self.locks.delete_one({"_id": sha256, "holder": holder})
+
+    async def take(self, sha256: str, holder: str) -> bool:
+        now = datetime.now(UTC)
+        try:  # a free hash has no document: the upsert inserts one; a held one, unexpired,
+            # makes the upsert collide with its _id
+            await self.locks.update_one(
+                {"_id": sha256, "until": {"$lt": now}},
+                {"$set": {"holder": holder, "until": now + LOCK_LEASE}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def renew(self, sha256: str, holder: str) -> None:
+        while True:
+            await asyncio.sleep(LOCK_LEASE.total_seconds() / 3)
+            await self.locks.update_one(
+                {"_id": sha256, "holder": holder},
+                {"$set": {"until": datetime.now(UTC) + LOCK_LEASE}},
+            )
+
+
 class WeightStore(Protocol):
     staging: Staging
-    references: ReferenceLock
+    references: ReferenceLocks
 
     async def commit(self, staged: StagedWeight) -> None:
         """Make staged bytes addressable by their sha256 (the staged file goes away)."""
@@ -278,7 +330,7 @@ class FileWeightStore:
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.staging = staging
-        self.references = ReferenceLock(root / "references.lock")  # `serve --processes N`
+        self.references: ReferenceLocks = FileReferenceLock(root / "references.lock")
 
     def blob_path(self, sha256: str) -> Path:
         if not SHA256_HEX.match(sha256):
@@ -324,9 +376,7 @@ class GridFSWeightStore:
         self.files = db[f"{WEIGHTS_BUCKET}.files"]
         self.chunks = db[f"{WEIGHTS_BUCKET}.chunks"]
         self.staging = staging
-        # Within this process only: servers sharing a bucket can still race a delete of
-        # bytes against a registration of the same bytes (README, Not yet).
-        self.references = ReferenceLock()
+        self.references: ReferenceLocks = LeasedReferenceLocks(db[WEIGHT_LOCKS])
 
     async def commit(self, staged: StagedWeight) -> None:
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,41 @@ async def test_gridfs_weight_store(gridfs_settings: Settings, mongodb_url: str) 
         assert database["weights.files"].count_documents({}) == 0
         assert database["weights.chunks"].count_documents({}) == 0
     assert not Path(gridfs_settings.weights_dir).exists()
+
+
+async def test_two_servers_sharing_gridfs_keep_every_referenced_weight(
+    gridfs_settings: Settings, mongodb_url: str
+) -> None:
+    """Replicas on one database: deletes race registrations of the same bytes."""
+    weight = os.urandom(MiB + 5)
+    delete = "mutation($id: ID!) { deleteModel(id: $id) { id } }"
+    with MongoClient(mongodb_url) as client:  # a holder that died: its lease has run out
+        locks = client[gridfs_settings.database]["weight_locks"]
+        expired = datetime.now(UTC) - timedelta(minutes=5)
+        locks.insert_one({"_id": hashlib.sha256(weight).hexdigest(), "until": expired})
+    first, second = (create_app(gridfs_settings, mongodb_url=mongodb_url) for _ in range(2))
+    async with serving(first) as one, serving(second) as other:
+        servers = [one, other]
+        models = await asyncio.gather(
+            *(servers[v % 2].register(weight, version=v) for v in range(1, 7))
+        )
+        deleting = [
+            servers[index % 2].data(delete, {"id": model["id"]})
+            for index, model in enumerate(models[:3])
+        ]
+        registering = [servers[v % 2].register(weight, version=v) for v in range(7, 10)]
+        results = await asyncio.gather(*deleting, *registering)
+        kept = models[3:] + results[3:]
+        for index, model in enumerate(kept):
+            response = await servers[index % 2].http.get(f"/models/{model['id']}/weight")
+            assert response.content == weight
+        await asyncio.gather(
+            *(servers[i % 2].data(delete, {"id": m["id"]}) for i, m in enumerate(kept))
+        )
+    with MongoClient(mongodb_url) as client:
+        database = client[gridfs_settings.database]
+        assert database["weights.files"].count_documents({}) == 0
+        assert database["weight_locks"].count_documents({}) == 0
 
 
 async def test_malformed_multipart_requests_are_refused_and_leave_nothing(
