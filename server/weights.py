@@ -269,8 +269,7 @@ class LeasedReferenceLocks:
             yield
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await asyncio.gather(renewing, return_exceptions=True)  # a failed renewal too
             await self.locks.delete_one({"_id": sha256, "holder": holder})
 
     async def take(self, sha256: str, holder: str) -> bool:
