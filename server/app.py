@@ -321,12 +321,9 @@ async def hub_services(
         db = client[settings.database]
         await ensure_indexes(db)
         staging = Staging(settings.staging_dir)
-        use_gridfs = settings.weight_store == "gridfs" or (
-            settings.weight_store == "auto" and settings.mongodb_url is not None
-        )
         weights: WeightStore = (
             GridFSWeightStore(db, staging)
-            if use_gridfs
+            if settings.uses_gridfs()
             else FileWeightStore(settings.weights_dir, staging)
         )
         inspector = ModelInspector(allow_pickle=settings.allow_pickle)
