@@ -3,7 +3,12 @@
 Both run in one uvicorn server process (a child of this script) on the embedded
 database; the bare endpoint does the same database read and returns the same JSON.
 The load comes from this process over loopback (`loadgen.py`: one keep-alive
-connection per client), alternating the two in rounds.
+connection per client), alternating the endpoints in rounds.
+
+A third endpoint is the ceiling for any server built on graphql-core: the same
+operation, parsed and validated once, executed by graphql-core alone on the hub's
+schema and resolvers (no HTTP view, no extensions: no authorization, limits or
+metrics), its data returned as JSON.
 
     python benchmarks/graphql_overhead.py [--seconds 3] [--rounds 3] [--concurrency 16]
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -31,11 +37,14 @@ QUERY = "query Get($id: ID!) { model(id: $id) { %s } }" % FIELDS
 
 def serve(port: int, mongodb_url: str, data_dir: str) -> None:
     """The child: the hub's app plus the bare endpoint, under uvicorn."""
+    import graphql
     import uvicorn
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+    from strawberry.execution.is_awaitable import optimized_is_awaitable
 
+    from modelci.schema import schema
     from modelci.server.app import create_app
     from modelci.server.settings import Settings
 
@@ -61,12 +70,31 @@ def serve(port: int, mongodb_url: str, data_dir: str) -> None:
             }
         )
 
+    document = graphql.parse(QUERY)
+    assert not graphql.validate(schema._schema, document)
+
+    async def graphql_core(request: Request) -> JSONResponse:
+        payload = json.loads(await request.body())
+        graphql_view = request.app.routes[0].endpoint
+        result = await graphql.execute(
+            schema._schema,
+            document,
+            variable_values=payload["variables"],
+            context_value=await graphql_view.get_context(request, None),
+            is_awaitable=optimized_is_awaitable,
+        )
+        return JSONResponse({"data": result.data})
+
     app.router.routes.append(Route("/bare/models/{model_id}", bare))
+    app.router.routes.append(Route("/graphql-core", graphql_core, methods=["POST"]))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+ENDPOINTS = ("graphql", "graphql-core", "bare")
+
+
 async def load(
-    url: str, model_id: str, graphql: bool, seconds: float, concurrency: int
+    url: str, model_id: str, endpoint: str, seconds: float, concurrency: int
 ) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -75,10 +103,10 @@ async def load(
     async def user(connection: Connection) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            if graphql:
-                response = await connection.request("POST", "/graphql", json_body=body)
-            else:
+            if endpoint == "bare":
                 response = await connection.request("GET", f"/bare/models/{model_id}")
+            else:
+                response = await connection.request("POST", f"/{endpoint}", json_body=body)
             response.raise_for_status()
             latencies.append(time.perf_counter() - started)
 
@@ -109,11 +137,12 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             model_id = register_one(url)
-            results: dict[str, list[dict[str, Any]]] = {"graphql": [], "bare": []}
+            check_same_json(url, model_id)
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
             for _ in range(args.rounds):
-                for name in ("graphql", "bare"):
+                for name in ENDPOINTS:
                     latencies = asyncio.run(
-                        load(url, model_id, name == "graphql", args.seconds, args.concurrency)
+                        load(url, model_id, name, args.seconds, args.concurrency)
                     )
                     results[name].append(
                         {
@@ -131,10 +160,26 @@ def main() -> None:
         p50 = statistics.median(r["p50"] for r in rounds)
         summary[name] = rps
         print(
-            f"{name:>8}: {rps:8.0f} requests/s, p50 {p50 * 1e3:.2f} ms "
+            f"{name:>12}: {rps:8.0f} requests/s, p50 {p50 * 1e3:.2f} ms "
             f"(median of {args.rounds} rounds, concurrency {args.concurrency})"
         )
-    print(f"ratio GraphQL / bare throughput: {summary['graphql'] / summary['bare']:.2f}")
+    print(
+        f"ratio GraphQL / bare throughput: {summary['graphql'] / summary['bare']:.2f} "
+        f"(graphql-core alone / bare: {summary['graphql-core'] / summary['bare']:.2f})"
+    )
+
+
+def check_same_json(url: str, model_id: str) -> None:
+    """The three endpoints answer with the same JSON: the comparison is like for like."""
+    body = {"query": QUERY, "variables": {"id": model_id}}
+    with httpx.Client(base_url=url) as client:
+        answers = [
+            client.post("/graphql", json=body).json(),
+            client.post("/graphql-core", json=body).json(),
+            client.get(f"/bare/models/{model_id}").json(),
+        ]
+    if not answers[0] == answers[1] == answers[2]:
+        raise RuntimeError(f"the endpoints disagree: {answers}")
 
 
 def register_one(url: str) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from graphql import DocumentNode, GraphQLError, parse, specified_rules, validate
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from .auth import Authorization
 from .error_codes import assign_codes
@@ -29,14 +26,14 @@ MAX_QUERY_DEPTH = 12
 MAX_QUERY_TOKENS = 4000
 MAX_ALIASES = 32
 CACHE_SIZE = 512
+MAX_CACHED_QUERY_CHARS = 16_384  # longer texts are prepared each time, never kept
 
-
-# The depth and alias limits are validation rules. Their classes are made once, here:
-# ValidationCache keys on the rules, and fresh classes per request would never hit it.
-LIMIT_RULES = [
+# Every operation is validated with graphql-core's rules plus the depth and alias limits.
+VALIDATION_RULES = (
+    *specified_rules,
     *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
+)
 
 
 @strawberry.type
@@ -54,7 +51,72 @@ class Subscription(JobSubscriptions):
     pass
 
 
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A query text parsed (within the token limit) and validated, once."""
+
+    document: DocumentNode
+    errors: tuple[GraphQLError, ...]
+
+
 class HubSchema(strawberry.Schema):
+    """The schema, with each distinct query text parsed and validated once.
+
+    The prepared document is keyed by the query text itself, so a repeated operation
+    costs a dictionary lookup: no parse, no validation, and no hash of the syntax tree
+    (which is what Strawberry's ParserCache and ValidationCache pair cost per request).
+    It is attached as the operation's execution context is made, the one step every
+    path shares (HTTP, multipart, WebSocket subscriptions); the extensions' hooks then
+    run as before, so the authorization check still refuses a caller before any
+    validation message is returned. Text that does not parse is never kept: Strawberry
+    parses it again and reports the syntax error.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_cached = lru_cache(maxsize=CACHE_SIZE)(self._prepare)
+
+    def prepare(self, query: str) -> PreparedDocument:
+        """The query parsed and validated; a GraphQLError if it does not parse."""
+        if len(query) > MAX_CACHED_QUERY_CHARS:
+            return self._prepare(query)
+        return self._prepare_cached(query)
+
+    def _prepare(self, query: str) -> PreparedDocument:
+        document = parse(query, max_tokens=MAX_QUERY_TOKENS)
+        errors = validate(self._schema, document, VALIDATION_RULES)
+        return PreparedDocument(document, tuple(errors))
+
+    def _create_execution_context(
+        self,
+        query: str | None,
+        allowed_operation_types: Iterable[OperationType],
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionContext:
+        context = super()._create_execution_context(
+            query,
+            allowed_operation_types,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+        )
+        context.parse_options["max_tokens"] = MAX_QUERY_TOKENS
+        context.validation_rules = VALIDATION_RULES
+        if query:
+            try:
+                prepared = self.prepare(query)
+            except GraphQLError:
+                return context
+            context.graphql_document = prepared.document
+            context.pre_execution_errors = list(prepared.errors)
+        return context
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -70,11 +132,6 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         extensions=[
             ObserveOperations,
             Authorization,
-            lambda: AddValidationRules(LIMIT_RULES),
-            lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            # Fresh instances per request share one module-level LRU per maxsize.
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
         ],
         config=StrawberryConfig(scalar_map={Long: LONG_SCALAR}),
         **kwargs,
