@@ -121,6 +121,10 @@ class EmbeddedDatabase:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     preexec_fn=stop_with_parent if sys.platform == "linux" else None,
+                    # Out of the terminal's process group: Ctrl+C stops the server, which
+                    # stops the database after the app. Killed with the group, the database
+                    # went first and the app's shutdown waited 30 s for it to answer.
+                    start_new_session=True,
                 )
             logger.info(
                 "embedded database starting on port %d, data in %s", self.port, self.storage_dir

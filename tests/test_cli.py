@@ -24,6 +24,10 @@ def test_serve_keeps_models_and_weights_across_restarts(tmp_path: Path) -> None:
     with modelci_serve(tmp_path, port) as (url, server):
         database_processes = server.children(recursive=True)
         assert database_processes, "the embedded database runs as a child process"
+        # A terminal's Ctrl+C signals its whole process group; the database is outside
+        # it, so the server shuts its app down first and then stops the database.
+        database = [child for child in database_processes if "secantus" in child.cmdline()]
+        assert database and os.getsid(database[0].pid) != os.getsid(server.pid)
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{url}/readyz").status_code == 200
         assert (
