@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,7 @@ def run_server(settings: Settings, mongodb_url: str) -> None:
         prepare_processes,
         stop_workers,
     )
+    from .metrics import MULTIPROCESS_DIR_ENV
 
     if settings.processes == 1:
         uvicorn.run(
@@ -115,14 +117,18 @@ def run_server(settings: Settings, mongodb_url: str) -> None:
     os.environ[PROCESS_SETTINGS_ENV] = settings.model_dump_json()
     os.environ[PROCESS_DATABASE_ENV] = mongodb_url
     try:
-        uvicorn.run(
-            "modelci.server.app:create_process_app",
-            factory=True,
-            workers=settings.processes,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-        )
+        # The processes' metrics meet in files here, so any of them answers a scrape
+        # with the totals; a fresh directory each run, removed at exit.
+        with tempfile.TemporaryDirectory(prefix="modelci-metrics-") as metrics_dir:
+            os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+            uvicorn.run(
+                "modelci.server.app:create_process_app",
+                factory=True,
+                workers=settings.processes,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+            )
     finally:
         stop_workers(workers)
 

@@ -1,16 +1,21 @@
 """Prometheus metrics at /metrics: requests and latencies by operation, jobs by status.
 
 Each app has its own registry (no module-level state), so several apps in one process
-(tests) never mix their counts.
+(tests) never mix their counts. Under `serve --processes N` each web process writes its
+samples to files in a directory shared by the N (Prometheus' multi-process mode, set
+up by the CLI through ``PROMETHEUS_MULTIPROC_DIR``), and a scrape answered by any of
+them reports the sum of all.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +23,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelci.schema.domain import JobKind, JobStatus
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -47,11 +54,19 @@ class Metrics:
             ["route", "method"],
             registry=self.registry,
         )
+        # Read from the database at each scrape: the process answering it has the latest.
         self.jobs = Gauge(
-            "modelci_jobs", "Jobs by kind and status", ["kind", "status"], registry=self.registry
+            "modelci_jobs",
+            "Jobs by kind and status",
+            ["kind", "status"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.queue_depth = Gauge(
-            "modelci_job_queue_depth", "Jobs waiting for a worker", registry=self.registry
+            "modelci_job_queue_depth",
+            "Jobs waiting for a worker",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def observe(self, operation: str, kind: str, seconds: float, failed: bool) -> None:
@@ -76,7 +91,11 @@ class Metrics:
         )
 
     def exposition(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if MULTIPROCESS_DIR_ENV in os.environ:  # every web process's samples, summed
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class HttpMetricsMiddleware:

@@ -12,6 +12,7 @@ import httpx
 import psutil
 import pytest
 from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
+from test_observability import sample
 from typer.testing import CliRunner
 
 from modelci.server.cli import app
@@ -84,6 +85,21 @@ def test_serve_with_two_processes_shares_one_registry_and_its_weights(tmp_path: 
             list(pool.map(unregister, first[6:] + second))
         assert list(blobs.glob("*/*")) == []
     assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_metrics_of_two_processes_are_reported_together(tmp_path: Path) -> None:
+    """Whichever process answers the scrape, it reports what both have served."""
+    query = {"query": "{ models(first: 1) { nodes { id } } }"}
+    labels = {"operation": "models", "type": "query", "outcome": "ok"}
+    with modelci_serve(tmp_path, free_port(), processes="2", workers="0") as (url, _):
+        for _ in range(20):
+            with httpx.Client(base_url=url) as client:  # a connection of its own
+                assert client.post("/graphql", json=query).json()["data"]
+        for _ in range(6):
+            with httpx.Client(base_url=url) as client:
+                text = client.get("/metrics").text
+            assert sample(text, "modelci_graphql_operations_total", **labels) == 20
+            assert sample(text, "modelci_job_queue_depth") == 0
 
 
 def test_init_env_writes_every_setting(tmp_path: Path) -> None:
