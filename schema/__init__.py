@@ -73,6 +73,10 @@ class HubSchema(strawberry.Schema):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The limits are applied where the context is made: refuse to start, rather than
+        # serve without them, on a Strawberry that no longer makes it there.
+        if not hasattr(strawberry.Schema, "_create_execution_context"):
+            raise RuntimeError("this Strawberry version has no Schema._create_execution_context")
         super().__init__(*args, **kwargs)
         self._prepare_cached = lru_cache(maxsize=CACHE_SIZE)(self._prepare)
 
