@@ -58,7 +58,7 @@ from .jobs import MongoJobQueue
 from .metrics import HttpMetricsMiddleware, Metrics, metrics_endpoint
 from .registry import MongoModelRegistry
 from .settings import Settings
-from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
+from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes, lists_in_time_slices
 from .tokens import TokenStore
 from .uploads import parse_graphql_multipart
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
@@ -319,7 +319,8 @@ async def hub_services(
     inspector: ModelInspector | None = None
     try:
         db = client[settings.database]
-        await ensure_indexes(db)
+        time_sliced = await lists_in_time_slices(db)
+        await ensure_indexes(db, time_sliced=time_sliced)
         staging = Staging(settings.staging_dir)
         weights: WeightStore = (
             GridFSWeightStore(db, staging)
@@ -327,7 +328,7 @@ async def hub_services(
             else FileWeightStore(settings.weights_dir, staging)
         )
         inspector = ModelInspector(allow_pickle=settings.allow_pickle)
-        registry = MongoModelRegistry(db[MODELS], weights, inspector)
+        registry = MongoModelRegistry(db[MODELS], weights, inspector, time_sliced=time_sliced)
         if maintenance:
             await registry.collect_orphans()
         yield Services(
@@ -335,7 +336,7 @@ async def hub_services(
             db=db,
             weights=weights,
             registry=registry,
-            jobs=MongoJobQueue(db[JOBS], db[DEVICES]),
+            jobs=MongoJobQueue(db[JOBS], db[DEVICES], time_sliced=time_sliced),
             tokens=TokenStore(db[TOKENS]),
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,

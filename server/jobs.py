@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelci.schema.context import Page
@@ -29,7 +29,7 @@ from modelci.schema.domain import (
 )
 from modelci.schema.errors import Conflict, NotFound
 
-from .storage import object_id, to_bson
+from .storage import newest_first, object_id, to_bson
 
 MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
@@ -60,9 +60,12 @@ class MongoJobQueue:
         self,
         jobs: AsyncCollection[dict[str, Any]],
         devices: AsyncCollection[dict[str, Any]],
+        *,
+        time_sliced: bool = False,
     ) -> None:
         self.jobs = jobs
         self.device_collection = devices
+        self.time_sliced = time_sliced  # listings: see storage.newest_first
         self.changed = asyncio.Event()
 
     def announce_change(self) -> None:
@@ -119,9 +122,10 @@ class MongoJobQueue:
             query["model_id"] = str(object_id(model_id, "modelId"))
         if status is not None:
             query["status"] = status.value
-        if after is not None:
-            query["_id"] = {"$lt": object_id(after, "after")}
-        documents = await self.jobs.find(query).sort("_id", DESCENDING).limit(first + 1).to_list()
+        before = object_id(after, "after") if after is not None else None
+        documents = await newest_first(
+            self.jobs, query, first + 1, before, time_sliced=self.time_sliced
+        )
         return Page(
             items=[job_from_document(document) for document in documents[:first]],
             has_next_page=len(documents) > first,

@@ -32,7 +32,7 @@ from modelci.schema.domain import (
 from modelci.schema.errors import Conflict, NotFound, invalid_input
 
 from .inspection import ModelInspector, check_declaration
-from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
+from .storage import MODEL_KEY_FIELDS, model_from_document, newest_first, object_id, to_bson
 from .uploads import StagedUpload
 from .weights import StagedWeight, WeightStore, display_filename
 
@@ -62,10 +62,13 @@ class MongoModelRegistry:
         models: AsyncCollection[dict[str, Any]],
         weights: WeightStore,
         inspector: ModelInspector,
+        *,
+        time_sliced: bool = False,
     ) -> None:
         self.models = models
         self.weights = weights
         self.inspector = inspector
+        self.time_sliced = time_sliced  # listings: see storage.newest_first
 
     # Reading
 
@@ -82,10 +85,10 @@ class MongoModelRegistry:
         }
         if where.status is not None:
             query["model_status"] = where.status.value
-        if after is not None:
-            query["_id"] = {"$lt": object_id(after, "after")}
-        cursor = self.models.find(query).sort("_id", -1).limit(first + 1)
-        documents = await cursor.to_list()
+        before = object_id(after, "after") if after is not None else None
+        documents = await newest_first(
+            self.models, query, first + 1, before, time_sliced=self.time_sliced
+        )
         return Page(
             items=[model_from_document(document) for document in documents[:first]],
             has_next_page=len(documents) > first,

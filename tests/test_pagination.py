@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
 from conftest import Api
+from pymongo import AsyncMongoClient
+
+from modelci.server.settings import Settings
+from modelci.server.storage import MODELS, newest_first
 
 PAGE = """
 query Page($first: Int!, $after: String, $architecture: String, $framework: Framework,
@@ -58,3 +66,70 @@ async def test_filters_combine(api: Api) -> None:
     assert await ids(status="CONVERTED") == [serving["id"]]
     assert len(await ids(architecture="ResNet50")) == 3
     assert await ids(architecture="ResNet50", dataset="COCO") == []
+
+
+# How long before now each model was created: a client whose clock runs five minutes
+# ahead, a burst just now, then hours, days, months and decades back.
+AGES = [timedelta(minutes=-5), timedelta(0), timedelta(seconds=20), timedelta(minutes=3)]
+AGES += [timedelta(minutes=40), timedelta(hours=6), timedelta(days=3), timedelta(days=90)]
+AGES += [timedelta(days=3 * 365), timedelta(days=40 * 365)]
+
+
+def created_at(when: datetime) -> ObjectId:
+    return ObjectId(ObjectId.from_datetime(when).binary[:4] + os.urandom(8))
+
+
+async def test_pages_of_a_registry_with_years_of_history_are_newest_first(
+    api: Api, settings: Settings, mongodb_url: str
+) -> None:
+    """Models created over decades (an imported registry, a clock running ahead): every
+    page newest first, each model once, with and without a filter, on every server."""
+    await api.register(version=1)
+    client: AsyncMongoClient[dict] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        models = client[settings.database][MODELS]
+        template = await models.find_one({})
+        assert template is not None
+        now = datetime.now(UTC)
+        clones = [
+            template
+            | {
+                "_id": created_at(now - age),
+                "version": index + 2,
+                "architecture": "Old" if index % 2 else "ResNet50",
+            }
+            for index, age in enumerate(AGES * 3)
+        ]
+        await models.insert_many(clones)
+        everything = sorted([template, *clones], key=lambda document: document["_id"])[::-1]
+
+        for architecture in (None, "Old"):
+            expected = [
+                str(document["_id"])
+                for document in everything
+                if architecture in (None, document["architecture"])
+            ]
+            seen: list[str] = []
+            after = None
+            while True:
+                variables = {"first": 4, "after": after, "architecture": architecture}
+                connection = (await api.data(PAGE, variables))["models"]
+                seen += [edge["node"]["id"] for edge in connection["edges"]]
+                if not connection["pageInfo"]["hasNextPage"]:
+                    break
+                after = connection["pageInfo"]["endCursor"]
+            assert seen == expected
+
+            # Both ways of reading a page, whichever the server above took.
+            query = {"architecture": architecture} if architecture else {}
+            for time_sliced in (True, False):
+                pages: list[str] = []
+                before = None
+                while len(pages) < len(expected):
+                    page = await newest_first(models, query, 5, before, time_sliced=time_sliced)
+                    assert page, (time_sliced, len(pages))
+                    pages += [str(document["_id"]) for document in page]
+                    before = page[-1]["_id"]
+                assert pages == expected
+    finally:
+        await client.close()
