@@ -1,13 +1,18 @@
-"""Scale: get-by-id and a filtered list at 1 k, 10 k and 100 k registered models.
+"""Scale: get-by-id, a filtered list and the first page of all models at 1 k, 10 k and
+100 k registered models.
 
 Models are bulk-loaded as metadata (documents as the registry writes them, no weight
-bytes) into the embedded database (or MODELCI_MONGODB_URL's, into a fresh database);
-the queries go through the whole app (GraphQL, in-process ASGI) and, as the reference,
-straight to the database with PyMongo (`find_one` by id; `find` with the same filter,
-sort and limit as the registry's). Prints p50 at each size and the ratios
-p50(100 k) / p50(1 k).
+bytes) into the embedded database (or MODELCI_MONGODB_URL's, into a fresh database).
+Their ids carry their creation time, as every ObjectId does: by default one model a
+minute, going back from now (100 k models: 69 days of history), and with
+`--minutes-apart 0` all created in the same instant, the worst case for a database
+that reads every match before applying a limit. The queries go through the whole app
+(GraphQL, in-process ASGI) and, as the reference, straight to the database with
+PyMongo (`find_one` by id; `find` with the filter, `_id` descending and the limit).
+Prints p50 at each size and the ratios p50(largest) / p50(smallest).
 
     python benchmarks/scale.py [--sizes 1000 10000 100000] [--requests 200]
+                               [--minutes-apart 1]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import random
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +44,17 @@ GET = "query($id: ID!) { model(id: $id) { id architecture version weight { sha25
 LIST = """query($a: String, $t: Task) {
   models(architecture: $a, task: $t, first: 10) { nodes { id version } pageInfo { hasNextPage } }
 }"""
+ALL = "{ models(first: 10) { nodes { id version } pageInfo { hasNextPage } } }"
+KINDS = ("get", "list", "all", "db get", "db list", "db all")
+DB_ALL_REQUESTS = 10
 
 
-def document(index: int) -> dict[str, Any]:
+def document(index: int, minutes_apart: float) -> dict[str, Any]:
+    """Model number ``index``, created ``index * minutes_apart`` minutes ago."""
     now = utcnow()
+    created = now - timedelta(minutes=index * minutes_apart)
     return {
-        "_id": ObjectId(),
+        "_id": ObjectId(ObjectId.from_datetime(created).binary[:4] + ObjectId().binary[4:]),
         "architecture": f"arch-{index % ARCHITECTURES}",
         "framework": "PyTorch",
         "engine": "NONE",
@@ -69,8 +80,8 @@ def document(index: int) -> dict[str, Any]:
             "format": None,
         },
         "profile_result": {"static_result": None, "dynamic_results": []},
-        "create_time": now,
-        "update_time": now,
+        "create_time": created,
+        "update_time": created,
     }
 
 
@@ -90,7 +101,7 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
         {"architecture": f"arch-{index % ARCHITECTURES}", "task": TASKS[index % len(TASKS)]}
         for index in range(requests)
     ]
-    samples: dict[str, list[float]] = {"get": [], "list": [], "db get": [], "db list": []}
+    samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for model_id in chosen:
@@ -106,6 +117,11 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
             response = await client.post("/graphql", json={"query": LIST, "variables": variables})
             samples["list"].append(time.perf_counter() - started)
             assert response.json()["data"]["models"]["nodes"]
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = await client.post("/graphql", json={"query": ALL})
+            samples["all"].append(time.perf_counter() - started)
+            assert response.json()["data"]["models"]["pageInfo"]["hasNextPage"]
     for model_id in chosen:
         started = time.perf_counter()
         collection.find_one({"_id": ObjectId(model_id)})
@@ -114,11 +130,17 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
         started = time.perf_counter()
         collection.find(where).sort("_id", -1).limit(11).to_list()
         samples["db list"].append(time.perf_counter() - started)
+    # On the embedded database this plain query reads every model (5 s at 100 k), so
+    # it runs a few times only.
+    for _ in range(min(requests, DB_ALL_REQUESTS)):
+        started = time.perf_counter()
+        collection.find({}).sort("_id", -1).limit(11).to_list()
+        samples["db all"].append(time.perf_counter() - started)
     return {kind: median_ms(values) for kind, values in samples.items()}
 
 
 async def measure(
-    url: str, folder: str, sizes: list[int], requests: int
+    url: str, folder: str, sizes: list[int], requests: int, minutes_apart: float
 ) -> dict[int, dict[str, float]]:
     settings = Settings(  # type: ignore[call-arg]
         data_dir=Path(folder), workers=0, database=f"scale_{ObjectId()}", _env_file=None
@@ -132,7 +154,10 @@ async def measure(
             for size in sizes:
                 started = time.perf_counter()
                 for start in range(len(ids), size, 5000):
-                    batch = [document(index) for index in range(start, min(size, start + 5000))]
+                    batch = [
+                        document(index, minutes_apart)
+                        for index in range(start, min(size, start + 5000))
+                    ]
                     collection.insert_many(batch, ordered=False)
                     ids += [str(doc["_id"]) for doc in batch]
                 print(f"loaded {size} models ({time.perf_counter() - started:.1f} s)")
@@ -144,23 +169,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--minutes-apart", type=float, default=1.0)
     args = parser.parse_args()
     external = os.environ.get("MODELCI_MONGODB_URL")  # a real MongoDB, when given
     with tempfile.TemporaryDirectory() as folder:
         if external:
-            results = asyncio.run(measure(external, folder, args.sizes, args.requests))
+            results = asyncio.run(
+                measure(external, folder, args.sizes, args.requests, args.minutes_apart)
+            )
         else:
             with EmbeddedDatabase(Path(folder) / "db") as db:
-                results = asyncio.run(measure(db.url, folder, args.sizes, args.requests))
-    kinds = ("get", "list", "db get", "db list")
+                results = asyncio.run(
+                    measure(db.url, folder, args.sizes, args.requests, args.minutes_apart)
+                )
     for size, p50 in results.items():
-        print(
-            f"{size:>7} models: " + ", ".join(f"{kind} p50 {p50[kind]:6.2f} ms" for kind in kinds)
-        )
+        timings = ", ".join(f"{kind} p50 {p50[kind]:6.2f} ms" for kind in KINDS)
+        print(f"{size:>7} models: {timings}")
     smallest, largest = results[args.sizes[0]], results[args.sizes[-1]]
     print(
         f"ratios p50({args.sizes[-1]}) / p50({args.sizes[0]}): "
-        + ", ".join(f"{kind} {largest[kind] / smallest[kind]:.2f}" for kind in kinds)
+        + ", ".join(f"{kind} {largest[kind] / smallest[kind]:.2f}" for kind in KINDS)
     )
 
 
