@@ -110,8 +110,10 @@ class HubSchema(strawberry.Schema):
             operation_name,
             operation_extensions,
         )
+        # For the text that does not parse here: Strawberry's own parse of it must fail
+        # the same way. (Everything that parses arrives validated, so Strawberry never
+        # runs validation itself.)
         context.parse_options["max_tokens"] = MAX_QUERY_TOKENS
-        context.validation_rules = VALIDATION_RULES
         if query:
             try:
                 prepared = self.prepare(query)
