@@ -315,7 +315,9 @@ async def hub_services(
     ``maintenance`` first clears abandoned uploads and removes weight bytes no model
     references: work for one process while no other serves the same data directory.
     """
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, **settings.database_client_options()
+    )
     inspector: ModelInspector | None = None
     try:
         db = client[settings.database]

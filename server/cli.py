@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from pymongo import AsyncMongoClient
 
 from modelci.schema.auth import Scope
@@ -20,6 +17,13 @@ from modelci.schema.errors import NotFound
 from .commands import add_client_commands
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
 from .http import configure_logging
+from .serving import (
+    STARTUP_FAILURE,
+    StopRequested,
+    run_server,
+    stop_signals_ignored,
+    stop_signals_raise,
+)
 from .settings import Settings, env_file_text
 from .storage import TOKENS
 from .tokens import TokenStore
@@ -78,59 +82,37 @@ def serve(
             f"error: authentication can be off only on loopback, not on {settings.host}", err=True
         )
         raise typer.Exit(2)
+    with stop_signals_raise():
+        try:
+            serve_until_stopped(settings)
+        except StopRequested as stop:
+            typer.echo(f"stopped by {stop} before the server was ready", err=True)
+
+
+def serve_until_stopped(settings: Settings) -> None:
+    """The server (on the embedded database unless a URL is set) until a stop signal;
+    the database is stopped after the server, whatever stopped it."""
     if settings.mongodb_url is not None:
-        run_server(settings, settings.mongodb_url)
+        finish(run_server(settings, settings.mongodb_url))
         return
     database = EmbeddedDatabase(settings.embedded_db_dir)
     try:
-        url = database.start()
-    except EmbeddedDatabaseError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    try:
-        run_server(settings, url)
+        try:
+            url = database.start()
+        except EmbeddedDatabaseError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        started = run_server(settings, url)
     finally:
-        database.stop()
+        with stop_signals_ignored():
+            database.stop()
+    finish(started)
 
 
-def run_server(settings: Settings, mongodb_url: str) -> None:
-    from .app import (  # after logging is configured
-        PROCESS_DATABASE_ENV,
-        PROCESS_SETTINGS_ENV,
-        create_app,
-        prepare_processes,
-        stop_workers,
-    )
-    from .metrics import MULTIPROCESS_DIR_ENV
-
-    if settings.processes == 1:
-        uvicorn.run(
-            create_app(settings, mongodb_url=mongodb_url),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-        )
-        return
-    # Several processes: start-up maintenance and profiling workers once, here; each web
-    # process builds its app from the settings handed down in its environment.
-    workers = asyncio.run(prepare_processes(settings, mongodb_url))
-    os.environ[PROCESS_SETTINGS_ENV] = settings.model_dump_json()
-    os.environ[PROCESS_DATABASE_ENV] = mongodb_url
-    try:
-        # The processes' metrics meet in files here, so any of them answers a scrape
-        # with the totals; a fresh directory each run, removed at exit.
-        with tempfile.TemporaryDirectory(prefix="modelci-metrics-") as metrics_dir:
-            os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
-            uvicorn.run(
-                "modelci.server.app:create_process_app",
-                factory=True,
-                workers=settings.processes,
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-            )
-    finally:
-        stop_workers(workers)
+def finish(started: bool) -> None:
+    if not started:
+        typer.echo("error: the server could not start (see the log above)", err=True)
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 @app.command("init-env")
@@ -216,7 +198,9 @@ def hub_database(settings: Settings) -> Iterator[str]:
 
 def with_tokens(settings: Settings, action: Callable[[TokenStore], Awaitable[Any]]) -> Any:
     async def run(url: str) -> Any:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, **settings.database_client_options()
+        )
         try:
             return await action(TokenStore(client[settings.database][TOKENS]))
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -26,6 +26,17 @@ class Settings(BaseSettings):
         description="MongoDB to use; unset starts the embedded SecantusDB under data_dir.",
     )
     database: str = Field(default="modelci", description="Database name.")
+    write_concern: str = Field(
+        default="majority",
+        pattern=r"^(majority|[0-9]+)$",
+        description="Members that must have a write before it is acknowledged (MongoDB "
+        "`w`): majority, or a number.",
+    )
+    write_journal: bool = Field(
+        default=True,
+        description="Acknowledge a write only once it is in the journal on disk (MongoDB "
+        "`j`); false trades durability across crashes for speed.",
+    )
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Embedded database files and weight files live here.",
@@ -91,6 +102,16 @@ class Settings(BaseSettings):
     @property
     def embedded_db_dir(self) -> Path:
         return self.data_dir / "db"
+
+    def database_client_options(self) -> dict[str, Any]:
+        """Options for every client of the hub's database: durable acknowledgements.
+
+        With ``w: majority, j: true`` (the default) a mutation answers only once its writes
+        are journaled on disk, so they survive a crash of every process on the machine;
+        the embedded database syncs its journal per write for ``j: true``.
+        """
+        w: int | str = int(self.write_concern) if self.write_concern.isdigit() else "majority"
+        return {"tz_aware": True, "w": w, "journal": self.write_journal}
 
     def listens_on_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")

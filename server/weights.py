@@ -168,6 +168,15 @@ async def both_done(
     return buffer
 
 
+def sync_directory(path: Path) -> None:
+    """Make the entries of a directory (a rename into it, say) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_direct(fd: int, data: memoryview) -> int:
     """Bytes written with direct I/O before the end or the file system's refusal."""
     written = 0
@@ -343,6 +352,10 @@ class FileWeightStore:
             return
         target.parent.mkdir(exist_ok=True)
         os.replace(staged.path, target)
+        # The bytes were synced when staged; sync the rename too, so that the model
+        # document written next (journaled before it is acknowledged) never points
+        # at a file a crash took back.
+        await asyncio.to_thread(sync_directory, target.parent)
 
     async def open_reader(self, sha256: str) -> AsyncIterator[bytes]:
         file = await asyncio.to_thread(self.blob_path(sha256).open, "rb")

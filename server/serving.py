@@ -1,0 +1,138 @@
+"""Running the server as a service: uvicorn in one or several processes, stopped in order.
+
+Supervisors stop services with a signal: systemd and Docker send SIGTERM, a terminal
+SIGINT, a closed session SIGHUP. Each one stops `modelci serve` the same way, in
+order: the server stops taking connections and finishes (or, past a bound, aborts)
+the requests in flight, the profiling workers hand their jobs back, the embedded
+database stops cleanly, and the process exits 0.
+
+Uvicorn alone does not do that: after its graceful shutdown it raises the signal it
+caught again, so the process died by SIGTERM before the embedded database could be
+stopped (and the database, stopped with its parent, was then SIGKILLed); SIGHUP
+killed the process outright; and with several processes SIGHUP restarted them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Generator, Iterator
+from types import FrameType
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from .settings import Settings
+
+logger = logging.getLogger("modelci.server")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Requests still running this long after a stop was asked for are cut off.
+GRACEFUL_SHUTDOWN_S = 10
+# Uvicorn's exit code when the app could not start (a port in use, say).
+STARTUP_FAILURE = 3
+
+
+class StopRequested(Exception):
+    """A stop signal arrived while `serve` was starting or waiting; it stops in order."""
+
+
+class HubServer(uvicorn.Server):
+    """Uvicorn's server, stopped by SIGTERM, SIGINT or SIGHUP, and not killed afterwards."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        # Uvicorn raises the caught signal again here, which killed the process before
+        # `serve` could stop the embedded database; this server returns instead.
+
+
+class HubMultiprocess(Multiprocess):
+    """Uvicorn's process supervisor, with SIGHUP stopping the service as SIGTERM does."""
+
+    def handle_hup(self) -> None:
+        logger.info("Received SIGHUP, exiting.")
+        self.should_exit.set()
+
+
+def raise_stop(sig: int, frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(sig).name)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Outside uvicorn's own handling, a stop signal raises ``StopRequested``."""
+    previous = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """While the service winds down: a second signal must not cut the database's stop short."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_server(settings: Settings, mongodb_url: str) -> bool:
+    """Serve until a stop signal; False when the app could not start."""
+    from .app import (  # after logging is configured
+        PROCESS_DATABASE_ENV,
+        PROCESS_SETTINGS_ENV,
+        create_app,
+        prepare_processes,
+        stop_workers,
+    )
+    from .metrics import MULTIPROCESS_DIR_ENV
+
+    if settings.processes == 1:
+        config = uvicorn.Config(
+            create_app(settings, mongodb_url=mongodb_url),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+        server = HubServer(config)
+        server.run()
+        return server.started
+    # Several processes: start-up maintenance and profiling workers once, here; each web
+    # process builds its app from the settings handed down in its environment.
+    workers = asyncio.run(prepare_processes(settings, mongodb_url))
+    os.environ[PROCESS_SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[PROCESS_DATABASE_ENV] = mongodb_url
+    try:
+        # The processes' metrics meet in files here, so any of them answers a scrape
+        # with the totals; a fresh directory each run, removed at exit.
+        with tempfile.TemporaryDirectory(prefix="modelci-metrics-") as metrics_dir:
+            os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+            config = uvicorn.Config(
+                "modelci.server.app:create_process_app",
+                factory=True,
+                workers=settings.processes,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
+            HubMultiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        with stop_signals_ignored():
+            stop_workers(workers)
+    return True
