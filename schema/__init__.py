@@ -8,7 +8,18 @@ from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, parse, specified_rules, validate
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    SelectionSetNode,
+    parse,
+    specified_rules,
+    validate,
+)
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -25,6 +36,11 @@ from .types import LONG_SCALAR, Long
 MAX_QUERY_DEPTH = 12
 MAX_QUERY_TOKENS = 4000
 MAX_ALIASES = 32
+# Fields a query may select once its fragments are spread out. Every check that walks
+# the query (depth, aliases, graphql-core's own rules) expands fragment spreads, so a
+# few hundred bytes of nested spreads would cost them exponential time: the expanded
+# size is counted first, in time linear in the text, and a query over it is refused.
+MAX_EXPANDED_FIELDS = 10_000
 CACHE_SIZE = 512
 MAX_CACHED_QUERY_CHARS = 16_384  # longer texts are prepared each time, never kept
 
@@ -88,6 +104,12 @@ class HubSchema(strawberry.Schema):
 
     def _prepare(self, query: str) -> PreparedDocument:
         document = parse(query, max_tokens=MAX_QUERY_TOKENS)
+        if expanded_fields(document) > MAX_EXPANDED_FIELDS:
+            refusal = GraphQLError(
+                f"the query selects more than {MAX_EXPANDED_FIELDS} fields once its "
+                "fragments are spread out; select less or page through the results"
+            )
+            return PreparedDocument(document, (refusal,))
         errors = validate(self._schema, document, VALIDATION_RULES)
         return PreparedDocument(document, tuple(errors))
 
@@ -128,6 +150,47 @@ class HubSchema(strawberry.Schema):
     ) -> None:
         context = execution_context.context if execution_context else None
         assign_codes(errors, getattr(context, "request_id", None))
+
+
+def expanded_fields(document: DocumentNode) -> int:
+    """How many fields the document selects with every fragment spread out, counted
+    once per fragment (memoised), so in time linear in the document; a fragment that
+    spreads itself (refused by validation later) counts as nothing more."""
+    fragments = {
+        definition.name.value: definition.selection_set
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def size(selections: SelectionSetNode | None) -> int:
+        total = 0
+        for selection in selections.selections if selections else ():
+            if isinstance(selection, FieldNode):
+                total += 1 + size(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += size(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += fragment_size(selection.name.value)
+            if total > MAX_EXPANDED_FIELDS:  # counts can grow exponentially: stop early
+                return total
+        return total
+
+    def fragment_size(name: str) -> int:
+        if name not in sizes:
+            sizes[name] = 0  # while it is being counted: a cycle adds nothing
+            sizes[name] = size(fragments.get(name))
+        return sizes[name]
+
+    return max(
+        (
+            size(definition.selection_set)
+            for definition in document.definitions
+            if not isinstance(definition, FragmentDefinitionNode)
+            and hasattr(definition, "selection_set")
+        ),
+        default=0,
+    )
 
 
 def build_schema(**kwargs: Any) -> strawberry.Schema:
