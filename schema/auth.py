@@ -9,16 +9,18 @@ from validation messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -27,7 +29,7 @@ from graphql import (
 from pydantic import BaseModel, Field
 from strawberry.extensions import SchemaExtension
 
-from .errors import Forbidden, Unauthenticated
+from .errors import Forbidden, HubError, Unauthenticated
 
 
 class Scope(Enum):
@@ -138,15 +140,30 @@ def root_fields(
 class Authorization(SchemaExtension):
     """Refuses an operation whose root fields need a scope the caller lacks."""
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context.context
-        identity: Identity | None = getattr(context, "identity", None)
+    async def on_validate(self) -> AsyncIterator[None]:
         document = self.execution_context.graphql_document
         if document is not None:
-            if identity is None:
-                raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
-            needed = required_scopes(document, self.execution_context.operation_name)
-            missing = sorted(scope.value for scope in needed if not identity.allows(scope))
-            if missing:
-                raise Forbidden(f"this token lacks the scope {', '.join(missing)}")
+            context = self.execution_context.context
+            refusal = await self.refusal(context, document)
+            if refusal is not None and getattr(context, "credential", None) is None:
+                raise refusal  # over HTTP: answered with its status by the view
+            if refusal is not None:
+                # Over a WebSocket: an `error` message for this operation.
+                error = GraphQLError(refusal.message, original_error=refusal)
+                self.execution_context.pre_execution_errors = [error]
         yield
+
+    async def refusal(self, context: Any, document: DocumentNode) -> HubError | None:
+        identity: Identity | None = getattr(context, "identity", None)
+        credential: str | None = getattr(context, "credential", None)
+        if credential is not None:  # a WebSocket's token, perhaps revoked since it connected
+            identity = context.identity = await context.tokens.verify(credential)
+            if identity is None:
+                return Unauthenticated("the token of this connection is no longer valid")
+        if identity is None:
+            return Unauthenticated("authentication required: send Authorization: Bearer <token>")
+        needed = required_scopes(document, self.execution_context.operation_name)
+        missing = sorted(scope.value for scope in needed if not identity.allows(scope))
+        if missing:
+            return Forbidden(f"this token lacks the scope {', '.join(missing)}")
+        return None

@@ -187,6 +187,9 @@ class HubContext:
     loaders: Loaders
     tokens: TokenAdmin
     identity: Identity | None = None
+    # The token a WebSocket connection presented: checked again for every operation on
+    # it, so that a revoked token stops working on connections it opened before.
+    credential: str | None = None
     observer: OperationObserver | None = None
     connection_params: dict[str, Any] | None = None
 

@@ -169,10 +169,11 @@ class HubGraphQL(GraphQL[HubContext, None]):
         if not services.auth_enabled:
             return await super().on_ws_connect(context)
         params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization") or ""
-        context.identity = await identity_from_header(services.tokens, str(header))
+        header = str(params.get("Authorization") or params.get("authorization") or "")
+        context.identity = await identity_from_header(services.tokens, header)
         if context.identity is None:
             raise ConnectionRejectionError({"message": "authentication required"})
+        context.credential = header.partition(" ")[2].strip()  # checked on every operation
         return await super().on_ws_connect(context)
 
 
