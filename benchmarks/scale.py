@@ -104,7 +104,7 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
     ]
     samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         # Untimed: the database settles after a bulk load before the first phase counts.
         for model_id in chosen[:WARM_UP]:
             await client.post("/graphql", json={"query": GET, "variables": {"id": model_id}})

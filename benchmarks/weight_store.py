@@ -35,7 +35,7 @@ async def upload_and_download(settings: Settings, url: str, weight: bytes, versi
     app = create_app(settings, mongodb_url=url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             request = multipart(
                 REGISTER, {"input": model_input(version=version)}, {"weight": ("w.bin", weight)}
             )

@@ -18,10 +18,12 @@ class ObserveOperations(SchemaExtension):
         started = time.perf_counter()
         try:
             yield
-        finally:
-            self.report(time.perf_counter() - started)
+        except BaseException:  # refused before it ran (a missing scope, say): not ok
+            self.report(time.perf_counter() - started, refused=True)
+            raise
+        self.report(time.perf_counter() - started)
 
-    def report(self, seconds: float) -> None:
+    def report(self, seconds: float, refused: bool = False) -> None:
         context = self.execution_context
         observer = getattr(context.context, "observer", None)
         if observer is None:
@@ -36,5 +38,5 @@ class ObserveOperations(SchemaExtension):
                     operation = fields[0] if fields else "none"
                     break
         result = context.result
-        failed = bool(context.pre_execution_errors) or bool(result and result.errors)
+        failed = refused or bool(context.pre_execution_errors) or bool(result and result.errors)
         observer.observe(operation, kind, seconds, failed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -105,6 +106,8 @@ class HubGraphQL(GraphQL[HubContext, None]):
                 response = await self.run(request)
         except HTTPException as error:
             response = error_response(BadUserInput(error.reason))
+        except RecursionError:  # JSON nested thousands deep
+            response = error_response(BadUserInput("the request nests too deeply"))
         except HubError as error:
             response = error_response(error)
         await response(scope, receive, send)
@@ -185,24 +188,39 @@ async def identity_from_header(tokens: TokenStore, header: str) -> Identity | No
 
 
 class AuthMiddleware:
-    """With auth on, every request but health checks and the GraphiQL page needs a token."""
+    """With auth on, every request but health checks and the GraphiQL page needs a token.
 
-    PUBLIC = ("/healthz", "/readyz", "/metrics", "/dashboard")
+    With auth off (loopback only), a request must also name a loopback host: a web page
+    elsewhere could otherwise reach the hub through a DNS name it points at 127.0.0.1
+    (DNS rebinding), and change models with no token to stop it.
+    """
+
+    PUBLIC = ("/healthz", "/readyz", "/dashboard")
     PUBLIC_PREFIXES = ("/static/",)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["app"].state.services
+        if not services.auth_enabled:
+            if not names_loopback(Headers(scope=scope).get("host", "")):
+                refusal = BadUserInput("with authentication off, only loopback host names")
+                if scope["type"] == "websocket":
+                    await WebSocket(scope, receive, send).close(code=4400)
+                else:
+                    await error_response(refusal)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         if (
             scope["type"] != "http"
             or scope["path"] in self.PUBLIC
             or scope["path"].startswith(self.PUBLIC_PREFIXES)
         ):
-            await self.app(scope, receive, send)
-            return
-        services: Services = scope["app"].state.services
-        if not services.auth_enabled:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -219,6 +237,17 @@ class AuthMiddleware:
             await error_response(refusal)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def names_loopback(host: str) -> bool:
+    """Whether a Host header (``name[:port]``, ``[v6]:port``) names this machine's loopback."""
+    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":")[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a DNS name, which anyone can point at 127.0.0.1
+        return False
 
 
 async def download_weight(request: Request) -> Response:

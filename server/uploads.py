@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -20,7 +21,11 @@ from modelci.schema.errors import BadUserInput, PayloadTooLarge
 
 from .weights import StagedWeight, Staging, StagingWriter
 
-MAX_FIELD_BYTES = 1024 * 1024  # `operations` and `map`
+# Bounds on what a multipart request keeps in memory: its text fields (`operations`
+# and `map`) together, the headers of each part, and the number of files it stages.
+MAX_FIELD_BYTES = 1024 * 1024
+MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_FILES = 16
 
 
 @dataclass
@@ -59,10 +64,20 @@ async def parse_graphql_multipart(
     header: dict[str, bytes] = {"field": b"", "value": b""}
     headers: dict[bytes, bytes] = {}
 
+    header_bytes = 0
+
+    def count_header(length: int) -> None:
+        nonlocal header_bytes
+        header_bytes += length
+        if header_bytes > MAX_PART_HEADER_BYTES:
+            raise PayloadTooLarge(f"a multipart part's headers over {MAX_PART_HEADER_BYTES} bytes")
+
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         header["field"] += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         header["value"] += data[start:end]
 
     def on_header_end() -> None:
@@ -70,8 +85,10 @@ async def parse_graphql_multipart(
         header["field"] = header["value"] = b""
 
     def on_headers_finished() -> None:
+        nonlocal header_bytes
         events.append(("begin", dict(headers)))
         headers.clear()
+        header_bytes = 0
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         events.append(("data", memoryview(data)[start:end]))  # no copy: written once, below
@@ -89,16 +106,18 @@ async def parse_graphql_multipart(
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
         },
+        max_header_size=MAX_PART_HEADER_BYTES,
     )
     part = Part()
+    budget = FieldBudget()
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
+            write(parser, chunk)
             for event, value in events:
                 if event == "begin":
-                    part = await begin_part(value, staging)
+                    part = await begin_part(value, staging, len(uploads))
                 elif event == "data":
-                    await take_data(part, value)
+                    await take_data(part, value, budget)
                 else:
                     await end_part(part, fields, uploads)
                     part = Part()
@@ -113,10 +132,30 @@ async def parse_graphql_multipart(
         raise
 
 
-async def begin_part(headers: dict[bytes, bytes], staging: Staging) -> Part:
+def write(parser: MultipartParser, chunk: bytes) -> None:
+    try:
+        parser.write(chunk)
+    except MultipartParseError as error:
+        if "header size" in str(error):
+            raise PayloadTooLarge(
+                f"a multipart part's headers over {MAX_PART_HEADER_BYTES} bytes"
+            ) from None
+        raise BadUserInput(f"malformed multipart body: {error}") from None
+
+
+@dataclass
+class FieldBudget:
+    """What the text fields of one request may still hold, together."""
+
+    left: int = MAX_FIELD_BYTES
+
+
+async def begin_part(headers: dict[bytes, bytes], staging: Staging, files_so_far: int) -> Part:
     _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
     name = disposition.get(b"name", b"").decode(errors="replace")
     if b"filename" in disposition:
+        if files_so_far >= MAX_FILES:
+            raise PayloadTooLarge(f"more than {MAX_FILES} files in one request")
         return Part(
             name=name,
             filename=disposition[b"filename"].decode(errors="replace"),
@@ -126,13 +165,16 @@ async def begin_part(headers: dict[bytes, bytes], staging: Staging) -> Part:
     return Part(name=name, field=bytearray())
 
 
-async def take_data(part: Part, data: memoryview) -> None:
+async def take_data(part: Part, data: memoryview, budget: FieldBudget) -> None:
     if part.writer is not None:
         await part.writer.write(data)
     elif part.field is not None:
+        budget.left -= len(data)
+        if budget.left < 0:
+            raise PayloadTooLarge(
+                f"the text fields of a multipart request over {MAX_FIELD_BYTES} bytes together"
+            )
         part.field += data
-        if len(part.field) > MAX_FIELD_BYTES:
-            raise PayloadTooLarge(f"multipart field {part.name!r} over {MAX_FIELD_BYTES} bytes")
 
 
 async def end_part(part: Part, fields: dict[str, bytes], uploads: dict[str, StagedUpload]) -> None:
@@ -149,7 +191,7 @@ def operations_with_files(
     try:
         operations = json.loads(fields["operations"])
         file_map = json.loads(fields["map"])
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, RecursionError):
         raise BadUserInput(
             "a multipart request needs the JSON fields `operations` and `map` "
             "(GraphQL multipart request spec)"

@@ -222,7 +222,7 @@ async def serving(app: Starlette) -> AsyncIterator[Api]:
     """The app started (lifespan included) behind an HTTP client, as a frontend sees it."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             yield Api(http)
 
 

@@ -4,14 +4,19 @@ Security section)."""
 
 from __future__ import annotations
 
+import json
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from conftest import modelci_serve
+from conftest import PREFLIGHT, REGISTER, Api, model_input, modelci_serve, multipart, serving
+from test_observability import sample
 
+from modelci.schema.auth import Scope
+from modelci.server.app import create_app
 from modelci.server.embedded import free_port
+from modelci.server.settings import Settings
 
 
 def fragment_bomb(levels: int) -> str:
@@ -42,3 +47,76 @@ def test_a_fragment_bomb_is_refused_and_the_server_keeps_answering(tmp_path: Pat
             assert body == {"data": {"__typename": "Query"}}
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
+
+
+async def test_multipart_text_fields_and_part_headers_are_bounded(api: Api) -> None:
+    """95 text fields of 1 MiB from any token once cost 96 MiB of memory; a 100 KB file
+    name was a plain-text 500. Both are refused in the API's shape, with nothing stored."""
+    operations = json.dumps({"query": REGISTER, "variables": {"input": model_input()}})
+    many_fields = {f"f{i}": "x" * (1 << 20) for i in range(4)}
+    response = await api.http.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={"operations": operations, "map": "{}", **many_fields},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+    request = multipart(REGISTER, {"input": model_input()}, {"weight": ("a" * 100_000, b"w")})
+    response = await api.http.post("/graphql", headers=PREFLIGHT, **request)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert (await api.data("{ models { nodes { id } } }"))["models"]["nodes"] == []
+
+
+async def test_variables_nested_thousands_deep_are_bad_input(api: Api) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = '{"query": "{ __typename }", "variables": {"x": %s}}' % deep
+    response = await api.http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    response = await api.http.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={"operations": body, "map": "{}"},
+        files={"0": ("w", b"w")},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_with_auth_off_only_loopback_host_names_are_served(api: Api) -> None:
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 must not reach a
+    hub that has no tokens to stop it."""
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
+        response = await api.http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"host": host}
+        )
+        assert response.status_code == 400, host
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+        response = await api.http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"host": host}
+        )
+        assert response.json() == {"data": {"__typename": "Query"}}, host
+
+
+async def test_metrics_need_a_token_and_count_refusals_as_errors(
+    settings: Settings, mongodb_url: str
+) -> None:
+    secured = create_app(settings.model_copy(update={"auth": "on"}), mongodb_url=mongodb_url)
+    async with serving(secured) as api:
+        assert (await api.http.get("/metrics")).status_code == 401
+        _, reader = await secured.state.services.tokens.create("reader", [Scope.read])
+        headers = {"authorization": f"Bearer {reader}"}
+        refused = await api.http.post(
+            "/graphql",
+            json={"query": 'mutation { deleteModel(id: "0123456789abcdef01234567") { id } }'},
+            headers=headers,
+        )
+        assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        text = (await api.http.get("/metrics", headers=headers)).text
+        labels = {"operation": "deleteModel", "type": "mutation", "outcome": "error"}
+        assert sample(text, "modelci_graphql_operations_total", **labels) == 1

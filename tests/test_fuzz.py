@@ -47,7 +47,7 @@ def assert_handled(response: Any) -> None:
 @pytest.mark.parametrize("mode", [Mode.POSITIVE, Mode.NEGATIVE], ids=["valid", "invalid"])
 def test_generated_operations_never_crash_the_server(app: Starlette, mode: Mode) -> None:
     operations = from_schema(schema.as_str(), custom_scalars=CUSTOM_SCALARS, mode=mode)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
 
         @FUZZ
         @given(operation=operations)
@@ -67,7 +67,7 @@ def test_garbage_requests_never_crash_the_server(app: Starlette) -> None:
         lambda children: st.lists(children) | st.dictionaries(st.text(), children),
         max_leaves=10,
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
 
         @FUZZ
         @given(query=st.text(max_size=300), variables=json_values)
