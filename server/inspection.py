@@ -1,19 +1,28 @@
 """Checking an uploaded weight against what the user declared, before it is registered.
 
 The format is told from the content: PyTorch archives by their member names (read in
-this process: nothing is unpickled), ONNX files by ``onnx.checker`` in a helper
-process, so that a hostile or huge protobuf never runs in the web process. An ONNX
-graph's inputs and outputs fill in what the user left out, and a contradiction is
+this process: nothing is unpickled), ONNX files in a helper process, so that a hostile
+or huge protobuf never runs in the web process: ``onnx.checker`` (with its full check),
+and a real load in onnxruntime, the engine that will profile the model, so that a file
+that can never run is refused rather than failing its profiling job later. The helper
+is bounded in time (overrun: killed, replaced) and memory (RLIMIT_AS). An ONNX graph's
+inputs and outputs fill in what the user left out, and a contradiction is
 BAD_USER_INPUT naming the field.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import os
+import resource
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from modelci.profiling.formats import (
     OnnxSignature,
@@ -23,6 +32,13 @@ from modelci.profiling.formats import (
 )
 from modelci.schema.domain import Engine, Framework, IOShape, ModelFields, WeightFormat
 from modelci.schema.errors import BadUserInput
+
+from .embedded import stop_with_parent
+
+logger = logging.getLogger("modelci.inspection")
+
+MiB = 1024**2
+GiB = 1024**3
 
 # What each format must be declared as.
 DECLARED_AS = {
@@ -39,9 +55,38 @@ FORMAT_OF_ENGINE = {
 
 
 class ModelInspector:
-    def __init__(self, allow_pickle: bool) -> None:
+    """Checks uploads; ONNX files in one helper process, one file at a time.
+
+    ``check_seconds`` bounds one ONNX check; the memory one check may use is
+    ``memory_headroom`` plus ``memory_per_byte`` times the file's size (the checker
+    holds three copies of the model at its peak, onnxruntime two and a half), at most
+    ``memory_cap``, which also bounds the helper's whole address space.
+    """
+
+    def __init__(
+        self,
+        allow_pickle: bool,
+        *,
+        check_seconds: float = 120.0,
+        memory_headroom: int = 1 * GiB,
+        memory_per_byte: int = 4,
+        memory_cap: int | None = None,
+    ) -> None:
         self.allow_pickle = allow_pickle
-        self.pool: ProcessPoolExecutor | None = None
+        self.check_seconds = check_seconds
+        self.memory_headroom = memory_headroom
+        self.memory_per_byte = memory_per_byte
+        self.memory_cap = memory_cap or max(4 * GiB, physical_memory() // 2)
+        self.start_seconds = 120.0  # importing onnx and onnxruntime, not the user's time
+        # find_spec, not import: the web process never loads onnxruntime itself.
+        self.load_in_onnxruntime = importlib.util.find_spec("onnxruntime") is not None
+        if not self.load_in_onnxruntime:
+            logger.warning(
+                "onnxruntime is not installed (the profiling extra): ONNX uploads are checked "
+                "by onnx.checker only, so a model onnxruntime cannot load may be registered"
+            )
+        self.helper: CheckHelper | None = None
+        self.lock = asyncio.Lock()  # the helper checks one file at a time
 
     async def checked(
         self, fields: ModelFields, path: Path
@@ -73,25 +118,170 @@ class ModelInspector:
         return fields, found
 
     async def onnx_signature(self, path: Path) -> OnnxSignature:
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            if self.pool is None:
-                self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        """The graph's inputs and outputs, from the helper; BAD_USER_INPUT if it refuses."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        budget = min(self.memory_cap, self.memory_headroom + self.memory_per_byte * size)
+        async with self.lock:
+            helper = await self.ready_helper()
             try:
-                return await loop.run_in_executor(self.pool, onnx_signature, str(path))
-            except UnsupportedModel as error:
-                raise BadUserInput(f"weight: {error}", field="weight") from None
-            except BrokenProcessPool:
-                self.pool = None  # the helper died (a crafted file?): start afresh once
-                if attempt == 2:
-                    raise BadUserInput(
-                        "weight: the ONNX file crashed its checker", field="weight"
-                    ) from None
-        raise AssertionError("unreachable")
+                helper.connection.send((str(path), budget))
+                verdict, detail = await helper.reply(self.check_seconds)
+            except TimeoutError:
+                self.retire_helper()
+                raise refused(
+                    f"checking it took longer than {self.check_seconds:g} s, the bound for one "
+                    "ONNX check, and was stopped"
+                ) from None
+            except (EOFError, OSError):  # the helper died during the check
+                how = self.retire_helper()
+                raise refused(
+                    f"the ONNX check crashed on it ({how}); loading it may need more than the "
+                    f"{budget // MiB} MiB of memory one check may use"
+                ) from None
+            except BaseException:  # cancelled: the helper's answer would reach the next one
+                self.retire_helper()
+                raise
+            if verdict == "memory":
+                self.retire_helper()  # what a failed allocation left behind is not worth keeping
+        if verdict == "ok":
+            signature: OnnxSignature = detail
+            return signature
+        if verdict == "memory":
+            raise refused(
+                f"checking it needs more than the {budget // MiB} MiB of memory one ONNX "
+                "check may use"
+            )
+        if verdict == "failed":
+            logger.warning("the ONNX check failed unexpectedly: %s", detail)
+            raise refused(f"the ONNX check failed on it: {detail}")
+        raise refused(str(detail))
+
+    async def ready_helper(self) -> CheckHelper:
+        if self.helper is not None and not self.helper.process.is_alive():
+            self.retire_helper()  # died between checks (killed from outside, say)
+        if self.helper is None:
+            self.helper = await CheckHelper.started(
+                self.memory_cap, self.load_in_onnxruntime, self.start_seconds
+            )
+        return self.helper
+
+    def retire_helper(self) -> str:
+        """Stop the helper (a fresh one starts for the next check); how it ended."""
+        helper, self.helper = self.helper, None
+        return helper.stop() if helper is not None else "not running"
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        self.retire_helper()
+
+
+def refused(reason: str) -> BadUserInput:
+    return BadUserInput(f"weight: {reason.rstrip('.')}. Nothing was stored.", field="weight")
+
+
+class CheckHelper:
+    """The helper process that checks ONNX files, and the pipe to it."""
+
+    def __init__(self, process: BaseProcess, connection: Connection) -> None:
+        self.process = process
+        self.connection = connection
+
+    @classmethod
+    async def started(
+        cls, memory_cap: int, load_in_onnxruntime: bool, start_seconds: float
+    ) -> CheckHelper:
+        """A helper that has imported what it needs. Started from the event loop's thread:
+        the parent-death signal fires when the thread that started the child ends."""
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=serve_checks,
+            args=(theirs, os.getpid(), memory_cap, load_in_onnxruntime),
+            name="modelci-onnx-check",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        helper = cls(process, ours)
+        try:
+            await helper.reply(start_seconds)
+        except (TimeoutError, EOFError, OSError) as error:
+            how = helper.stop()
+            raise RuntimeError(f"the ONNX check helper did not start ({how})") from error
+        except BaseException:
+            helper.stop()
+            raise
+        return helper
+
+    async def reply(self, seconds: float) -> Any:
+        """The helper's next message; TimeoutError after ``seconds``, EOFError if it died."""
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        descriptor = self.connection.fileno()
+        loop.add_reader(descriptor, wake)
+        try:
+            await asyncio.wait_for(readable, seconds)
+        finally:
+            loop.remove_reader(descriptor)
+        return self.connection.recv()
+
+    def stop(self) -> str:
+        """Kill the process (if it still runs) and reap it; how it ended."""
+        self.process.kill()
+        self.process.join()
+        self.connection.close()
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+
+def serve_checks(
+    connection: Connection, parent: int, memory_cap: int, load_in_onnxruntime: bool
+) -> None:
+    """The helper process: check the files the server sends, one at a time, until it goes."""
+    stop_with_parent()
+    if os.getppid() != parent:
+        return  # the server died before the signal was asked for
+    if load_in_onnxruntime:
+        import onnxruntime  # noqa: F401  (imported now, not within a check's time)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > memory_cap:
+        hard = memory_cap
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    connection.send(("ready", None))
+    while True:
+        try:
+            path, budget = connection.recv()
+        except EOFError:
+            return
+        resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + budget), hard))
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", onnx_signature(path, load_in_onnxruntime))
+        except UnsupportedModel as error:
+            reply = ("refused", str(error))
+        except MemoryError:
+            reply = ("memory", None)
+        except Exception as error:  # onnx's own bugs, say: the server decides what to tell
+            reply = ("failed", f"{type(error).__name__}: {error}"[:300])
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        connection.send(reply)
+
+
+def address_space() -> int:
+    """Bytes of address space this process maps now (what RLIMIT_AS counts)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
