@@ -254,5 +254,131 @@ def token_revoke(
         typer.echo(f"revoked {record.id} ({record.name})")
 
 
+# Export and import (server/archive.py): a whole hub in one tar file.
+
+MongoDbUrlOption = Annotated[
+    str | None,
+    typer.Option("--mongodb-url", help="The hub's MongoDB instead of the embedded database."),
+]
+
+
+def archive_settings(data_dir: Path | None, mongodb_url: str | None) -> Settings:
+    overrides: dict[str, Any] = {"data_dir": data_dir, "mongodb_url": mongodb_url}
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def on_archive_hub(
+    settings: Settings, label: str, action: Callable[..., Awaitable[Any]], *, writing: bool
+) -> Any:
+    """Run ``action(db, weights, progress)`` on the hub's database and weight store, with a
+    progress bar of the weight bytes on a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from .archive import opened_hub
+
+    console = Console(stderr=True)
+    columns = (TextColumn(label), BarColumn(), DownloadColumn())
+    shown = console.is_terminal
+    with Progress(*columns, console=console, transient=True, disable=not shown) as bar:
+        task = bar.add_task(label, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def run(url: str) -> Any:
+            async with opened_hub(settings, url, writing=writing) as hub:
+                return await action(hub.db, hub.weights, progress)
+
+        with hub_database(settings) as url:
+            return asyncio.run(run(url))
+
+
+def size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    scaled = size / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if scaled < 1024 or unit == "GiB":
+            break
+        scaled /= 1024
+    return f"{scaled:.1f} {unit}"
+
+
+@app.command("export")
+def export_archive(
+    path: Annotated[Path, typer.Argument(help="The archive to write (a tar file).")],
+    data_dir: DataDirOption = None,
+    mongodb_url: MongoDbUrlOption = None,
+) -> None:
+    """Write every model, its weights, profiles, lineage and finished jobs into one archive.
+
+    API tokens are not exported: secrets stay with their hub.
+    """
+    from .archive import ExportError, export_hub
+
+    if not path.parent.is_dir():
+        typer.echo(f"error: no folder {path.parent} to write {path.name} into", err=True)
+        raise typer.Exit(1)
+    settings = archive_settings(data_dir, mongodb_url)
+    try:
+        summary = on_archive_hub(
+            settings,
+            "exporting",
+            lambda db, weights, progress: export_hub(db, weights, path, progress),
+            writing=False,
+        )
+    except (ExportError, EmbeddedDatabaseError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"exported {summary.models} models, {summary.jobs} finished jobs and "
+        f"{summary.weights} weights ({size_text(summary.bytes)}) to {path}"
+    )
+    if summary.jobs_left_out:
+        typer.echo(
+            f"left out {summary.jobs_left_out} jobs that were queued, running, or of deleted "
+            "models; API tokens are never exported",
+            err=True,
+        )
+
+
+@app.command("import")
+def import_archive(
+    path: Annotated[Path, typer.Argument(help="An archive written by `modelci export`.")],
+    data_dir: DataDirOption = None,
+    mongodb_url: MongoDbUrlOption = None,
+) -> None:
+    """Load an archive into this hub: all of it or nothing; models already here are skipped.
+
+    Exit status 2: the archive is damaged (nothing written); 1: it clashes with this hub.
+    """
+    from .archive import ArchiveError, ImportConflict, import_hub
+
+    if not path.is_file():
+        typer.echo(f"error: {path}: no such file", err=True)
+        raise typer.Exit(2)
+    settings = archive_settings(data_dir, mongodb_url)
+    try:
+        summary = on_archive_hub(
+            settings,
+            "verifying",
+            lambda db, weights, progress: import_hub(db, weights, path, progress),
+            writing=True,
+        )
+    except ArchiveError as error:
+        typer.echo(f"error: refused {path}, nothing imported: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (ImportConflict, EmbeddedDatabaseError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"imported {summary.models} models ({summary.models_skipped} skipped: already here), "
+        f"{summary.jobs} jobs ({summary.jobs_skipped} skipped), "
+        f"{summary.weights} weights verified ({size_text(summary.bytes)}), "
+        f"{summary.weights_committed} stored"
+    )
+
+
 if __name__ == "__main__":
     app()

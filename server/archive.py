@@ -1,0 +1,792 @@
+"""Export a hub into one archive, and import such an archive into any hub.
+
+The archive is a plain tar file, members in this order:
+
+- ``manifest.json``: the format and its version, and the size and sha256 of every
+  other member (the two document files and each weight);
+- ``models.jsonl``: every model document, one a line, as MongoDB extended JSON (relaxed),
+  so ids, lineage (``parent_model_id``) and profiles come back exactly as stored;
+- ``jobs.jsonl``: the profiling and conversion jobs that had finished at export time;
+- ``weights/<sha256>``: each distinct weight's bytes, once however many models share them.
+
+API tokens are never exported: secrets stay with the hub that issued them. Devices are
+not either: workers report theirs again when they connect to the new hub.
+
+An import checks everything before it writes anything: the manifest, each document
+against the domain model, each weight's bytes against its sha256 and size, and the
+target hub for models that would collide. Only then are the bytes committed and the
+documents written, parents before their variants, each model after its bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from bson import ObjectId, json_util
+from bson.json_util import RELAXED_JSON_OPTIONS
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+import modelci
+from modelci.schema.domain import FINISHED_JOB_STATUSES, MLModel, ProfilingJob
+
+from .inspection import ModelInspector
+from .jobs import job_from_document
+from .registry import MongoModelRegistry, describe_key
+from .settings import Settings
+from .storage import (
+    JOBS,
+    MODELS,
+    ensure_indexes,
+    lists_in_time_slices,
+    model_from_document,
+    to_bson,
+)
+from .weights import (
+    CHUNK_SIZE,
+    SHA256_HEX,
+    FileWeightStore,
+    GridFSWeightStore,
+    StagedWeight,
+    Staging,
+    WeightStore,
+)
+
+ARCHIVE_FORMAT = "modelci-hub-archive"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODELS_FILE = "models.jsonl"
+JOBS_FILE = "jobs.jsonl"
+WEIGHTS_PREFIX = "weights/"
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+LOOKUP_BATCH = 1000  # ids per query when checking the target hub
+FINISHED = sorted(status.value for status in FINISHED_JOB_STATUSES)
+READ_JSON = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
+
+Progress = Callable[[int, int], None]
+"""Told (bytes done, bytes in all) as weight bytes go by."""
+
+
+class ArchiveError(Exception):
+    """The archive is not one this hub can import (corrupt, truncated, tampered with)."""
+
+
+class ImportConflict(Exception):
+    """The archive is sound but clashes with what the target hub already holds."""
+
+
+class ExportError(Exception):
+    """The hub could not be exported as it is (a weight's bytes missing or changed)."""
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=SHA256_HEX.pattern)
+
+
+class DocumentFile(Member):
+    count: int = Field(ge=0)
+
+
+class WeightEntry(Member):
+    pass
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["modelci-hub-archive"]
+    format_version: int
+    created: str
+    exported_by: str
+    models: DocumentFile
+    jobs: DocumentFile
+    weights: list[WeightEntry]
+    left_out: dict[str, str | int]
+
+
+@dataclass
+class ExportSummary:
+    models: int = 0
+    jobs: int = 0
+    weights: int = 0
+    bytes: int = 0
+    jobs_left_out: int = 0  # unfinished, or of a model that no longer exists
+
+
+@dataclass
+class ImportSummary:
+    models: int = 0  # written
+    models_skipped: int = 0  # already there, identical
+    jobs: int = 0
+    jobs_skipped: int = 0
+    weights: int = 0  # weights in the archive, all verified
+    bytes: int = 0
+    weights_committed: int = 0  # of those, stored for the models written
+
+
+# Export
+
+
+async def export_hub(
+    db: AsyncDatabase[dict[str, Any]],
+    weights: WeightStore,
+    path: Path,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Write every model, its weight bytes and the finished jobs into the archive ``path``.
+
+    The archive appears under its name only once complete (written aside, then renamed),
+    so a failed export never leaves a plausible-looking half archive.
+    """
+    summary = ExportSummary()
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    with (
+        tempfile.TemporaryFile(dir=path.parent) as models_file,
+        tempfile.TemporaryFile(dir=path.parent) as jobs_file,
+    ):
+        sizes, model_ids = await spool_models(db, models_file, summary)
+        await spool_jobs(db, jobs_file, model_ids, summary)
+        entries = [WeightEntry(sha256=sha256, size=size) for sha256, size in sorted(sizes.items())]
+        summary.weights, summary.bytes = len(entries), sum(sizes.values())
+        manifest = Manifest(
+            format=ARCHIVE_FORMAT,
+            format_version=FORMAT_VERSION,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            exported_by=f"modelci {modelci.__version__}",
+            models=await described(models_file, summary.models),
+            jobs=await described(jobs_file, summary.jobs),
+            weights=entries,
+            left_out={
+                "api_tokens": "never exported: secrets stay with their hub",
+                "devices": "reported again by workers",
+                "unfinished_or_orphaned_jobs": summary.jobs_left_out,
+            },
+        )
+        try:
+            output = await asyncio.to_thread(partial.open, "wb")
+            try:
+                writer = TarWriter(output)
+                await writer.add_bytes(MANIFEST, manifest.model_dump_json(indent=1).encode())
+                await writer.add_file(MODELS_FILE, models_file)
+                await writer.add_file(JOBS_FILE, jobs_file)
+                done = 0
+                for entry in entries:
+                    await writer.add_weight(entry, weights)
+                    done += entry.size
+                    if progress:
+                        progress(done, summary.bytes)
+                await writer.close()
+                await asyncio.to_thread(os.fsync, output.fileno())
+            finally:
+                await asyncio.to_thread(output.close)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    return summary
+
+
+async def spool_models(
+    db: AsyncDatabase[dict[str, Any]], file: IO[bytes], summary: ExportSummary
+) -> tuple[dict[str, int], set[str]]:
+    """Every model document into ``file``; the weights they reference, and their ids."""
+    sizes: dict[str, int] = {}
+    ids: set[str] = set()
+    lines: list[bytes] = []
+    async for document in db[MODELS].find().sort("_id", 1):
+        try:
+            model = model_from_document(document)
+        except ValidationError as error:
+            raise ExportError(
+                f"model {document.get('_id')} does not validate, so no hub could import it: "
+                f"{brief(error)}"
+            ) from None
+        sizes[model.weight.sha256] = model.weight.size
+        ids.add(model.id)
+        lines.append(json_util.dumps(document, json_options=RELAXED_JSON_OPTIONS).encode() + b"\n")
+        summary.models += 1
+        if len(lines) >= LOOKUP_BATCH:
+            await asyncio.to_thread(file.writelines, lines)
+            lines = []
+    await asyncio.to_thread(file.writelines, lines)
+    return sizes, ids
+
+
+async def spool_jobs(
+    db: AsyncDatabase[dict[str, Any]], file: IO[bytes], model_ids: set[str], summary: ExportSummary
+) -> None:
+    """The finished jobs of the exported models into ``file``.
+
+    A queued or running job is left out: its lease and worker belong to this hub, and
+    the new hub's user decides whether to queue it again.
+    """
+    lines: list[bytes] = []
+    async for document in db[JOBS].find().sort("_id", 1):
+        if document.get("status") not in FINISHED or document.get("model_id") not in model_ids:
+            summary.jobs_left_out += 1
+            continue
+        try:
+            job_from_document(document)
+        except ValidationError as error:
+            raise ExportError(
+                f"profiling job {document['_id']} does not validate: {brief(error)}"
+            ) from None
+        lines.append(json_util.dumps(document, json_options=RELAXED_JSON_OPTIONS).encode() + b"\n")
+        summary.jobs += 1
+    await asyncio.to_thread(file.writelines, lines)
+
+
+async def described(file: IO[bytes], count: int) -> DocumentFile:
+    def digest() -> tuple[int, str]:
+        file.seek(0)
+        hasher = hashlib.sha256()
+        while chunk := file.read(CHUNK_SIZE):
+            hasher.update(chunk)
+        return file.tell(), hasher.hexdigest()
+
+    size, sha256 = await asyncio.to_thread(digest)
+    return DocumentFile(size=size, sha256=sha256, count=count)
+
+
+class TarWriter:
+    """A tar file written member by member, each member's bytes streamed in chunks."""
+
+    def __init__(self, output: IO[bytes]) -> None:
+        self.output = output
+        self.offset = 0
+
+    async def write(self, data: bytes) -> None:
+        await asyncio.to_thread(self.output.write, data)
+        self.offset += len(data)
+
+    async def header(self, name: str, size: int) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o644, int(time.time())
+        await self.write(info.tobuf(tarfile.PAX_FORMAT))
+
+    async def pad(self) -> None:
+        if remainder := self.offset % tarfile.BLOCKSIZE:
+            await self.write(tarfile.NUL * (tarfile.BLOCKSIZE - remainder))
+
+    async def add_bytes(self, name: str, data: bytes) -> None:
+        await self.header(name, len(data))
+        await self.write(data)
+        await self.pad()
+
+    async def add_file(self, name: str, file: IO[bytes]) -> None:
+        size = await asyncio.to_thread(file.seek, 0, io.SEEK_END)
+        await asyncio.to_thread(file.seek, 0)
+        await self.header(name, size)
+        while chunk := await asyncio.to_thread(file.read, CHUNK_SIZE):
+            await self.write(chunk)
+        await self.pad()
+
+    async def add_weight(self, entry: WeightEntry, weights: WeightStore) -> None:
+        """The weight's bytes from the store, checked against its recorded size and sha256."""
+        await self.header(f"{WEIGHTS_PREFIX}{entry.sha256}", entry.size)
+        hasher, size = hashlib.sha256(), 0
+        reader = weights.open_reader(entry.sha256)
+        try:
+            while size <= entry.size:
+                try:
+                    chunk = await anext(reader)
+                except StopAsyncIteration:
+                    break
+                except Exception as error:  # a missing file, a missing GridFS file
+                    raise ExportError(f"weight {entry.sha256}: cannot be read ({error})") from None
+                size += len(chunk)
+                if size <= entry.size:
+                    hasher.update(chunk)
+                    await self.write(chunk)
+        finally:
+            if isinstance(reader, AsyncGenerator):
+                await reader.aclose()
+        if size != entry.size or hasher.hexdigest() != entry.sha256:
+            raise ExportError(
+                f"weight {entry.sha256}: the stored bytes do not match their recorded size "
+                f"({entry.size}) and sha256; this hub's weight store is damaged"
+            )
+        await self.pad()
+
+    async def close(self) -> None:
+        """Two zero blocks end the archive; the whole is padded to tar's record size."""
+        await self.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        if remainder := self.offset % tarfile.RECORDSIZE:
+            await self.write(tarfile.NUL * (tarfile.RECORDSIZE - remainder))
+
+
+# Import
+
+
+@dataclass
+class ImportPlan:
+    models: list[MLModel] = field(default_factory=list)  # to write, parents first
+    jobs: list[ProfilingJob] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    needed: set[str] = field(default_factory=set)  # weights the written models reference
+
+
+async def import_hub(
+    db: AsyncDatabase[dict[str, Any]],
+    weights: WeightStore,
+    path: Path,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Load the archive ``path`` into the hub: all of it, or nothing (see the module's doc).
+
+    ArchiveError: the archive is damaged; ImportConflict: it clashes with this hub. Either
+    way nothing was written. Models and jobs already there, identical, are skipped.
+    """
+    summary = ImportSummary()
+    staged_paths: list[Path] = []
+    try:
+        async with ArchiveReader.opened(path) as archive:
+            manifest = await archive.read_manifest()
+            models = await archive.read_models(manifest)
+            jobs = await archive.read_jobs(manifest, {model.id for model in models})
+            plan = await plan_import(db, models, jobs)
+            staged = await archive.read_weights(manifest, weights, plan.needed, progress)
+            staged_paths = [item.path for item in staged.values()]
+        summary.weights = len(manifest.weights)
+        summary.bytes = sum(entry.size for entry in manifest.weights)
+        if plan.conflicts:
+            raise ImportConflict(
+                "the archive clashes with this hub; nothing was imported:\n  "
+                + "\n  ".join(plan.conflicts)
+            )
+        await write_plan(db, weights, plan, staged, summary)
+    finally:
+        for staged_path in staged_paths:  # what was verified but not committed
+            staged_path.unlink(missing_ok=True)
+    summary.models_skipped = len(models) - summary.models
+    summary.jobs_skipped = len(jobs) - summary.jobs
+    return summary
+
+
+class ArchiveReader:
+    """The archive's members, read in order; every problem an ArchiveError."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls, path: Path) -> AsyncIterator[ArchiveReader]:
+        try:
+            tar = await asyncio.to_thread(tarfile.open, path, "r:")
+        except FileNotFoundError:
+            raise ArchiveError(f"{path}: no such file") from None
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise ArchiveError(f"{path}: not a readable tar archive ({error})") from None
+        try:
+            with translated_read_errors():
+                yield cls(tar)
+        finally:
+            await asyncio.to_thread(tar.close)
+
+    async def next_member(self, expected: str) -> tarfile.TarInfo:
+        member = await asyncio.to_thread(self.tar.next)
+        if member is None:
+            raise ArchiveError(f"{expected} is missing (a truncated archive?)")
+        if member.name != expected:
+            raise ArchiveError(f"{expected} is missing ({member.name!r} is in its place)")
+        if not member.isreg():
+            raise ArchiveError(f"{expected} is not a regular file")
+        return member
+
+    def open_member(self, member: tarfile.TarInfo) -> IO[bytes]:
+        file = self.tar.extractfile(member)
+        if file is None:
+            raise ArchiveError(f"{member.name} has no content")
+        return file
+
+    async def read_manifest(self) -> Manifest:
+        member = await self.next_member(MANIFEST)
+        if member.size > MAX_MANIFEST_BYTES:
+            raise ArchiveError(f"{MANIFEST}: {member.size} bytes, more than a manifest can be")
+        raw = await asyncio.to_thread(self.open_member(member).read)
+        try:
+            content = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ArchiveError(f"{MANIFEST}: not JSON ({error})") from None
+        if not isinstance(content, dict) or content.get("format") != ARCHIVE_FORMAT:
+            raise ArchiveError(
+                f"{MANIFEST}: not a ModelCI Hub archive (format is not {ARCHIVE_FORMAT!r})"
+            )
+        version = content.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArchiveError(
+                f"{MANIFEST}: archive format version {version!r}; this hub "
+                f"(modelci {modelci.__version__}) reads version {FORMAT_VERSION}"
+            )
+        try:
+            manifest = Manifest.model_validate(content)
+        except ValidationError as error:
+            raise ArchiveError(f"{MANIFEST}: {brief(error)}") from None
+        hashes = [entry.sha256 for entry in manifest.weights]
+        if len(set(hashes)) != len(hashes):
+            raise ArchiveError(f"{MANIFEST}: a weight is listed twice")
+        return manifest
+
+    async def read_documents(self, name: str, described: DocumentFile) -> list[dict[str, Any]]:
+        member = await self.next_member(name)
+        if member.size != described.size:
+            raise ArchiveError(
+                f"{name}: {member.size} bytes, but the manifest says {described.size}"
+            )
+        file = self.open_member(member)
+
+        def parse() -> tuple[list[dict[str, Any]], str]:
+            hasher = hashlib.sha256()
+            documents = []
+            for number, line in enumerate(file, start=1):
+                hasher.update(line)
+                try:
+                    document = json_util.loads(line, json_options=READ_JSON)
+                except (ValueError, TypeError) as error:
+                    raise ArchiveError(
+                        f"{name} line {number}: not a JSON document ({error})"
+                    ) from None
+                if not isinstance(document, dict):
+                    raise ArchiveError(f"{name} line {number}: not a JSON object")
+                documents.append(document)
+            return documents, hasher.hexdigest()
+
+        documents, sha256 = await asyncio.to_thread(parse)
+        if sha256 != described.sha256:
+            raise ArchiveError(f"{name}: sha256 {sha256} differs from the manifest's")
+        if len(documents) != described.count:
+            raise ArchiveError(
+                f"{name}: {len(documents)} documents, but the manifest says {described.count}"
+            )
+        return documents
+
+    async def read_models(self, manifest: Manifest) -> list[MLModel]:
+        """The models, validated, each weight listed in the manifest, lineage in the archive."""
+        documents = await self.read_documents(MODELS_FILE, manifest.models)
+        listed = {entry.sha256: entry.size for entry in manifest.weights}
+        models: dict[str, MLModel] = {}
+        keys: dict[str, str] = {}
+        for number, document in enumerate(documents, start=1):
+            where = f"{MODELS_FILE} line {number}"
+            if not isinstance(document.get("_id"), ObjectId):
+                raise ArchiveError(f"{where}: _id is not an ObjectId")
+            try:
+                model = model_from_document(document)
+            except ValidationError as error:
+                raise ArchiveError(f"{where}: model {document['_id']}: {brief(error)}") from None
+            if model.id in models:
+                raise ArchiveError(f"{where}: model {model.id} appears twice")
+            key = describe_key(model)
+            if key in keys:
+                raise ArchiveError(f"{where}: models {keys[key]} and {model.id} share key {key}")
+            if listed.get(model.weight.sha256) != model.weight.size:
+                raise ArchiveError(
+                    f"{where}: model {model.id}'s weight {model.weight.sha256} "
+                    f"({model.weight.size} bytes) is not in the manifest"
+                )
+            models[model.id], keys[key] = model, model.id
+        for model in models.values():
+            if model.parent_model_id is not None and model.parent_model_id not in models:
+                raise ArchiveError(
+                    f"{MODELS_FILE}: model {model.id}'s parent {model.parent_model_id} "
+                    "is not in the archive"
+                )
+        return parents_first(models)
+
+    async def read_jobs(self, manifest: Manifest, model_ids: set[str]) -> list[ProfilingJob]:
+        documents = await self.read_documents(JOBS_FILE, manifest.jobs)
+        jobs = []
+        for number, document in enumerate(documents, start=1):
+            where = f"{JOBS_FILE} line {number}"
+            if not isinstance(document.get("_id"), ObjectId):
+                raise ArchiveError(f"{where}: _id is not an ObjectId")
+            try:
+                job = job_from_document(document)
+            except ValidationError as error:
+                raise ArchiveError(f"{where}: job {document['_id']}: {brief(error)}") from None
+            if job.model_id not in model_ids:
+                raise ArchiveError(f"{where}: job {job.id}'s model {job.model_id} is not in it")
+            jobs.append(job)
+        return jobs
+
+    async def read_weights(
+        self,
+        manifest: Manifest,
+        weights: WeightStore,
+        needed: set[str],
+        progress: Progress | None,
+    ) -> dict[str, StagedWeight]:
+        """Every weight streamed through sha256; those ``needed`` staged in the store on the
+        way (written aside, not yet addressable). The staged files, by sha256."""
+        listed = {entry.sha256: entry.size for entry in manifest.weights}
+        total = sum(listed.values())
+        done = 0
+        staged: dict[str, StagedWeight] = {}
+        seen: set[str] = set()
+        try:
+            for _ in manifest.weights:
+                member = await asyncio.to_thread(self.tar.next)
+                if member is None:
+                    missing = sorted(set(listed) - seen)
+                    raise ArchiveError(
+                        "weights missing from the archive (truncated?): "
+                        + ", ".join(missing[:5])
+                        + (" …" if len(missing) > 5 else "")
+                    )
+                sha256 = member.name.removeprefix(WEIGHTS_PREFIX)
+                if not member.name.startswith(WEIGHTS_PREFIX) or sha256 not in listed:
+                    raise ArchiveError(f"unexpected member {member.name!r}")
+                if sha256 in seen or not member.isreg():
+                    raise ArchiveError(f"{member.name} appears twice or is no file")
+                if member.size != listed[sha256]:
+                    raise ArchiveError(
+                        f"{member.name}: {member.size} bytes, but the manifest says "
+                        f"{listed[sha256]}"
+                    )
+                seen.add(sha256)
+                source = MemberSource(self.open_member(member), member.name)
+                if sha256 in needed:
+                    item = await weights.staging.write(source)
+                    staged[sha256] = item
+                    found, size = item.sha256, item.size
+                else:
+                    found, size = await source.digest()
+                if found != sha256 or size != listed[sha256]:
+                    raise ArchiveError(
+                        f"{member.name}: the bytes' sha256 is {found}, not the manifest's: "
+                        "the archive was damaged or tampered with"
+                    )
+                done += size
+                if progress:
+                    progress(done, total)
+            extra = await asyncio.to_thread(self.tar.next)
+            if extra is not None:
+                raise ArchiveError(f"unexpected member {extra.name!r}")
+        except BaseException:
+            for item in staged.values():
+                item.path.unlink(missing_ok=True)
+            raise
+        return staged
+
+
+@contextlib.contextmanager
+def translated_read_errors() -> Iterator[None]:
+    """A tar that ends early or is garbled inside, reported as a damaged archive."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError) as error:
+        raise ArchiveError(f"damaged or truncated archive ({error})") from None
+
+
+class MemberSource:
+    """An archive member read in chunks, as a ``WeightSource`` for the store's staging."""
+
+    def __init__(self, file: IO[bytes], name: str) -> None:
+        self.file = file
+        self.filename: str | None = name
+        self.content_type: str | None = "application/octet-stream"
+
+    async def read(self, size: int = -1) -> bytes:
+        return await asyncio.to_thread(self.file.read, size)
+
+    async def digest(self) -> tuple[str, int]:
+        hasher, size = hashlib.sha256(), 0
+        while chunk := await self.read(CHUNK_SIZE):
+            hasher.update(chunk)
+            size += len(chunk)
+        return hasher.hexdigest(), size
+
+
+def parents_first(models: dict[str, MLModel]) -> list[MLModel]:
+    """The models ordered so that each comes after its parent; a lineage cycle is refused."""
+
+    def depth(model: MLModel) -> int:
+        steps, current = 0, model
+        while current.parent_model_id is not None:
+            steps += 1
+            if steps > len(models):
+                raise ArchiveError(f"{MODELS_FILE}: model {model.id}'s lineage is a cycle")
+            current = models[current.parent_model_id]
+        return steps
+
+    return sorted(models.values(), key=lambda model: (depth(model), model.id))
+
+
+async def plan_import(
+    db: AsyncDatabase[dict[str, Any]], models: list[MLModel], jobs: list[ProfilingJob]
+) -> ImportPlan:
+    """What to write, and every clash with the hub's models and jobs (read, not written)."""
+    plan = ImportPlan()
+    existing = await documents_by_id(db, MODELS, [model.id for model in models])
+    for model in models:
+        if model.id in existing:
+            if model_from_document(existing[model.id]) != model:
+                plan.conflicts.append(
+                    f"model {model.id} exists in this hub with different content "
+                    f"({', '.join(differing(model_from_document(existing[model.id]), model))})"
+                )
+            continue
+        holder = await db[MODELS].find_one(to_bson(model.key().model_dump()), {"_id": 1})
+        if holder is not None:
+            plan.conflicts.append(
+                f"model {model.id} ({describe_key(model)}): this hub has that key as "
+                f"model {holder['_id']}"
+            )
+            continue
+        plan.models.append(model)
+        plan.needed.add(model.weight.sha256)
+    existing_jobs = await documents_by_id(db, JOBS, [job.id for job in jobs])
+    for job in jobs:
+        if job.id not in existing_jobs:
+            plan.jobs.append(job)
+        elif job_from_document(existing_jobs[job.id]) != job:
+            plan.conflicts.append(f"profiling job {job.id} exists in this hub with other content")
+    return plan
+
+
+async def documents_by_id(
+    db: AsyncDatabase[dict[str, Any]], collection: str, ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), LOOKUP_BATCH):
+        batch = [ObjectId(value) for value in ids[start : start + LOOKUP_BATCH]]
+        async for document in db[collection].find({"_id": {"$in": batch}}):
+            found[str(document["_id"])] = document
+    return found
+
+
+def differing(ours: BaseModel, theirs: BaseModel) -> list[str]:
+    return [
+        name for name in type(ours).model_fields if getattr(ours, name) != getattr(theirs, name)
+    ]
+
+
+def model_document(model: MLModel) -> dict[str, Any]:
+    document: dict[str, Any] = to_bson(model.model_dump(exclude={"id"}))
+    document["_id"] = ObjectId(model.id)
+    return document
+
+
+def job_document(job: ProfilingJob) -> dict[str, Any]:
+    document: dict[str, Any] = to_bson(job.model_dump(exclude={"id"}))
+    document["_id"] = ObjectId(job.id)
+    return document
+
+
+async def write_plan(
+    db: AsyncDatabase[dict[str, Any]],
+    weights: WeightStore,
+    plan: ImportPlan,
+    staged: dict[str, StagedWeight],
+    summary: ImportSummary,
+) -> None:
+    """Bytes, then the model documents referencing them (parents first), then the jobs.
+
+    Each model is written under its weight's reference lock, right after its bytes are
+    committed, so a delete elsewhere in the hub cannot drop bytes the model is about to
+    reference. Should a write fail (another writer took a key since the check, the
+    database went away), what this import wrote is removed again.
+    """
+    written_models: list[MLModel] = []
+    written_jobs: list[str] = []
+    try:
+        for model in plan.models:
+            sha256 = model.weight.sha256
+            async with weights.references.held(sha256):
+                if sha256 in staged:
+                    await weights.commit(staged.pop(sha256))
+                    summary.weights_committed += 1
+                await db[MODELS].insert_one(model_document(model))
+            written_models.append(model)
+            summary.models += 1
+        for start in range(0, len(plan.jobs), LOOKUP_BATCH):
+            batch = plan.jobs[start : start + LOOKUP_BATCH]
+            await db[JOBS].insert_many([job_document(job) for job in batch])
+            written_jobs += [job.id for job in batch]
+            summary.jobs += len(batch)
+    except BaseException as error:
+        await undo(db, weights, written_models, written_jobs)
+        summary.models = summary.jobs = summary.weights_committed = 0
+        if isinstance(error, DuplicateKeyError | BulkWriteError):
+            raise ImportConflict(
+                f"another writer added a clashing model or job during the import; "
+                f"nothing was imported ({error})"
+            ) from None
+        raise
+
+
+async def undo(
+    db: AsyncDatabase[dict[str, Any]],
+    weights: WeightStore,
+    models: list[MLModel],
+    job_ids: Iterable[str],
+) -> None:
+    """Remove what a failed import wrote: jobs, then variants before their parents."""
+    ids = [ObjectId(job_id) for job_id in job_ids]
+    if ids:
+        await db[JOBS].delete_many({"_id": {"$in": ids}})
+    registry = MongoModelRegistry(db[MODELS], weights, ModelInspector(allow_pickle=False))
+    for model in reversed(models):
+        await db[MODELS].delete_one({"_id": ObjectId(model.id)})
+        async with weights.references.held(model.weight.sha256):
+            await registry.drop_weight_if_unused(model.weight.sha256)
+
+
+def brief(error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'document'}: {item['msg']}"
+        for item in error.errors()[:3]
+    ]
+    more = f" (and {error.error_count() - 3} more)" if error.error_count() > 3 else ""
+    return "; ".join(problems) + more
+
+
+# A hub for the command line
+
+
+@dataclass
+class Hub:
+    db: AsyncDatabase[dict[str, Any]]
+    weights: WeightStore
+
+
+@asynccontextmanager
+async def opened_hub(settings: Settings, url: str, *, writing: bool) -> AsyncIterator[Hub]:
+    """The hub's database and weight store, as the server opens them; ``writing``: with
+    its indexes created first (a fresh hub), so that model keys stay unique."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, **settings.database_client_options()
+    )
+    try:
+        db = client[settings.database]
+        if writing:
+            await ensure_indexes(db, time_sliced=await lists_in_time_slices(db))
+        staging = Staging(settings.staging_dir)
+        weights: WeightStore = (
+            GridFSWeightStore(db, staging)
+            if settings.uses_gridfs()
+            else FileWeightStore(settings.weights_dir, staging)
+        )
+        yield Hub(db, weights)
+    finally:
+        await client.close()
