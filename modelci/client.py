@@ -33,25 +33,11 @@ from modelci.schema.domain import (
     ProfilingJob,
     StaticProfileResult,
 )
-from modelci.schema.errors import (
-    INTERNAL_SERVER_ERROR,
-    BadUserInput,
-    Conflict,
-    Forbidden,
-    HubError,
-    NotFound,
-    PayloadTooLarge,
-    Unauthenticated,
-)
+from modelci.schema.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 CHUNK_SIZE = 1024 * 1024
 PAGE_SIZE = 100
-
-ERRORS: dict[str, type[HubError]] = {
-    error.code: error
-    for error in (BadUserInput, NotFound, Conflict, Unauthenticated, Forbidden, PayloadTooLarge)
-}
 
 
 class InternalServerError(HubError):
@@ -210,7 +196,7 @@ def raise_for(body: dict[str, Any], status: int) -> None:
     error = errors[0]
     extensions = dict(error.get("extensions") or {})
     code = extensions.pop("code", INTERNAL_SERVER_ERROR)
-    raise ERRORS.get(code, InternalServerError)(error.get("message", code), **extensions)
+    raise ERRORS_BY_CODE.get(code, InternalServerError)(error.get("message", code), **extensions)
 
 
 class CountingReader:

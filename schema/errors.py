@@ -15,6 +15,7 @@ class HubError(Exception):
     """An error the client caused or must handle; its message is safe to show."""
 
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    http_status: ClassVar[int] = 500  # when it ends a request before GraphQL runs
 
     def __init__(self, message: str, **extensions: Any) -> None:
         super().__init__(message)
@@ -24,29 +25,56 @@ class HubError(Exception):
 
 class BadUserInput(HubError):
     code = "BAD_USER_INPUT"
+    http_status = 400
 
 
 class NotFound(HubError):
     code = "NOT_FOUND"
+    http_status = 404
 
 
 class Conflict(HubError):
     code = "CONFLICT"
+    http_status = 409
 
 
 class Unauthenticated(HubError):
     code = "UNAUTHENTICATED"
+    http_status = 401
 
 
 class Forbidden(HubError):
     code = "FORBIDDEN"
+    http_status = 403
 
 
 class PayloadTooLarge(HubError):
     code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class TooManyRequests(HubError):
+    """A quota: too many uploads at once, too many queued jobs; retry later."""
+
+    code = "TOO_MANY_REQUESTS"
+    http_status = 429
 
 
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+# Every code a client may meet, with its error class (clients raise these).
+ERRORS_BY_CODE: dict[str, type[HubError]] = {
+    error.code: error
+    for error in (
+        BadUserInput,
+        NotFound,
+        Conflict,
+        Unauthenticated,
+        Forbidden,
+        PayloadTooLarge,
+        TooManyRequests,
+    )
+}
 
 
 def invalid_input(error: ValidationError, argument: str) -> BadUserInput:

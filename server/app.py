@@ -61,7 +61,7 @@ from .registry import MongoModelRegistry
 from .settings import Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes, lists_in_time_slices
 from .tokens import TokenStore
-from .uploads import parse_graphql_multipart
+from .uploads import UploadSlots, parse_graphql_multipart
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
 logger = logging.getLogger("modelci.server")
@@ -85,6 +85,7 @@ class Services:
     tokens: TokenStore
     auth_enabled: bool
     metrics: Metrics
+    uploads: UploadSlots
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -114,13 +115,15 @@ class HubGraphQL(GraphQL[HubContext, None]):
 
     async def run_multipart(self, request: Request) -> Response:
         """A multipart request: files streamed into staging, then the operation runs."""
-        staging = services_of(request).weights.staging
-        operations, uploads = await parse_graphql_multipart(request, staging)
-        try:
-            return await self.execute_operations(request, operations)
-        finally:
-            for upload in uploads:  # whatever no resolver committed
-                upload.staged.path.unlink(missing_ok=True)
+        services = services_of(request)
+        identity = request.scope.get("state", {}).get("identity")
+        async with services.uploads.slot(identity.name if identity else "anonymous"):
+            operations, uploads = await parse_graphql_multipart(request, services.weights.staging)
+            try:
+                return await self.execute_operations(request, operations)
+            finally:
+                for upload in uploads:  # whatever no resolver committed
+                    upload.staged.path.unlink(missing_ok=True)
 
     async def execute_operations(self, request: Request, operations: dict[str, Any]) -> Response:
         """Run the multipart request's operation: a query or a mutation, as Strawberry's own
@@ -372,6 +375,7 @@ async def hub_services(
             tokens=TokenStore(db[TOKENS]),
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,
+            uploads=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_token),
         )
     finally:
         if inspector is not None:
@@ -392,8 +396,11 @@ PROCESS_DATABASE_ENV = "MODELCI_PROCESS_DATABASE_URL"
 
 def create_process_app() -> Starlette:
     """The app in one of the web processes `serve --processes N` starts (uvicorn factory)."""
+    from .serving import HubHttpProtocol
+
     settings = Settings(**json.loads(os.environ[PROCESS_SETTINGS_ENV]))
     configure_logging(settings.log_level, settings.log_format)
+    HubHttpProtocol.head_timeout_s = settings.request_head_timeout_s
     return create_app(settings, os.environ[PROCESS_DATABASE_ENV], maintenance=False)
 
 
@@ -457,6 +464,7 @@ def create_app(
                 RequestLimitsMiddleware,
                 max_upload_bytes=settings.max_upload_bytes,
                 max_json_bytes=settings.max_json_bytes,
+                body_idle_timeout_s=settings.body_idle_timeout_s,
             ),
         ],
         lifespan=lifespan,

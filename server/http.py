@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -12,15 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelci.schema.errors import (
-    BadUserInput,
-    Conflict,
-    Forbidden,
-    HubError,
-    NotFound,
-    PayloadTooLarge,
-    Unauthenticated,
-)
+from modelci.schema.errors import BadUserInput, HubError, PayloadTooLarge
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -30,15 +23,6 @@ VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # A browser sends none of these on a "simple" cross-site request, so requiring one
 # on multipart requests stops cross-site form posts (the Apollo convention).
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
-
-HTTP_STATUS = {
-    BadUserInput.code: 400,
-    Unauthenticated.code: 401,
-    Forbidden.code: 403,
-    NotFound.code: 404,
-    Conflict.code: 409,
-    PayloadTooLarge.code: 413,
-}
 
 
 MULTIPART = "multipart/form-data"
@@ -53,7 +37,7 @@ def error_response(error: HubError) -> JSONResponse:
     """A HubError as an HTTP response with a GraphQL-shaped body."""
     return JSONResponse(
         {"errors": [{"message": error.message, "extensions": error.extensions}]},
-        status_code=HTTP_STATUS.get(error.code, 500),
+        status_code=error.http_status,
     )
 
 
@@ -109,6 +93,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyStalled(Exception):
+    pass
+
+
 class RequestLimitsMiddleware:
     """Cap request bodies (multipart uploads and JSON apart) and guard multipart against CSRF.
 
@@ -116,10 +104,19 @@ class RequestLimitsMiddleware:
     that turns out larger is cut off as soon as it passes the cap.
     """
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_upload_bytes: int,
+        max_json_bytes: int,
+        body_idle_timeout_s: float = 30.0,
+    ) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
+        # A body that sends nothing this long is cut off: stalled uploads held a
+        # connection and a staging file each, for ever.
+        self.body_idle_timeout_s = body_idle_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -147,9 +144,17 @@ class RequestLimitsMiddleware:
         received = 0
         response_started = False
 
+        body_done = False
+
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # waiting for a disconnect, say: not the client's body
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_idle_timeout_s)
+            except TimeoutError:
+                raise BodyStalled from None
+            body_done = not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -167,6 +172,16 @@ class RequestLimitsMiddleware:
             if response_started:
                 raise
             await error_response(too_large)(scope, receive, send)
+        except BodyStalled:
+            if not response_started:
+                stalled = BadUserInput(
+                    f"the request body sent nothing for {self.body_idle_timeout_s:g} s"
+                )
+                await JSONResponse(
+                    {"errors": [{"message": stalled.message, "extensions": stalled.extensions}]},
+                    status_code=408,
+                    headers={"connection": "close"},
+                )(scope, receive, send)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"

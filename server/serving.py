@@ -24,6 +24,7 @@ from collections.abc import Generator, Iterator
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from .settings import Settings
@@ -35,6 +36,54 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACEFUL_SHUTDOWN_S = 10
 # Uvicorn's exit code when the app could not start (a port in use, say).
 STARTUP_FAILURE = 3
+
+
+class HubHttpProtocol(HttpToolsProtocol):
+    """Uvicorn's HTTP protocol with a deadline on each request's head.
+
+    Uvicorn bounds idle keep-alive connections but not a client that sends its
+    headers a byte at a time: 500 such connections held 500 descriptors for as long as
+    they liked. Bodies have their own idle bound (``http.RequestLimitsMiddleware``).
+    """
+
+    # Seconds from a connection's start, or its previous response, to its request's
+    # headers (``Settings.request_head_timeout_s``, set where the server is built).
+    head_timeout_s = 10.0
+    head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.await_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.head_deadline is None:
+            self.await_head()
+
+    def on_headers_complete(self) -> None:
+        self.head_arrived()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.head_arrived()  # uvicorn's keep-alive timeout takes over
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.head_arrived()
+        super().connection_lost(exc)
+
+    def await_head(self) -> None:
+        self.head_deadline = self.loop.call_later(self.head_timeout_s, self.head_too_slow)
+
+    def head_arrived(self) -> None:
+        if self.head_deadline is not None:
+            self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def head_too_slow(self) -> None:
+        self.head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class StopRequested(Exception):
@@ -101,6 +150,7 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
     )
     from .metrics import MULTIPROCESS_DIR_ENV
 
+    HubHttpProtocol.head_timeout_s = settings.request_head_timeout_s
     if settings.processes == 1:
         config = uvicorn.Config(
             create_app(settings, mongodb_url=mongodb_url),
@@ -108,6 +158,7 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
             port=settings.port,
             log_config=None,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            http=HubHttpProtocol,
         )
         server = HubServer(config)
         server.run()
@@ -130,6 +181,7 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
                 port=settings.port,
                 log_config=None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                http=HubHttpProtocol,
             )
             HubMultiprocess(config, sockets=[config.bind_socket()]).run()
     finally:

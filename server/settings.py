@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
+    request_head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection has to send a request's line and headers.",
+    )
+    body_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may send nothing before it is cut off.",
+    )
+    max_concurrent_uploads: int = Field(
+        default=64, ge=1, description="Uploads a server process takes at once, in all."
+    )
+    max_uploads_per_token: int = Field(
+        default=32, ge=1, description="Uploads a server process takes at once from one token."
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="text for people, json (one object a line) for collectors."

@@ -10,14 +10,17 @@ no resolver committed is removed when the request ends.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from modelci.schema.errors import BadUserInput, PayloadTooLarge
+from modelci.schema.errors import BadUserInput, PayloadTooLarge, TooManyRequests
 
 from .weights import StagedWeight, Staging, StagingWriter
 
@@ -38,6 +41,32 @@ class StagedUpload:
 
     async def read(self, size: int = -1) -> bytes:
         raise RuntimeError("a staged upload is committed by path, not read")
+
+
+@dataclass
+class UploadSlots:
+    """How many uploads a server process takes at once, in all and from one caller: each
+    holds a connection and a staging file for as long as its client takes to send it."""
+
+    total: int
+    per_caller: int
+    in_flight: Counter[str] = field(default_factory=Counter)
+
+    @asynccontextmanager
+    async def slot(self, caller: str) -> AsyncIterator[None]:
+        if self.in_flight.total() >= self.total:
+            raise TooManyRequests(f"the hub takes {self.total} uploads at once; retry shortly")
+        if self.in_flight[caller] >= self.per_caller:
+            raise TooManyRequests(
+                f"{caller} has {self.per_caller} uploads in flight already; retry when one ends"
+            )
+        self.in_flight[caller] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[caller] -= 1
+            if not self.in_flight[caller]:
+                del self.in_flight[caller]
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,3 +121,49 @@ async def test_metrics_need_a_token_and_count_refusals_as_errors(
         text = (await api.http.get("/metrics", headers=headers)).text
         labels = {"operation": "deleteModel", "type": "mutation", "outcome": "error"}
         assert sample(text, "modelci_graphql_operations_total", **labels) == 1
+
+
+def test_slow_headers_stalled_bodies_and_upload_floods_are_cut_off(tmp_path: Path) -> None:
+    """Connections that send headers or bodies a trickle at a time, or many uploads at
+    once from one token, are closed or refused; the staging folder is left empty."""
+    limits = {
+        "workers": "0",
+        "request_head_timeout_s": "1",
+        "body_idle_timeout_s": "1",
+        "max_uploads_per_token": "2",
+    }
+    with modelci_serve(tmp_path, free_port(), **limits) as (hub, _):
+        port = int(hub.rsplit(":", 1)[1])
+        slow_heads = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        for connection in slow_heads:
+            connection.sendall(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        stalled = []
+        for _ in range(2):  # two uploads that never finish: the most one token may hold
+            connection = socket.create_connection(("127.0.0.1", port))
+            connection.sendall(
+                b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Apollo-Require-Preflight: true\r\nContent-Length: 100000\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+                b'--b\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{}\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="0"; filename="w"\r\n\r\nxx'
+            )
+            stalled.append(connection)
+        # While they hang, a third upload from the same caller is refused at once...
+        request = multipart(REGISTER, {"input": model_input()}, {"weight": ("w", b"w")})
+        third = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request)
+        assert third.status_code == 429
+        assert third.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+        # ...and every one of them is closed by the server (EOF), the uploads with 408.
+        for connection in slow_heads:
+            connection.settimeout(30)
+            assert connection.recv(1024) == b""
+        for connection in stalled:
+            connection.settimeout(30)
+            answer = b""
+            while chunk := connection.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert list((tmp_path / "staging").iterdir()) == []
+        # With those gone, the same caller uploads again.
+        third = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request)
+        assert third.json()["data"]["registerModel"]["id"]
