@@ -81,7 +81,8 @@ class OutOfDeviceMemory(RuntimeError):
 
 
 class MeasurementStopped(RuntimeError):
-    """Stopped (the job was cancelled) before a single window was measured."""
+    """``should_stop`` said stop (the job was cancelled, the worker is stopping): the
+    measurement is abandoned, never cut short into a result."""
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -276,6 +277,8 @@ def measure(
         run_once(None)  # cold: the first inference at this batch size
         first_inference_s = time.perf_counter() - first_started
         for _ in range(settings.warmup_runs):
+            if should_stop():
+                raise MeasurementStopped("stopped during warm-up")
             run_once(None)
 
         process = psutil.Process()
@@ -288,13 +291,15 @@ def measure(
         if sampler is not None:
             sampler.start()
         try:
-            while len(windows) < settings.max_windows and not should_stop():
+            while len(windows) < settings.max_windows:
                 window = Window()
                 window_started = time.perf_counter()
                 while (
                     len(window.inference) < settings.min_runs
                     or time.perf_counter() - window_started < settings.window_s
                 ):
+                    if should_stop():
+                        raise MeasurementStopped("stopped during a timed window")
                     run_once(window)
                 window.wall_s = time.perf_counter() - window_started
                 windows.append(window)
@@ -314,7 +319,7 @@ def measure(
         raise
 
     if not windows:
-        raise MeasurementStopped("stopped before any timed window")
+        raise ValueError("max_windows must be at least 1")
     timed_s = time.perf_counter() - timed_started
     cpu_after = process.cpu_times()
     used = windows[-settings.stable_windows :]

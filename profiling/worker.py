@@ -1,23 +1,30 @@
 """The profiling worker: claims jobs from a hub over GraphQL and reports results back.
 
 It talks to the server only as a client would: ``claimProfilingJob`` under a lease,
-``heartbeatProfilingJob`` from a background thread while it works (which also tells
-it of a cancellation), ``registerStaticProfilingResult`` and
-``updateDynamicProfilingResult(forceInsert: true)`` for the figures, and
-``finishProfilingJob`` at the end. A worker that dies stops renewing its lease, and
-the job goes to the next worker that asks.
+``heartbeatProfilingJob`` from a background thread while it works, with a cheap look
+at the job's status every second in between (so a cancellation stops the work within
+about a second), ``registerStaticProfilingResult`` and
+``updateDynamicProfilingResult(forceInsert: true)`` for the figures, each tied to the
+job (``jobId``, ``worker``) so that the hub refuses them once the job is no longer
+this worker's, and ``finishProfilingJob`` at the end. A worker that dies stops
+renewing its lease, and the job goes to the next worker that asks; one that is told to
+stop (SIGTERM, SIGINT, the stop event) stops at the next check and hands its job back
+with ``releaseProfilingJob``, so another worker takes it over at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -70,6 +77,15 @@ mutation Finish($id: ID!, $worker: String!, $error: String, $message: String,
                      retryable: $retryable) { status }
 }"""
 
+RELEASE = """
+mutation Release($id: ID!, $worker: String!, $reason: String!) {
+  releaseProfilingJob(id: $id, worker: $worker, reason: $reason) { status }
+}"""
+
+STATUS = """
+query Status($id: ID!) { profilingJob(id: $id) { status worker } }
+"""
+
 MODEL = """
 query Model($id: ID!) {
   model(id: $id) {
@@ -77,26 +93,46 @@ query Model($id: ID!) {
   }
 }"""
 
+# Result writes name the job they come from: the hub refuses them (CONFLICT with a
+# jobStatus extension) once the job is not RUNNING under this worker.
 STATIC = """
-mutation Static($id: ID!, $result: StaticProfileResultInput!) {
-  registerStaticProfilingResult(modelId: $id, result: $result) { id }
+mutation Static($id: ID!, $result: StaticProfileResultInput!, $job: ID!, $worker: String!) {
+  registerStaticProfilingResult(modelId: $id, result: $result, jobId: $job, worker: $worker) {
+    id
+  }
 }"""
 
 REGISTER_VARIANT = """
 mutation Variant($source: ID!, $engine: Engine!, $weight: Upload!,
-                 $check: ConversionCheckInput!, $profile: Boolean!) {
+                 $check: ConversionCheckInput!, $profile: Boolean!, $job: ID!, $worker: String!) {
   registerConvertedModel(sourceId: $source, engine: $engine, weight: $weight,
-                         conversion: $check, profile: $profile) { id }
+                         conversion: $check, profile: $profile, jobId: $job, worker: $worker) {
+    id
+  }
 }"""
 
 DYNAMIC = """
-mutation Dynamic($id: ID!, $result: DynamicProfileResultInput!) {
-  updateDynamicProfilingResult(modelId: $id, result: $result, forceInsert: true) { id }
+mutation Dynamic($id: ID!, $result: DynamicProfileResultInput!, $job: ID!, $worker: String!) {
+  updateDynamicProfilingResult(modelId: $id, result: $result, forceInsert: true,
+                               jobId: $job, worker: $worker) { id }
 }"""
 
+# How often the worker looks at its job's status between heartbeats.
+STATUS_POLL_S = 1.0
 
-class JobCancelled(Exception):
-    pass
+
+class JobStopped(Exception):
+    """Work on the job stops: it was cancelled, it is no longer this worker's (lease
+    lost), or the worker itself is stopping."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def refused_for_the_job(error: HubError) -> bool:
+    """A result write the hub refused because the job is no longer this worker's."""
+    return isinstance(error, Conflict) and "jobStatus" in error.extensions
 
 
 class ConversionFailed(Exception):
@@ -108,10 +144,19 @@ PERMANENT_ERRORS = (UnsupportedModel, ConversionFailed)
 
 
 class Heartbeat:
-    """Renews a job's lease in the background and carries progress; notices cancellation."""
+    """Renews a job's lease in the background and carries progress; notices cancellation
+    (a status look every STATUS_POLL_S) and the worker's own stop."""
 
-    def __init__(self, hub: ModelHub, job_id: str, worker: str, lease_s: float) -> None:
+    def __init__(
+        self,
+        hub: ModelHub,
+        job_id: str,
+        worker: str,
+        lease_s: float,
+        shutdown: threading.Event | None = None,
+    ) -> None:
         self.hub, self.job_id, self.worker, self.lease_s = hub, job_id, worker, lease_s
+        self.shutdown = shutdown or threading.Event()
         self.progress = 0.0
         self.messages: list[str] = []
         self.cancelled = threading.Event()
@@ -153,16 +198,52 @@ class Heartbeat:
         if job["status"] == "CANCELLED":
             self.cancelled.set()
 
+    def look(self) -> None:
+        """The job's status now: cancelled, or no longer this worker's."""
+        try:
+            job = self.hub.execute(STATUS, id=self.job_id)
+        except (HubError, httpx.HTTPError) as error:
+            logger.warning("status of job %s unknown: %s", self.job_id, error)
+            return
+        if job["status"] == "CANCELLED":
+            self.cancelled.set()
+        elif job["status"] != "RUNNING" or job["worker"] != self.worker:
+            self.lost.set()
+
     def run(self) -> None:
-        while not self.stopping.wait(self.lease_s / 3):
-            self.beat()
+        beat_every = self.lease_s / 3
+        last_beat = time.monotonic()
+        while not self.stopping.wait(min(STATUS_POLL_S, beat_every)):
+            if self.cancelled.is_set() or self.lost.is_set():
+                continue  # the work stops at its next check; nothing more to learn
+            if time.monotonic() - last_beat >= beat_every:
+                last_beat = time.monotonic()
+                self.beat()
+            else:
+                self.look()
+
+    def reason(self) -> str | None:
+        if self.cancelled.is_set():
+            return "cancelled"
+        if self.lost.is_set():
+            return "lost"
+        if self.shutdown.is_set():
+            return "stopping"
+        return None
 
     def should_stop(self) -> bool:
-        return self.cancelled.is_set() or self.lost.is_set()
+        return self.reason() is not None
 
     def check(self) -> None:
-        if self.should_stop():
-            raise JobCancelled
+        reason = self.reason()
+        if reason is not None:
+            raise JobStopped(reason)
+
+    def refused(self, error: HubError) -> JobStopped:
+        """A write the hub refused for the job: stop working on it."""
+        logger.info("job %s: %s", self.job_id, error)
+        self.look()
+        return JobStopped(self.reason() or "refused")
 
     def __enter__(self) -> Heartbeat:
         self.thread.start()
@@ -185,6 +266,7 @@ class Worker:
     )
 
     def __post_init__(self) -> None:
+        self.stop = threading.Event()
         self.devices, self.gpu_note = discover_devices()
         self.host = socket.gethostname()
         self.ip = local_ip(urlparse(self.hub.url).hostname or "127.0.0.1")
@@ -209,29 +291,36 @@ class Worker:
         return job
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
-        stop = stop or threading.Event()
+        """Claim and run jobs until ``stop`` is set; a job under way then stops at its next
+        check and is handed back."""
+        if stop is not None:
+            self.stop = stop
         logger.info("worker %s serving %s on %s", self.name, self.hub.url, self.devices)
-        while not stop.is_set():
+        while not self.stop.is_set():
             try:
                 job = self.claim()
             except (httpx.HTTPError, HubError) as error:
                 logger.warning("cannot reach the hub at %s: %s", self.hub.url, error)
                 job = None
             if job is None:
-                stop.wait(self.poll_s)
+                self.stop.wait(self.poll_s)
                 continue
             self.run_job(job)
+        logger.info("worker %s stopped", self.name)
 
     def run_job(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
-        with Heartbeat(self.hub, job_id, self.name, self.lease_s) as heartbeat:
+        with Heartbeat(self.hub, job_id, self.name, self.lease_s, self.stop) as heartbeat:
             try:
                 if job["kind"] == "CONVERT":
                     summary = self.convert(job, heartbeat)
                 else:
                     summary = self.profile(job, heartbeat)
-            except JobCancelled:
-                logger.info("job %s: stopped (cancelled or lease lost)", job_id)
+            except JobStopped as stopped:
+                if stopped.reason == "stopping":
+                    self.release(job_id)
+                else:
+                    logger.info("job %s: stopped (%s)", job_id, stopped.reason)
                 return
             except Exception as error:
                 logger.exception("job %s failed", job_id)
@@ -239,6 +328,17 @@ class Worker:
                 self.finish(job_id, error=f"{type(error).__name__}: {error}", retryable=retryable)
                 return
         self.finish(job_id, message=summary)
+
+    def release(self, job_id: str) -> None:
+        """Hand the job back: queued again at once for another worker."""
+        try:
+            self.hub.execute(RELEASE, id=job_id, worker=self.name, reason="stopping")
+        except (HubError, httpx.HTTPError) as error:
+            # A hub that has stopped answering re-queues its own workers' jobs itself;
+            # any other's job waits for its lease to run out.
+            logger.warning("handing back job %s failed: %s", job_id, error)
+            return
+        logger.info("job %s: handed back", job_id)
 
     def finish(
         self,
@@ -311,8 +411,12 @@ class Worker:
                         engine=outcome.engine.value,
                         check=as_input(check),
                         profile=job["profileVariants"],
+                        job=job["id"],
+                        worker=self.name,
                     )["id"]
-                except Conflict:
+                except Conflict as error:
+                    if refused_for_the_job(error):
+                        raise heartbeat.refused(error) from None
                     heartbeat.report(progress, f"{outcome.engine.value}: already registered")
                     continue
                 produced.append(outcome.engine.value)
@@ -336,7 +440,8 @@ class Worker:
             heartbeat.report(0.05, f"loaded a {model_format.value} model")
 
             figures = static_figures(path, model_format, specs)
-            self.hub.execute(STATIC, id=model["id"], result=as_input(figures.model_dump()))
+            heartbeat.check()
+            self.write(STATIC, heartbeat, id=model["id"], result=as_input(figures.model_dump()))
             heartbeat.report(
                 0.1, f"static profile: {figures.parameters} parameters, {figures.macs} MACs"
             )
@@ -357,15 +462,29 @@ class Worker:
                     path, model_format, specs, device, batches, heartbeat
                 ):
                     done += 1
+                    heartbeat.check()
                     if result is not None:
-                        self.hub.execute(
-                            DYNAMIC, id=model["id"], result=as_input(dynamic_result(result))
+                        self.write(
+                            DYNAMIC,
+                            heartbeat,
+                            id=model["id"],
+                            result=as_input(dynamic_result(result)),
                         )
                     heartbeat.report(
                         0.1 + 0.9 * done / steps, f"{device.device_id} batch {batch} done"
                     )
                 heartbeat.check()
         return f"profiled on {', '.join(d.device_id for d in devices)} at batch sizes {batches}"
+
+    def write(self, operation: str, heartbeat: Heartbeat, **variables: Any) -> None:
+        """A result write for the heartbeat's job; refused by the hub once the job is not
+        this worker's any more, which stops the work."""
+        try:
+            self.hub.execute(operation, job=heartbeat.job_id, worker=self.name, **variables)
+        except HubError as error:
+            if refused_for_the_job(error):
+                raise heartbeat.refused(error) from None
+            raise
 
     def sweep(
         self,
@@ -400,7 +519,8 @@ class Worker:
                     )
                     return
                 except MeasurementStopped:
-                    raise JobCancelled from None
+                    heartbeat.check()
+                    raise
                 yield batch, result
         finally:
             runner.close()
@@ -436,7 +556,9 @@ def main(
     poll_s: float = 2.0,
     measurement: MeasurementSettings | None = None,
     allow_pickle: bool = False,
+    name: str | None = None,
 ) -> None:
+    """Run a worker until SIGTERM or SIGINT; a second signal stops it at once."""
     worker = Worker(
         ModelHub(server, token),
         measurement=measurement or MeasurementSettings(),
@@ -444,7 +566,26 @@ def main(
         poll_s=poll_s,
         allow_pickle=allow_pickle,
     )
+    if name:
+        worker.name = name
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if worker.stop.is_set():
+            raise KeyboardInterrupt
+        logger.info(
+            "worker %s: %s, stopping (its job is handed back)",
+            worker.name,
+            signal.Signals(signum).name,
+        )
+        worker.stop.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, stop) for sig in handled} if in_main_thread else {}
     try:
         worker.run_forever()
     except KeyboardInterrupt:
-        logger.info("worker %s stopped", worker.name)
+        logger.info("worker %s stopped at once", worker.name)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -63,6 +63,7 @@ FIELD_SCOPES = {
     "claimProfilingJob": Scope.worker,
     "heartbeatProfilingJob": Scope.worker,
     "finishProfilingJob": Scope.worker,
+    "releaseProfilingJob": Scope.worker,
     "registerConvertedModel": Scope.worker,
     "apiTokens": Scope.admin,
     "createApiToken": Scope.admin,

@@ -6,6 +6,7 @@ The server implements these interfaces; resolvers never import the server.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -106,7 +107,18 @@ class JobQueue(Protocol):
         self, model_id: str | None, status: JobStatus | None, first: int, after: str | None
     ) -> Page[ProfilingJob]: ...
 
-    async def cancel(self, job_id: str) -> ProfilingJob: ...
+    async def cancel(self, job_id: str) -> ProfilingJob:
+        """Answers once nothing more can be written for the job (see ``writing_for``)."""
+        ...
+
+    def writing_for(self, job_id: str, worker: str) -> AbstractAsyncContextManager[ProfilingJob]:
+        """A worker's write for its job: entered only while the job is RUNNING under that
+        worker (else CONFLICT); a cancel is acknowledged only after the block has ended."""
+        ...
+
+    async def release(self, job_id: str, worker: str, reason: str) -> ProfilingJob:
+        """The worker hands the job back unfinished: QUEUED again, its attempt returned."""
+        ...
 
     async def forget_model(self, model_id: str) -> None:
         """A model was deleted: drop its queued jobs, cancel its running ones."""

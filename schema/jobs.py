@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
 
 import strawberry
 from strawberry.experimental import pydantic as strawberry_pydantic
@@ -78,6 +80,41 @@ class DeviceInput:
     name: strawberry.auto
     kind: strawberry.auto
     total_memory: Long
+
+
+FencingJob = Annotated[
+    strawberry.ID | None,
+    strawberry.argument(
+        description="For workers: the job this write comes from; with `worker`, the write "
+        "is refused (CONFLICT) unless that job is RUNNING under that worker, so nothing is "
+        "written for a cancelled or handed-back job."
+    ),
+]
+FencingWorker = Annotated[
+    str | None, strawberry.argument(description="For workers: the worker running `jobId`.")
+]
+
+
+@asynccontextmanager
+async def fenced(
+    info: HubInfo, job_id: str | None, worker: str | None, model_id: str
+) -> AsyncIterator[None]:
+    """A write about ``model_id``; when it comes from a job, only while the job is the
+    worker's (see ``JobQueue.writing_for``). Without ``job_id`` it is an ordinary write."""
+    if job_id is None:
+        if worker is not None:
+            raise BadUserInput("jobId: give the job that `worker` writes for", field="jobId")
+        yield
+        return
+    if worker is None:
+        raise BadUserInput("worker: give the worker that runs `jobId`", field="worker")
+    async with info.context.jobs.writing_for(job_id, worker) as job:
+        if job.model_id != model_id:
+            raise BadUserInput(
+                f"jobId: job {job_id} works on model {job.model_id}, not {model_id}",
+                field="jobId",
+            )
+        yield
 
 
 def checked_batch_sizes(batch_sizes: list[int] | None) -> list[int]:
@@ -260,6 +297,15 @@ class JobMutations:
         return await info.context.jobs.heartbeat(  # type: ignore[return-value]
             id, worker, progress, message, checked_lease(lease_seconds)
         )
+
+    @strawberry.mutation(
+        description="For workers: hand a job back unfinished (the worker is stopping): "
+        "it is QUEUED again at once for any worker, without using up an attempt."
+    )
+    async def release_profiling_job(
+        self, info: HubInfo, id: strawberry.ID, worker: str, reason: str = "stopping"
+    ) -> ProfilingJob:
+        return await info.context.jobs.release(id, worker, reason[:1024])  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="For workers: end a job; with an error it is retried until its attempts "

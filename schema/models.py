@@ -12,7 +12,7 @@ from . import domain
 from .context import HubInfo, WeightSource
 from .domain import JobKind
 from .errors import BadUserInput, validated
-from .jobs import DEFAULT_BATCH_SIZES, queue_conversion
+from .jobs import DEFAULT_BATCH_SIZES, FencingJob, FencingWorker, fenced, queue_conversion
 from .pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -132,6 +132,8 @@ class ModelMutations:
         weight: Upload,
         conversion: ConversionCheckInput,
         profile: bool = False,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
     ) -> MLModel:
         check = validated(conversion, "conversion")
         source = await info.context.registry.get(source_id)
@@ -139,11 +141,14 @@ class ModelMutations:
             source.model_dump(include=set(domain.ModelFields.model_fields))
             | {"engine": engine, "model_status": [domain.ModelStatus.CONVERTED]}
         )
-        variant = await info.context.registry.register(
-            fields, cast(WeightSource, weight), parent_model_id=source.id, conversion=check
-        )
-        if profile:
-            await info.context.jobs.enqueue(variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES))
+        async with fenced(info, job_id, worker, source.id):
+            variant = await info.context.registry.register(
+                fields, cast(WeightSource, weight), parent_model_id=source.id, conversion=check
+            )
+            if profile:
+                await info.context.jobs.enqueue(
+                    variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES)
+                )
         return variant  # type: ignore[return-value]
 
     @strawberry.mutation(
@@ -174,10 +179,16 @@ class ModelMutations:
 
     @strawberry.mutation(description="Add or replace the model's static profile.")
     async def register_static_profiling_result(
-        self, info: HubInfo, model_id: strawberry.ID, result: StaticProfileResultInput
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        result: StaticProfileResultInput,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
     ) -> MLModel:
         static = validated(result, "result")
-        return await info.context.registry.set_static_result(model_id, static)  # type: ignore[return-value]
+        async with fenced(info, job_id, worker, model_id):
+            return await info.context.registry.set_static_result(model_id, static)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Append a dynamic result; "
@@ -199,11 +210,14 @@ class ModelMutations:
         model_id: strawberry.ID,
         result: DynamicProfileResultInput,
         force_insert: bool = False,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
     ) -> MLModel:
         dynamic = validated(result, "result")
-        return await info.context.registry.replace_dynamic_result(  # type: ignore[return-value]
-            model_id, dynamic, force_insert
-        )
+        async with fenced(info, job_id, worker, model_id):
+            return await info.context.registry.replace_dynamic_result(  # type: ignore[return-value]
+                model_id, dynamic, force_insert
+            )
 
     @strawberry.mutation(
         description="Delete the dynamic results of a device, of one batch size when given."

@@ -7,8 +7,11 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -302,7 +305,10 @@ async def readyz(request: Request) -> Response:
 
 
 async def start_workers(settings: Settings, tokens: TokenStore) -> list[subprocess.Popen[bytes]]:
-    """The worker processes `serve` runs beside itself: models load there, never here."""
+    """The worker processes `serve` runs beside itself: models load there, never here.
+
+    Each has a known name (`--name`), so that the jobs they leave behind can be handed back
+    (``stop_workers``, ``MongoJobQueue.release_workers``)."""
     if settings.workers == 0:
         return []
     env = dict(os.environ)
@@ -320,23 +326,37 @@ async def start_workers(settings: Settings, tokens: TokenStore) -> list[subproce
     ]
     if settings.allow_pickle:
         command.append("--allow-pickle")
+    prefix = f"{socket.gethostname()}:serve-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     # Spawning is quick and happens once, at start-up.
     return [
         subprocess.Popen(  # noqa: ASYNC220
-            command,
+            [*command, "--name", f"{prefix}:{number}"],
             env=env,
             stdin=subprocess.DEVNULL,
             preexec_fn=stop_with_parent if sys.platform == "linux" else None,
         )
-        for _ in range(settings.workers)
+        for number in range(settings.workers)
     ]
 
 
-def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+def stop_workers(workers: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> list[str]:
+    """SIGTERM the workers (each stops its job and hands it back), wait up to ``timeout_s``,
+    kill what is left; the workers' names (their `--name`): the caller hands back any job
+    still RUNNING under them, as a worker may no longer have reached the hub."""
     for process in workers:
         process.terminate()
+    deadline = time.monotonic() + timeout_s
+    names = []
     for process in workers:
-        process.wait()
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("worker %d did not stop in time: killed", process.pid)
+            process.kill()
+            process.wait()
+        arguments = [str(argument) for argument in process.args]  # type: ignore[union-attr]
+        names.append(arguments[arguments.index("--name") + 1])
+    return names
 
 
 @asynccontextmanager
@@ -390,6 +410,15 @@ async def prepare_processes(settings: Settings, url: str) -> list[subprocess.Pop
         return await start_workers(settings, services.tokens)
 
 
+async def hand_back_jobs(settings: Settings, url: str, workers: list[str]) -> None:
+    """After `serve --processes N` stopped its web processes and then its workers: the
+    jobs those workers could not hand back themselves (no web process answered)."""
+    async with hub_services(settings, url, Metrics(), maintenance=False) as services:
+        released = await services.jobs.release_workers(workers, "stopping (the hub shut down)")
+    if released:
+        logger.info("jobs handed back at shutdown: %s", ", ".join(released))
+
+
 PROCESS_SETTINGS_ENV = "MODELCI_PROCESS_SETTINGS"  # serve -> its web processes, internal
 PROCESS_DATABASE_ENV = "MODELCI_PROCESS_DATABASE_URL"
 
@@ -440,7 +469,14 @@ def create_app(
                 )
                 yield
             finally:
-                stop_workers(workers)
+                # The web server has stopped taking requests: the workers' own hand-backs
+                # may not have reached it, so their jobs still RUNNING are handed back here.
+                stopped = await asyncio.to_thread(stop_workers, workers)
+                released = await services.jobs.release_workers(
+                    stopped, "stopping (the hub shut down)"
+                )
+                if released:
+                    logger.info("jobs handed back at shutdown: %s", ", ".join(released))
 
     metrics = Metrics()
     # Multipart uploads are on, handled by HubGraphQL.run_multipart (streamed to staging).

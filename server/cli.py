@@ -154,8 +154,16 @@ def worker(
     allow_pickle: Annotated[
         bool, typer.Option(help="Unpickle PyTorch models (runs arbitrary code!).")
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The worker's name on its jobs (default: host:pid:random)."),
+    ] = None,
 ) -> None:
-    """Run a profiling worker that claims jobs from a hub (a GPU host, say)."""
+    """Run a profiling worker that claims jobs from a hub (a GPU host, say).
+
+    SIGTERM or SIGINT stops it gracefully: the job under way stops at its next check and
+    is handed back to the queue at once, and the worker exits 0; a second signal stops
+    it at once."""
     from modelci.profiling.dynamic import MeasurementSettings
     from modelci.profiling.worker import main
 
@@ -175,6 +183,7 @@ def worker(
         poll_seconds,
         measurement,
         allow_pickle or settings.allow_pickle,
+        name,
     )
 
 

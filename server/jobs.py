@@ -3,7 +3,15 @@
 A worker claims the oldest job it can run with one atomic find-and-modify and
 holds it under a lease that its heartbeats renew. A worker that dies stops
 renewing; once the lease has run out, the next claim takes the job over, until
-its attempts are used up and it ends FAILED with the reason.
+its attempts are used up and it ends FAILED with the reason. A worker that stops
+gracefully hands its job back (``release``): queued again at once, no attempt spent.
+
+Fencing: a worker's result writes are tied to its job (``writing_for``). Each one
+first records itself on the job document, in the same atomic step that checks the
+job is RUNNING under that worker, and removes the record when done; ``cancel``
+flips the status first and then waits for the recorded writes to end before it
+answers. So a write either starts before the cancel and has landed by the time the
+cancel is acknowledged, or it is refused: nothing is written after a cancel.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -37,12 +47,20 @@ LOG_ENTRIES_KEPT = 200
 # (changes made through another server process).
 WATCH_POLL_S = 1.0
 
+# How long a fenced write may hold off a cancel: past it, the write's record is taken for
+# that of a server that died mid-write. Registering a variant streams its weight file
+# within it.
+WRITE_FENCE = timedelta(seconds=120)
+# How often a cancel looks again for fenced writes that end in another server process.
+WRITE_POLL_S = 0.05
+
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
 
 def job_from_document(document: dict[str, Any]) -> ProfilingJob:
     document = dict(document)
     document["id"] = str(document.pop("_id"))
+    document.pop("writes", None)  # the fencing records (see the module's docstring)
     return ProfilingJob.model_validate(document)
 
 
@@ -143,9 +161,54 @@ class MongoJobQueue:
         )
         if document is None:
             job = await self.get(job_id)
+            if job.status is JobStatus.CANCELLED:
+                await self.writes_ended(job_id)
             raise Conflict(f"profiling job {job_id} has already ended ({job.status.value})")
         self.announce_change()
+        # Answer only once no write for the job can land any more (see writing_for).
+        await self.writes_ended(job_id)
         return job_from_document(document)
+
+    @asynccontextmanager
+    async def writing_for(self, job_id: str, worker: str) -> AsyncIterator[ProfilingJob]:
+        """A block that writes for a job: entered only while the job is RUNNING under the
+        worker (else CONFLICT), and a cancel is not acknowledged until the block has ended."""
+        token = ObjectId()
+        document = await self.jobs.find_one_and_update(
+            self.held_by(job_id, worker),
+            {"$push": {"writes": {"token": token, "until": utcnow() + WRITE_FENCE}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            job = await self.get(job_id)
+            if job.status is JobStatus.CANCELLED:
+                reason = "it was cancelled: nothing more is written for it"
+            elif job.status is JobStatus.RUNNING:
+                reason = f"it is running under worker {job.worker}"
+            else:
+                reason = f"it is {job.status.value}"
+            raise Conflict(
+                f"profiling job {job_id}: a write from worker {worker} is refused; {reason}",
+                jobStatus=job.status.value,
+            )
+        try:
+            yield job_from_document(document)
+        finally:
+            await self.jobs.update_one(
+                {"_id": document["_id"]}, {"$pull": {"writes": {"token": token}}}
+            )
+            self.announce_change()
+
+    async def writes_ended(self, job_id: str) -> None:
+        """Wait until no fenced write for the job is under way (bounded by WRITE_FENCE)."""
+        job = object_id(job_id, "id")
+        while True:
+            changed = self.changed
+            live = {"$elemMatch": {"until": {"$gt": utcnow()}}}
+            if await self.jobs.find_one({"_id": job, "writes": live}, {"_id": 1}) is None:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), WRITE_POLL_S)
 
     async def forget_model(self, model_id: str) -> None:
         now = utcnow()
@@ -272,6 +335,51 @@ class MongoJobQueue:
             return await self.not_held(job_id, worker)
         self.announce_change()
         return job_from_document(document)
+
+    async def release(self, job_id: str, worker: str, reason: str) -> ProfilingJob:
+        """The worker gives the job back unfinished: QUEUED again at once for any worker,
+        and the attempt it had taken is returned (stopping is not failing)."""
+        document = await self.jobs.find_one_and_update(
+            self.held_by(job_id, worker),
+            self.handed_back(worker, reason),
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return await self.not_held(job_id, worker)
+        self.announce_change()
+        return job_from_document(document)
+
+    async def release_workers(self, workers: list[str], reason: str) -> list[str]:
+        """Hand back every job still RUNNING under these workers (gone without doing it
+        themselves); the ids of the jobs queued again."""
+        released = []
+        for worker in workers:
+            while True:
+                document = await self.jobs.find_one_and_update(
+                    {"worker": worker, "status": JobStatus.RUNNING.value},
+                    self.handed_back(worker, reason),
+                    projection={"_id": 1},
+                )
+                if document is None:
+                    break
+                released.append(str(document["_id"]))
+        if released:
+            self.announce_change()
+        return released
+
+    @staticmethod
+    def handed_back(worker: str, reason: str) -> dict[str, Any]:
+        return {
+            "$set": {
+                "status": JobStatus.QUEUED.value,
+                "worker": None,
+                "progress": 0.0,
+                "lease_expires_at": None,
+                "update_time": utcnow(),
+            },
+            "$inc": {"attempts": -1},
+            "$push": push_log(f"handed back by {worker}: {reason}"),
+        }
 
     @staticmethod
     def held_by(job_id: str, worker: str) -> dict[str, Any]:

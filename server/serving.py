@@ -145,6 +145,7 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
         PROCESS_DATABASE_ENV,
         PROCESS_SETTINGS_ENV,
         create_app,
+        hand_back_jobs,
         prepare_processes,
         stop_workers,
     )
@@ -186,5 +187,6 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
             HubMultiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         with stop_signals_ignored():
-            stop_workers(workers)
+            stopped = stop_workers(workers)
+            asyncio.run(hand_back_jobs(settings, mongodb_url, stopped))
     return True
