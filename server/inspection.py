@@ -1,13 +1,18 @@
 """Checking an uploaded weight against what the user declared, before it is registered.
 
-The format is told from the content: PyTorch archives by their member names (read in
-this process: nothing is unpickled), ONNX files in a helper process, so that a hostile
-or huge protobuf never runs in the web process: ``onnx.checker`` (with its full check),
-and a real load in onnxruntime, the engine that will profile the model, so that a file
-that can never run is refused rather than failing its profiling job later. The helper
-is bounded in time (overrun: killed, replaced) and memory (RLIMIT_AS). An ONNX graph's
-inputs and outputs fill in what the user left out, and a contradiction is
-BAD_USER_INPUT naming the field.
+The format is told from the content, in a helper process, so that a hostile or huge
+file never runs (nor blocks the event loop) in the web process. Zip archives (PyTorch's
+formats) by their central directory, under caps on entries, unpacked size and
+compression ratio, and then what loading or running them would do: a ``.pt2`` whose
+weights or constants are pickled (which ``torch.export.load`` unpickles in full) is
+refused unless pickles are allowed, and a TorchScript or ``.pt2`` graph calling an
+operator that reaches files, processes or the network is refused (``inspect_archive``).
+ONNX files: ``onnx.checker`` (with its full check), and a real load in onnxruntime,
+the engine that will profile the model, so that a file that can never run is refused
+rather than failing its profiling job later. The helper is bounded in time (overrun:
+killed, replaced) and memory (RLIMIT_AS); the web process imports neither torch nor
+onnxruntime. An ONNX graph's inputs and outputs fill in what the user left out, and a
+contradiction is BAD_USER_INPUT naming the field.
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
+import zipfile
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from modelci.profiling.formats import (
+    ArchiveLimits,
     OnnxSignature,
     UnsupportedModel,
-    archive_format,
+    check_torchscript_graphs,
+    inspect_archive,
     onnx_signature,
 )
 from modelci.schema.domain import Engine, Framework, IOShape, ModelFields, WeightFormat
@@ -55,12 +64,13 @@ FORMAT_OF_ENGINE = {
 
 
 class ModelInspector:
-    """Checks uploads; ONNX files in one helper process, one file at a time.
+    """Checks uploads; ONNX files and zip archives in one helper process, one at a time.
 
-    ``check_seconds`` bounds one ONNX check; the memory one check may use is
+    ``check_seconds`` bounds one check; the memory one check may use is
     ``memory_headroom`` plus ``memory_per_byte`` times the file's size (the checker
     holds three copies of the model at its peak, onnxruntime two and a half), at most
     ``memory_cap``, which also bounds the helper's whole address space.
+    ``archive_limits``: what a zip upload may hold (entries, unpacked size, ratio).
     """
 
     def __init__(
@@ -71,8 +81,10 @@ class ModelInspector:
         memory_headroom: int = 1 * GiB,
         memory_per_byte: int = 4,
         memory_cap: int | None = None,
+        archive_limits: ArchiveLimits | None = None,
     ) -> None:
         self.allow_pickle = allow_pickle
+        self.archive_limits = archive_limits or ArchiveLimits()
         self.check_seconds = check_seconds
         self.memory_headroom = memory_headroom
         self.memory_per_byte = memory_per_byte
@@ -92,10 +104,11 @@ class ModelInspector:
         self, fields: ModelFields, path: Path
     ) -> tuple[ModelFields, WeightFormat | None]:
         """The fields completed from the file, and its format; BAD_USER_INPUT if they disagree."""
-        try:
-            found = archive_format(path)
-        except UnsupportedModel:
-            found = None
+        found = None
+        # Only the end of the file is read here (and off the loop): the directory, and what
+        # the archive holds, are read by the helper.
+        if await asyncio.to_thread(zipfile.is_zipfile, path):
+            found = await self.archive_format(path)
         if found is None and fields.engine is Engine.ONNX:
             signature = await self.onnx_signature(path)
             return with_signature(fields, signature), WeightFormat.ONNX
@@ -119,23 +132,38 @@ class ModelInspector:
 
     async def onnx_signature(self, path: Path) -> OnnxSignature:
         """The graph's inputs and outputs, from the helper; BAD_USER_INPUT if it refuses."""
+        signature: OnnxSignature = await self.in_helper("ONNX check", "onnx", path)
+        return signature
+
+    async def archive_format(self, path: Path) -> WeightFormat | None:
+        """The PyTorch format of a zip upload, from the helper (None: another zip);
+        BAD_USER_INPUT past the archive limits, or if loading or running it would run
+        code or reach files, processes or the network."""
+        value: str | None = await self.in_helper("archive check", "archive", path)
+        return None if value is None else WeightFormat(value)
+
+    async def in_helper(self, check: str, kind: str, path: Path) -> Any:
+        """What the helper answers for the file; BAD_USER_INPUT if it refuses it, overruns
+        its time or memory bound, or crashes on it."""
         size = (await asyncio.to_thread(path.stat)).st_size
         budget = min(self.memory_cap, self.memory_headroom + self.memory_per_byte * size)
         async with self.lock:
             helper = await self.ready_helper()
             try:
-                helper.connection.send((str(path), budget))
+                helper.connection.send(
+                    (kind, str(path), budget, self.allow_pickle, self.archive_limits)
+                )
                 verdict, detail = await helper.reply(self.check_seconds)
             except TimeoutError:
                 self.retire_helper()
                 raise refused(
                     f"checking it took longer than {self.check_seconds:g} s, the bound for one "
-                    "ONNX check, and was stopped"
+                    f"{check}, and was stopped"
                 ) from None
             except (EOFError, OSError):  # the helper died during the check
                 how = self.retire_helper()
                 raise refused(
-                    f"the ONNX check crashed on it ({how}); loading it may need more than the "
+                    f"the {check} crashed on it ({how}); loading it may need more than the "
                     f"{budget // MiB} MiB of memory one check may use"
                 ) from None
             except BaseException:  # cancelled: the helper's answer would reach the next one
@@ -144,16 +172,14 @@ class ModelInspector:
             if verdict == "memory":
                 self.retire_helper()  # what a failed allocation left behind is not worth keeping
         if verdict == "ok":
-            signature: OnnxSignature = detail
-            return signature
+            return detail
         if verdict == "memory":
             raise refused(
-                f"checking it needs more than the {budget // MiB} MiB of memory one ONNX "
-                "check may use"
+                f"checking it needs more than the {budget // MiB} MiB of memory one {check} may use"
             )
         if verdict == "failed":
-            logger.warning("the ONNX check failed unexpectedly: %s", detail)
-            raise refused(f"the ONNX check failed on it: {detail}")
+            logger.warning("the %s failed unexpectedly: %s", check, detail)
+            raise refused(f"the {check} failed on it: {detail}")
         raise refused(str(detail))
 
     async def ready_helper(self) -> CheckHelper:
@@ -179,7 +205,7 @@ def refused(reason: str) -> BadUserInput:
 
 
 class CheckHelper:
-    """The helper process that checks ONNX files, and the pipe to it."""
+    """The helper process that checks ONNX files and zip archives, and the pipe to it."""
 
     def __init__(self, process: BaseProcess, connection: Connection) -> None:
         self.process = process
@@ -196,7 +222,7 @@ class CheckHelper:
         process = context.Process(
             target=serve_checks,
             args=(theirs, os.getpid(), memory_cap, load_in_onnxruntime),
-            name="modelci-onnx-check",
+            name="modelci-model-check",
             daemon=True,
         )
         process.start()
@@ -206,7 +232,7 @@ class CheckHelper:
             await helper.reply(start_seconds)
         except (TimeoutError, EOFError, OSError) as error:
             how = helper.stop()
-            raise RuntimeError(f"the ONNX check helper did not start ({how})") from error
+            raise RuntimeError(f"the model check helper did not start ({how})") from error
         except BaseException:
             helper.stop()
             raise
@@ -256,13 +282,23 @@ def serve_checks(
     connection.send(("ready", None))
     while True:
         try:
-            path, budget = connection.recv()
+            kind, path, budget, allow_pickle, limits = connection.recv()
         except EOFError:
             return
         resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + budget), hard))
         reply: tuple[str, Any]
         try:
-            reply = ("ok", onnx_signature(path, load_in_onnxruntime))
+            if kind == "archive":
+                found = inspect_archive(path, allow_pickle, limits)
+                if found is WeightFormat.TORCHSCRIPT and importlib.util.find_spec("torch"):
+                    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+                    import_torch()  # once, outside the check's own memory bound
+                    limit = min(hard, address_space() + budget)
+                    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+                    check_torchscript_graphs(path)
+                reply = ("ok", None if found is None else found.value)
+            else:
+                reply = ("ok", onnx_signature(path, load_in_onnxruntime))
         except UnsupportedModel as error:
             reply = ("refused", str(error))
         except MemoryError:
@@ -272,6 +308,16 @@ def serve_checks(
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         connection.send(reply)
+
+
+def import_torch() -> None:
+    """Import torch (if installed) in the helper, on one thread: loading a TorchScript
+    archive needs it, and its import is the server's time and memory, not the upload's."""
+    if "torch" in sys.modules:
+        return
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def address_space() -> int:
