@@ -13,6 +13,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODELCI_PORT=8000 \
     MODELCI_DATA_DIR=/data
 
+# bubblewrap: the cage uploaded models are loaded and run in (profiling/cage.py). It needs
+# user namespaces: Docker's default seccomp profile refuses them, so run workers with
+# `--security-opt seccomp=unconfined` (or a profile that allows unshare/clone of user
+# namespaces); without them the worker falls back to the weaker cage and says so.
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY modelci ./modelci

@@ -22,7 +22,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,27 +32,12 @@ from urllib.parse import urlparse
 import httpx
 
 from modelci.client import ModelHub, as_input
-from modelci.schema.domain import (
-    DynamicProfileResult,
-    Engine,
-    IOShape,
-    StaticProfileResult,
-    WeightFormat,
-)
 from modelci.schema.errors import Conflict, HubError
 
-from .conversion import NotProduced, convert
-from .devices import LocalDevice, discover_devices, local_ip
-from .dynamic import (
-    MeasurementSettings,
-    MeasurementStopped,
-    OutOfDeviceMemory,
-    load_runner,
-    measure,
-)
-from .formats import UnsupportedModel, detect_format
-from .static import onnx_static_profile, torch_static_profile
-from .tensors import InputSpec, batch_sizes_allowed, onnx_input_specs
+from .cage import CageError, CageStopped, Limits, cage_kind, run_caged
+from .devices import discover_devices, local_ip
+from .dynamic import MeasurementSettings
+from .formats import UnsupportedModel
 
 logger = logging.getLogger("modelci.worker")
 
@@ -137,6 +123,10 @@ def refused_for_the_job(error: HubError) -> bool:
 
 class ConversionFailed(Exception):
     """Some targets could not be produced or verified; retrying would not help."""
+
+
+class CagedStepFailed(Exception):
+    """A step failed in the cage: it crashed, broke a limit, or raised."""
 
 
 # Errors that another attempt would meet again.
@@ -261,6 +251,7 @@ class Worker:
     lease_s: float = 60.0
     poll_s: float = 2.0
     allow_pickle: bool = False
+    limits: Limits = field(default_factory=Limits)
     name: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -296,6 +287,7 @@ class Worker:
         if stop is not None:
             self.stop = stop
         logger.info("worker %s serving %s on %s", self.name, self.hub.url, self.devices)
+        logger.info("uploaded models run in the cage: %s", cage_kind())
         while not self.stop.is_set():
             try:
                 job = self.claim()
@@ -359,57 +351,77 @@ class Worker:
         except HubError as refused:
             logger.warning("finishing job %s refused: %s", job_id, refused)
 
-    def fetch_model(
-        self, model_id: str, workdir: Path
-    ) -> tuple[dict[str, Any], Path, WeightFormat, list[InputSpec]]:
-        """The model's metadata, its weight file, format and input specs."""
+    def fetch_model(self, model_id: str, workdir: Path) -> tuple[dict[str, Any], Path]:
+        """The model's metadata and its weight file (never loaded here: see ``caged``)."""
         model: dict[str, Any] = self.hub.execute(MODEL, id=model_id)
         path = workdir / "weight"
         self.hub.download_weight(model["id"], path)
-        model_format = detect_format(path)
-        specs = [InputSpec.of(IOShape.model_validate(io)) for io in model["inputs"]]
-        if not specs and model_format is WeightFormat.ONNX:
-            specs = onnx_input_specs(path)
-        if not specs:
-            raise UnsupportedModel("the model declares no inputs: nothing to feed it")
-        return model, path, model_format, specs
+        return model, path
+
+    def caged(
+        self,
+        request: dict[str, Any],
+        path: Path,
+        heartbeat: Heartbeat,
+        limits: Limits,
+        cuda: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """One step of the job in the cage (``cage.py``): its messages, logs reported.
+
+        The cage is killed, with its process group, the moment the job is cancelled or
+        the worker stops; a cage that breaks a limit or dies fails the step."""
+        scratch = Path(tempfile.mkdtemp(prefix=f"{request['step']}-", dir=path.parent))
+        request = {**request, "allow_pickle": self.allow_pickle}
+        try:
+            for message in run_caged(request, path, scratch, limits, heartbeat.should_stop, cuda):
+                if message["type"] == "log":
+                    heartbeat.report(heartbeat.progress, message["message"])
+                elif message["type"] == "error":
+                    failure = UnsupportedModel if message["permanent"] else CagedStepFailed
+                    raise failure(message["message"])
+                else:
+                    yield {**message, "scratch": scratch}
+        except CageStopped:
+            heartbeat.check()  # raises JobStopped with the reason
+            raise
+        except CageError as error:
+            raise CagedStepFailed(str(error)) from None
 
     def convert(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
         with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
-            workdir = Path(folder)
-            model, path, model_format, specs = self.fetch_model(job["modelId"], workdir)
-            heartbeat.report(0.1, f"converting a {model_format.value} model to {job['targets']}")
-            outcomes = convert(
-                path,
-                model_format,
-                specs,
-                [output["name"] for output in model["outputs"]],
-                [Engine(target) for target in job["targets"]],
-                workdir,
-                self.allow_pickle,
-            )
+            model, path = self.fetch_model(job["modelId"], Path(folder))
+            heartbeat.report(0.05, f"converting in the cage ({cage_kind()})")
+            request = {
+                "step": "convert",
+                "inputs": model["inputs"],
+                "outputs": [output["name"] for output in model["outputs"]],
+                "targets": job["targets"],
+            }
             failures, produced = [], []
-            for done, outcome in enumerate(outcomes, start=1):
+            targets = max(1, len(job["targets"]))
+            for done, outcome in enumerate(
+                self.caged(request, path, heartbeat, self.limits), start=1
+            ):
                 heartbeat.check()
-                progress = 0.1 + 0.9 * done / len(outcomes)
-                if isinstance(outcome, NotProduced):
-                    if not outcome.skipped:
-                        failures.append(f"{outcome.engine.value}: {outcome.reason}")
+                progress = 0.1 + 0.9 * min(1.0, done / targets)
+                engine = outcome["engine"]
+                if outcome["type"] == "not_produced":
+                    if not outcome["skipped"]:
+                        failures.append(f"{engine}: {outcome['reason']}")
                     heartbeat.report(
                         progress,
-                        outcome.reason
-                        if outcome.skipped
-                        else f"{outcome.engine.value} not registered: {outcome.reason}",
+                        outcome["reason"]
+                        if outcome["skipped"]
+                        else f"{engine} not registered: {outcome['reason']}",
                     )
                     continue
-                check = outcome.check.model_dump(mode="json")
                 try:
                     variant = self.hub.upload(
                         REGISTER_VARIANT,
-                        outcome.path,
+                        outcome["scratch"] / outcome["file"],
                         source=model["id"],
-                        engine=outcome.engine.value,
-                        check=as_input(check),
+                        engine=engine,
+                        check=as_input(outcome["check"]),
                         profile=job["profileVariants"],
                         job=job["id"],
                         worker=self.name,
@@ -417,13 +429,13 @@ class Worker:
                 except Conflict as error:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None
-                    heartbeat.report(progress, f"{outcome.engine.value}: already registered")
+                    heartbeat.report(progress, f"{engine}: already registered")
                     continue
-                produced.append(outcome.engine.value)
+                produced.append(engine)
                 heartbeat.report(
                     progress,
-                    f"{outcome.engine.value} variant {variant} registered "
-                    f"(max relative difference {outcome.check.max_rel_diff:.1e})",
+                    f"{engine} variant {variant} registered "
+                    f"(max relative difference {outcome['check']['max_rel_diff']:.1e})",
                 )
         if failures:
             raise ConversionFailed("; ".join(failures))
@@ -431,20 +443,17 @@ class Worker:
 
     def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
         with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
-            model, path, model_format, specs = self.fetch_model(job["modelId"], Path(folder))
-            if model_format is WeightFormat.TORCH_PICKLE:
-                raise UnsupportedModel(
-                    "a pickled PyTorch model is not profiled directly (unpickling runs "
-                    "arbitrary code); profile its converted variants"
+            model, path = self.fetch_model(job["modelId"], Path(folder))
+            heartbeat.report(0.05, f"profiling in the cage ({cage_kind()})")
+            static = {"step": "static", "inputs": model["inputs"]}
+            for message in self.caged(static, path, heartbeat, self.limits):
+                figures = message["result"]
+                heartbeat.check()
+                self.write(STATIC, heartbeat, id=model["id"], result=as_input(figures))
+                heartbeat.report(
+                    0.1,
+                    f"static profile: {figures['parameters']} parameters, {figures['macs']} MACs",
                 )
-            heartbeat.report(0.05, f"loaded a {model_format.value} model")
-
-            figures = static_figures(path, model_format, specs)
-            heartbeat.check()
-            self.write(STATIC, heartbeat, id=model["id"], result=as_input(figures.model_dump()))
-            heartbeat.report(
-                0.1, f"static profile: {figures.parameters} parameters, {figures.macs} MACs"
-            )
             heartbeat.check()
 
             devices = [
@@ -452,29 +461,41 @@ class Worker:
             ]
             if self.gpu_note:
                 heartbeat.report(0.1, self.gpu_note)
-            batches, batch_note = batch_sizes_allowed(specs, job["batchSizes"])
-            if batch_note:
-                heartbeat.report(0.1, batch_note)
-            steps = max(1, len(devices) * len(batches))
-            done = 0
-            for device in devices:
-                for batch, result in self.sweep(
-                    path, model_format, specs, device, batches, heartbeat
-                ):
-                    done += 1
+            covered: list[int] = []
+            for index, device in enumerate(devices):
+                request = {
+                    "step": "profile",
+                    "inputs": model["inputs"],
+                    "batch_sizes": job["batchSizes"],
+                    "device": asdict(device),
+                    "ip": self.ip,
+                    "measurement": asdict(self.measurement),
+                }
+                cuda = device.kind == "CUDA"
+                limits = replace(self.limits, memory_bytes=None) if cuda else self.limits
+                batches: list[int] = job["batchSizes"] or [1]
+                for message in self.caged(request, path, heartbeat, limits, cuda):
                     heartbeat.check()
-                    if result is not None:
-                        self.write(
-                            DYNAMIC,
-                            heartbeat,
-                            id=model["id"],
-                            result=as_input(dynamic_result(result)),
+                    if message["type"] == "plan":
+                        batches = message["batches"]
+                        continue
+                    if message["type"] == "sweep_end":
+                        heartbeat.report(
+                            heartbeat.progress, f"{device.device_id}: {message['reason']}"
                         )
+                        continue
+                    self.write(
+                        DYNAMIC, heartbeat, id=model["id"], result=as_input(message["result"])
+                    )
+                    covered.append(message["batch"])
+                    done = (batches.index(message["batch"]) + 1) / len(batches)
                     heartbeat.report(
-                        0.1 + 0.9 * done / steps, f"{device.device_id} batch {batch} done"
+                        0.1 + 0.9 * (index + done) / len(devices),
+                        f"{device.device_id} batch {message['batch']} done",
                     )
                 heartbeat.check()
-        return f"profiled on {', '.join(d.device_id for d in devices)} at batch sizes {batches}"
+        names = ", ".join(d.device_id for d in devices)
+        return f"profiled on {names} at batch sizes {sorted(set(covered))}"
 
     def write(self, operation: str, heartbeat: Heartbeat, **variables: Any) -> None:
         """A result write for the heartbeat's job; refused by the hub once the job is not
@@ -485,68 +506,6 @@ class Worker:
             if refused_for_the_job(error):
                 raise heartbeat.refused(error) from None
             raise
-
-    def sweep(
-        self,
-        path: Path,
-        model_format: WeightFormat,
-        specs: list[InputSpec],
-        device: LocalDevice,
-        batches: list[int],
-        heartbeat: Heartbeat,
-    ) -> Any:
-        """(batch, result) for each batch size on one device; an OOM ends the sweep."""
-        runner, load_s = load_runner(path, model_format, device, self.measurement.threads)
-        try:
-            for batch in batches:
-                heartbeat.check()
-                try:
-                    result = measure(
-                        runner,
-                        specs,
-                        batch,
-                        device,
-                        self.ip,
-                        load_s,
-                        self.measurement,
-                        heartbeat.should_stop,
-                    )
-                except OutOfDeviceMemory as error:
-                    heartbeat.report(
-                        heartbeat.progress,
-                        f"{device.device_id}: batch {batch} "
-                        f"ran out of memory; sweep ended ({error})",
-                    )
-                    return
-                except MeasurementStopped:
-                    heartbeat.check()
-                    raise
-                yield batch, result
-        finally:
-            runner.close()
-
-
-def static_figures(
-    path: Path, model_format: WeightFormat, specs: list[InputSpec]
-) -> StaticProfileResult:
-    if model_format is WeightFormat.ONNX:
-        import onnx
-
-        return onnx_static_profile(onnx.load(str(path)), specs)
-    import numpy as np
-    import torch
-
-    if model_format is WeightFormat.TORCHSCRIPT:
-        module = torch.jit.load(str(path), map_location="cpu")
-    else:
-        module = torch.export.load(str(path)).module()
-    rng = np.random.default_rng(0)
-    inputs = [torch.from_numpy(spec.random(1, rng)) for spec in specs]
-    return torch_static_profile(module, inputs)
-
-
-def dynamic_result(result: DynamicProfileResult) -> dict[str, Any]:
-    return result.model_dump(mode="json", exclude={"create_time"})
 
 
 def main(

@@ -7,11 +7,6 @@ import ipaddress
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,13 +37,13 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from modelci.profiling.cage import cage_kind
 from modelci.schema import schema
 from modelci.schema.auth import Identity
 from modelci.schema.auth import Scope as AuthScope
 from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import BadUserInput, Forbidden, HubError, Unauthenticated
 
-from .embedded import stop_with_parent
 from .http import (
     MULTIPART,
     RequestIdMiddleware,
@@ -66,6 +61,7 @@ from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes, lists_in_tim
 from .tokens import TokenStore
 from .uploads import UploadSlots, parse_graphql_multipart
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
+from .workers import WorkerProcesses
 
 logger = logging.getLogger("modelci.server")
 
@@ -74,6 +70,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 CDN = "https://unpkg.com/"
 LOCAL_ASSETS = "/static/graphiql/"
 LOCAL_WORKER_TOKEN = "serve-worker"
+WORKER_CHECK_S = 2.0  # how often serve looks for workers that died
 
 
 @dataclass
@@ -301,62 +298,38 @@ async def readyz(request: Request) -> Response:
     except Exception as error:  # any failure means "not ready"; say which
         logger.warning("database not ready: %s", error)
         return JSONResponse({"status": "unavailable", "database": "no answer"}, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+    # The cage this machine's workers run uploaded models in (`profiling/cage.py`).
+    cage = await asyncio.to_thread(cage_kind)
+    return JSONResponse({"status": "ready", "database": "ok", "cage": cage})
 
 
-async def start_workers(settings: Settings, tokens: TokenStore) -> list[subprocess.Popen[bytes]]:
-    """The worker processes `serve` runs beside itself: models load there, never here.
-
-    Each has a known name (`--name`), so that the jobs they leave behind can be handed back
-    (``stop_workers``, ``MongoJobQueue.release_workers``)."""
-    if settings.workers == 0:
-        return []
+async def start_workers(settings: Settings, tokens: TokenStore) -> WorkerProcesses:
+    """The worker processes `serve` runs beside itself (``workers.py``), with a token of
+    their own when auth is on."""
     env = dict(os.environ)
-    if settings.auth_enabled():
+    if settings.auth_enabled() and settings.workers:
         await tokens.revoke_quietly(LOCAL_WORKER_TOKEN)
         _, env["MODELCI_TOKEN"] = await tokens.create(LOCAL_WORKER_TOKEN, [AuthScope.worker])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    command = [
-        sys.executable,
-        "-m",
-        "modelci.server.cli",
-        "worker",
-        "--server",
-        f"http://{host}:{settings.port}",
-    ]
-    if settings.allow_pickle:
-        command.append("--allow-pickle")
-    prefix = f"{socket.gethostname()}:serve-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    # Spawning is quick and happens once, at start-up.
-    return [
-        subprocess.Popen(  # noqa: ASYNC220
-            [*command, "--name", f"{prefix}:{number}"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=stop_with_parent if sys.platform == "linux" else None,
-        )
-        for number in range(settings.workers)
-    ]
+    workers = WorkerProcesses(
+        f"http://{host}:{settings.port}", settings.workers, env, settings.allow_pickle
+    )
+    workers.start()
+    return workers
 
 
-def stop_workers(workers: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> list[str]:
-    """SIGTERM the workers (each stops its job and hands it back), wait up to ``timeout_s``,
-    kill what is left; the workers' names (their `--name`): the caller hands back any job
-    still RUNNING under them, as a worker may no longer have reached the hub."""
-    for process in workers:
-        process.terminate()
-    deadline = time.monotonic() + timeout_s
-    names = []
-    for process in workers:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.warning("worker %d did not stop in time: killed", process.pid)
-            process.kill()
-            process.wait()
-        arguments = [str(argument) for argument in process.args]  # type: ignore[union-attr]
-        names.append(arguments[arguments.index("--name") + 1])
-    return names
+def stop_workers(workers: WorkerProcesses) -> list[str]:
+    return workers.stop()
+
+
+async def keep_workers_alive(workers: WorkerProcesses, jobs: MongoJobQueue) -> None:
+    """A worker that died (killed, out of memory) is started again, its jobs handed back
+    first, so profiling never stays down until the next restart."""
+    while True:
+        await asyncio.sleep(WORKER_CHECK_S)
+        for name in workers.dead():
+            await jobs.release_workers([name], "its worker died")
+            workers.restart(name)
 
 
 @asynccontextmanager
@@ -403,7 +376,7 @@ async def hub_services(
         await client.close()
 
 
-async def prepare_processes(settings: Settings, url: str) -> list[subprocess.Popen[bytes]]:
+async def prepare_processes(settings: Settings, url: str) -> WorkerProcesses:
     """What `serve --processes N` does once before its web processes start: the start-up
     maintenance and the profiling workers, which each of N processes must not repeat."""
     async with hub_services(settings, url, Metrics(), maintenance=True) as services:
@@ -448,7 +421,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        workers: list[subprocess.Popen[bytes]] = []
+        workers: WorkerProcesses | None = None
+        keeper: asyncio.Task[None] | None = None
         async with hub_services(settings, url, metrics, maintenance=maintenance) as services:
             try:
                 app.state.services = services
@@ -460,6 +434,7 @@ def create_app(
                     )
                 if maintenance:
                     workers = await start_workers(settings, services.tokens)
+                    keeper = asyncio.create_task(keep_workers_alive(workers, services.jobs))
                 logger.info(
                     "ModelCI Hub ready: database %s, weights in %s",
                     settings.database,
@@ -469,9 +444,11 @@ def create_app(
                 )
                 yield
             finally:
+                if keeper is not None:
+                    keeper.cancel()
                 # The web server has stopped taking requests: the workers' own hand-backs
                 # may not have reached it, so their jobs still RUNNING are handed back here.
-                stopped = await asyncio.to_thread(stop_workers, workers)
+                stopped = await asyncio.to_thread(stop_workers, workers) if workers else []
                 released = await services.jobs.release_workers(
                     stopped, "stopping (the hub shut down)"
                 )
