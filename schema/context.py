@@ -99,7 +99,16 @@ class JobQueue(Protocol):
         devices: list[str] | None = None,
         targets: list[Engine] | None = None,
         profile_variants: bool = False,
-    ) -> ProfilingJob: ...
+        owner: str | None = None,
+        quota: bool = True,
+    ) -> ProfilingJob:
+        """A new QUEUED job; with ``quota``, TOO_MANY_REQUESTS when its owner has as many
+        queued as one may."""
+        ...
+
+    async def check_quota(self, owner: str | None, jobs: int) -> None:
+        """TOO_MANY_REQUESTS unless ``owner`` may queue ``jobs`` more jobs now."""
+        ...
 
     async def get(self, job_id: str) -> ProfilingJob: ...
 

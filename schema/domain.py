@@ -348,6 +348,9 @@ class ProfilingJob(Domain):
     log: list[JobLogEntry] = Field(default_factory=list)
     error: str | None = None
     worker: str | None = None
+    owner: str | None = Field(
+        default=None, description="who queued it (a token's name): quotas and fair turns"
+    )
     attempts: int = Field(ge=0)
     max_attempts: int = Field(ge=1)
     lease_expires_at: datetime | None = None

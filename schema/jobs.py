@@ -156,7 +156,15 @@ async def queue_profiling(
     sizes = checked_batch_sizes(batch_sizes)
     wanted = await checked_devices(info, devices)
     await info.context.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
-    return await info.context.jobs.enqueue(model_id, JobKind.PROFILE, sizes, wanted)
+    return await info.context.jobs.enqueue(
+        model_id, JobKind.PROFILE, sizes, wanted, owner=owner_of(info)
+    )
+
+
+def owner_of(info: HubInfo) -> str | None:
+    """Who queues a job: the caller's token name (quotas and fair turns go by it)."""
+    identity = info.context.identity
+    return identity.name if identity else None
 
 
 # What each source format converts to; TensorRT needs a worker with a GPU and TensorRT.
@@ -185,13 +193,22 @@ def conversion_targets(model: domain.MLModel, targets: list[Engine] | None) -> l
 
 
 async def queue_conversion(
-    info: HubInfo, model: domain.MLModel, targets: list[Engine] | None, profile: bool
+    info: HubInfo,
+    model: domain.MLModel,
+    targets: list[Engine] | None,
+    profile: bool,
+    quota: bool = True,
 ) -> domain.ProfilingJob | None:
     wanted = conversion_targets(model, targets)
     if wanted is None:
         return None
     return await info.context.jobs.enqueue(
-        model.id, JobKind.CONVERT, targets=wanted, profile_variants=profile
+        model.id,
+        JobKind.CONVERT,
+        targets=wanted,
+        profile_variants=profile,
+        owner=owner_of(info),
+        quota=quota,
     )
 
 

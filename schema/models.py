@@ -12,7 +12,14 @@ from . import domain
 from .context import HubInfo, WeightSource
 from .domain import JobKind
 from .errors import BadUserInput, validated
-from .jobs import DEFAULT_BATCH_SIZES, FencingJob, FencingWorker, fenced, queue_conversion
+from .jobs import (
+    DEFAULT_BATCH_SIZES,
+    FencingJob,
+    FencingWorker,
+    fenced,
+    owner_of,
+    queue_conversion,
+)
 from .pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -113,11 +120,16 @@ class ModelMutations:
     ) -> MLModel:
         fields = validated(input, "input")
         source = cast(WeightSource, weight)
+        owner = owner_of(info)
+        # The jobs it would queue must fit the caller's quota before anything is stored.
+        await info.context.jobs.check_quota(owner, int(convert) + int(profile))
         model = await info.context.registry.register(fields, source)
         if convert:
-            await queue_conversion(info, model, None, profile)
+            await queue_conversion(info, model, None, profile, quota=False)
         if profile:
-            await info.context.jobs.enqueue(model.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES))
+            await info.context.jobs.enqueue(
+                model.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES), owner=owner, quota=False
+            )
         return model  # type: ignore[return-value]
 
     @strawberry.mutation(
@@ -145,9 +157,10 @@ class ModelMutations:
             variant = await info.context.registry.register(
                 fields, cast(WeightSource, weight), parent_model_id=source.id, conversion=check
             )
-            if profile:
+            if profile:  # on behalf of whoever asked for the conversion
+                owner = (await info.context.jobs.get(job_id)).owner if job_id else None
                 await info.context.jobs.enqueue(
-                    variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES)
+                    variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES), owner=owner, quota=False
                 )
         return variant  # type: ignore[return-value]
 

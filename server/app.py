@@ -364,7 +364,12 @@ async def hub_services(
             db=db,
             weights=weights,
             registry=registry,
-            jobs=MongoJobQueue(db[JOBS], db[DEVICES], time_sliced=time_sliced),
+            jobs=MongoJobQueue(
+                db[JOBS],
+                db[DEVICES],
+                time_sliced=time_sliced,
+                max_queued_per_owner=settings.max_queued_jobs_per_token,
+            ),
             tokens=TokenStore(db[TOKENS]),
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -37,7 +38,7 @@ from modelci.schema.domain import (
     ProfilingJob,
     utcnow,
 )
-from modelci.schema.errors import Conflict, NotFound
+from modelci.schema.errors import Conflict, NotFound, TooManyRequests
 
 from .storage import newest_first, object_id, to_bson
 
@@ -55,6 +56,7 @@ WRITE_FENCE = timedelta(seconds=120)
 WRITE_POLL_S = 0.05
 
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+ANYONE = object()  # next_owner: no owner's turn to keep
 
 
 def job_from_document(document: dict[str, Any]) -> ProfilingJob:
@@ -80,8 +82,10 @@ class MongoJobQueue:
         devices: AsyncCollection[dict[str, Any]],
         *,
         time_sliced: bool = False,
+        max_queued_per_owner: int = 500,
     ) -> None:
         self.jobs = jobs
+        self.max_queued_per_owner = max_queued_per_owner
         self.device_collection = devices
         self.time_sliced = time_sliced  # listings: see storage.newest_first
         self.changed = asyncio.Event()
@@ -99,7 +103,11 @@ class MongoJobQueue:
         devices: list[str] | None = None,
         targets: list[Engine] | None = None,
         profile_variants: bool = False,
+        owner: str | None = None,
+        quota: bool = True,
     ) -> ProfilingJob:
+        if quota:
+            await self.check_quota(owner, 1)
         now = utcnow()
         document: dict[str, Any] = {
             "model_id": model_id,
@@ -113,6 +121,7 @@ class MongoJobQueue:
             "log": [log_entry("queued")],
             "error": None,
             "worker": None,
+            "owner": owner,
             "attempts": 0,
             "max_attempts": MAX_ATTEMPTS,
             "lease_expires_at": None,
@@ -125,6 +134,16 @@ class MongoJobQueue:
         document["_id"] = result.inserted_id
         self.announce_change()
         return job_from_document(document)
+
+    async def check_quota(self, owner: str | None, jobs: int) -> None:
+        if owner is None:
+            return
+        queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
+        if queued + jobs > self.max_queued_per_owner:
+            raise TooManyRequests(
+                f"{owner} has {queued} jobs queued, and {self.max_queued_per_owner} is the most "
+                "one token may have waiting; wait for some to run, or cancel some"
+            )
 
     async def get(self, job_id: str) -> ProfilingJob:
         document = await self.jobs.find_one({"_id": object_id(job_id, "id")})
@@ -240,11 +259,14 @@ class MongoJobQueue:
                 "$push": push_log("failed: attempts used up"),
             },
         )
-        runnable = {
-            "$or": [{"status": JobStatus.QUEUED.value}, lost],
-            # Every device the job asks for is one of this worker's.
-            "$expr": {"$setIsSubset": ["$devices", device_ids]},
-        }
+        # Every device the job asks for is one of this worker's.
+        fits = {"$expr": {"$setIsSubset": ["$devices", device_ids]}}
+        queued = {"status": JobStatus.QUEUED.value}
+        owner = await self.next_owner(fits)
+        runnable: dict[str, Any] = {"$or": [queued, lost], **fits}
+        if owner is not ANYONE:  # lost jobs first, then the owner whose turn it is
+            lost_or_turn = {"$or": [lost, {**queued, "owner": owner}]}
+            runnable = {**lost_or_turn, **fits}
         document = await self.jobs.find_one_and_update(
             runnable,
             {
@@ -265,6 +287,24 @@ class MongoJobQueue:
             return None
         self.announce_change()
         return job_from_document(document)
+
+    async def next_owner(self, fits: dict[str, Any]) -> str | object | None:
+        """Whose queued job runs next: the owner with the fewest jobs running, then the
+        one waiting longest, so one token's thousand jobs do not hold everyone else's
+        behind them. ``ANYONE`` when there is no choice to make."""
+        waiting = await self.jobs.aggregate(
+            [
+                {"$match": {"status": JobStatus.QUEUED.value, **fits}},
+                {"$group": {"_id": "$owner", "oldest": {"$min": "$_id"}}},
+            ]
+        )
+        oldest = {group["_id"]: group["oldest"] async for group in waiting}
+        if len(oldest) < 2:
+            return ANYONE
+        running: Counter[str | None] = Counter()
+        async for job in self.jobs.find({"status": JobStatus.RUNNING.value}, {"owner": 1}):
+            running[job.get("owner")] += 1
+        return min(oldest, key=lambda owner: (running[owner], oldest[owner]))
 
     async def heartbeat(
         self, job_id: str, worker: str, progress: float, message: str | None, lease_s: float

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     max_uploads_per_token: int = Field(
         default=32, ge=1, description="Uploads a server process takes at once from one token."
     )
+    max_queued_jobs_per_token: int = Field(
+        default=500, ge=1, description="Jobs one token may have queued at once."
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="text for people, json (one object a line) for collectors."

@@ -49,6 +49,7 @@ MODEL_INDEXES = [
 JOB_INDEXES = [
     IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="by_status"),
     IndexModel([("model_id", ASCENDING), ("_id", DESCENDING)], name="by_model"),
+    IndexModel([("owner", ASCENDING), ("status", ASCENDING)], name="by_owner"),
 ]
 
 DEVICE_INDEXES = [

@@ -9,9 +9,11 @@ import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from conftest import PREFLIGHT, REGISTER, Api, model_input, modelci_serve, multipart, serving
+from test_jobs import CLAIM, PROFILE, cpu
 from test_observability import sample
 
 from modelci.schema.auth import Scope
@@ -167,3 +169,56 @@ def test_slow_headers_stalled_bodies_and_upload_floods_are_cut_off(tmp_path: Pat
         # With those gone, the same caller uploads again.
         third = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request)
         assert third.json()["data"]["registerModel"]["id"]
+
+
+async def test_one_token_cannot_flood_the_queue_nor_hold_others_behind_it(
+    settings: Settings, mongodb_url: str
+) -> None:
+    """One write token once queued 2 016 jobs in 9 s, and everyone else waited behind
+    them (first in, first out). Now a token has a quota of queued jobs, and workers take
+    turns between the tokens that have jobs waiting."""
+    quota = {"auth": "on", "max_queued_jobs_per_token": 3}
+    secured = create_app(settings.model_copy(update=quota), mongodb_url=mongodb_url)
+    async with serving(secured) as api:
+        store = secured.state.services.tokens
+        tokens = {
+            name: (await store.create(name, [scope]))[1]
+            for name, scope in (("alice", Scope.write), ("bob", Scope.write), ("w", Scope.worker))
+        }
+
+        async def call(token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+            headers = {"authorization": f"Bearer {token}"}
+            response = await api.http.post(
+                "/graphql", json={"query": query, "variables": variables}, headers=headers
+            )
+            return dict(response.json())
+
+        async def register(token: str, version: int, profile: bool = False) -> dict[str, Any]:
+            request = multipart(
+                REGISTER.replace("$weight)", "$weight, profile: %s)" % str(profile).lower()),
+                {"input": model_input(version=version)},
+                {"weight": ("w", b"w%d" % version)},
+            )
+            headers = {**PREFLIGHT, "authorization": f"Bearer {token}"}
+            return dict((await api.http.post("/graphql", headers=headers, **request)).json())
+
+        alice = (await register(tokens["alice"], 1))["data"]["registerModel"]["id"]
+        bob = (await register(tokens["bob"], 2))["data"]["registerModel"]["id"]
+        for _ in range(3):
+            assert not (await call(tokens["alice"], PROFILE, {"modelId": alice})).get("errors")
+        refused = await call(tokens["alice"], PROFILE, {"modelId": alice})
+        assert refused["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+        assert "3 jobs queued" in refused["errors"][0]["message"]
+        # A registration that would queue a job past the quota stores nothing.
+        body = await register(tokens["alice"], 3, profile=True)
+        assert body["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+        listed = await call(tokens["alice"], "{ models { nodes { version } } }", {})
+        assert sorted(node["version"] for node in listed["data"]["models"]["nodes"]) == [1, 2]
+
+        assert not (await call(tokens["bob"], PROFILE, {"modelId": bob})).get("errors")
+        claimed = []
+        for _ in range(3):
+            body = await call(tokens["w"], CLAIM, {"worker": "w1", "devices": [cpu()]})
+            claimed.append(body["data"]["claimProfilingJob"]["modelId"])
+        # Bob's one job, queued after Alice's three, runs second, not fourth.
+        assert claimed == [alice, bob, alice]
