@@ -45,6 +45,18 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     has_next_page: bool
+    has_previous_page: bool = False
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a newest-first list: ``first`` after a cursor (forward), or
+    ``last`` before one (backward, towards newer items); cursors are item ids."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
 
 
 class ModelRegistry(Protocol):
@@ -60,7 +72,7 @@ class ModelRegistry(Protocol):
 
     async def get(self, model_id: str) -> MLModel: ...
 
-    async def find(self, where: ModelFilter, first: int, after: str | None) -> Page[MLModel]: ...
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]: ...
 
     async def update(
         self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
@@ -113,7 +125,7 @@ class JobQueue(Protocol):
     async def get(self, job_id: str) -> ProfilingJob: ...
 
     async def find(
-        self, model_id: str | None, status: JobStatus | None, first: int, after: str | None
+        self, model_id: str | None, status: JobStatus | None, page: PageRequest
     ) -> Page[ProfilingJob]: ...
 
     async def cancel(self, job_id: str) -> ProfilingJob:

@@ -13,7 +13,7 @@ from . import domain
 from .context import HubInfo
 from .domain import DeviceKind, Engine, JobKind, JobStatus, WeightFormat
 from .errors import BadUserInput, validated
-from .pagination import DEFAULT_PAGE_SIZE, Connection, check_page_size, connection, decode_cursor
+from .pagination import Connection, connection, page_request
 from .types import Long
 
 strawberry.enum(JobStatus)
@@ -224,14 +224,14 @@ class JobQueries:
         info: HubInfo,
         model_id: strawberry.ID | None = None,
         status: JobStatus | None = None,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[ProfilingJob]:
-        check_page_size(first)
-        page = await info.context.jobs.find(
-            model_id, status, first, decode_cursor(JOB_CURSOR, after)
-        )
-        return connection(JOB_CURSOR, page)  # type: ignore[return-value]
+        page = page_request(JOB_CURSOR, first, after, last, before)
+        found = await info.context.jobs.find(model_id, status, page)
+        return connection(JOB_CURSOR, found)  # type: ignore[return-value]
 
     @strawberry.field(description="Devices that workers have reported.")
     async def devices(self, info: HubInfo) -> list[Device]:

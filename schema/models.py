@@ -20,14 +20,7 @@ from .jobs import (
     owner_of,
     queue_conversion,
 )
-from .pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Connection,
-    check_page_size,
-    connection,
-    decode_cursor,
-)
+from .pagination import MAX_PAGE_SIZE, Connection, connection, page_request
 from .types import (
     ConversionCheckInput,
     DynamicProfileResultInput,
@@ -73,7 +66,7 @@ class ModelQueries:
 
     @strawberry.field(
         description=f"Models matching every given filter, newest first; "
-        f"`first` is at most {MAX_PAGE_SIZE}."
+        f"`first` (after a cursor) or `last` (before one) is at most {MAX_PAGE_SIZE}."
     )
     async def models(
         self,
@@ -85,10 +78,12 @@ class ModelQueries:
         version: int | None = None,
         dataset: str | None = None,
         status: ModelStatus | None = None,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[MLModel]:
-        check_page_size(first)
+        page = page_request(MODEL_CURSOR, first, after, last, before)
         where = domain.ModelFilter(
             architecture=architecture,
             task=task,
@@ -98,8 +93,8 @@ class ModelQueries:
             dataset=dataset,
             status=status,
         )
-        page = await info.context.registry.find(where, first, decode_cursor(MODEL_CURSOR, after))
-        return connection(MODEL_CURSOR, page)  # type: ignore[return-value]
+        found = await info.context.registry.find(where, page)
+        return connection(MODEL_CURSOR, found)  # type: ignore[return-value]
 
 
 @strawberry.type

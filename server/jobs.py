@@ -28,7 +28,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from modelci.schema.context import Page
+from modelci.schema.context import Page, PageRequest
 from modelci.schema.domain import (
     FINISHED_JOB_STATUSES,
     Device,
@@ -40,7 +40,7 @@ from modelci.schema.domain import (
 )
 from modelci.schema.errors import Conflict, NotFound, TooManyRequests
 
-from .storage import newest_first, object_id, to_bson
+from .storage import keyset_page, object_id, to_bson
 
 MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
@@ -152,21 +152,17 @@ class MongoJobQueue:
         return job_from_document(document)
 
     async def find(
-        self, model_id: str | None, status: JobStatus | None, first: int, after: str | None
+        self, model_id: str | None, status: JobStatus | None, page: PageRequest
     ) -> Page[ProfilingJob]:
         query: dict[str, Any] = {}
         if model_id is not None:
             query["model_id"] = str(object_id(model_id, "modelId"))
         if status is not None:
             query["status"] = status.value
-        before = object_id(after, "after") if after is not None else None
-        documents = await newest_first(
-            self.jobs, query, first + 1, before, time_sliced=self.time_sliced
+        documents, has_next, has_previous = await keyset_page(
+            self.jobs, query, page, time_sliced=self.time_sliced
         )
-        return Page(
-            items=[job_from_document(document) for document in documents[:first]],
-            has_next_page=len(documents) > first,
-        )
+        return Page([job_from_document(document) for document in documents], has_next, has_previous)
 
     async def cancel(self, job_id: str) -> ProfilingJob:
         now = utcnow()

@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from modelci.schema.context import Page, WeightSource
+from modelci.schema.context import Page, PageRequest, WeightSource
 from modelci.schema.domain import (
     ConversionCheck,
     DynamicProfileResult,
@@ -32,7 +32,7 @@ from modelci.schema.domain import (
 from modelci.schema.errors import Conflict, NotFound, invalid_input
 
 from .inspection import ModelInspector, check_declaration
-from .storage import MODEL_KEY_FIELDS, model_from_document, newest_first, object_id, to_bson
+from .storage import MODEL_KEY_FIELDS, keyset_page, model_from_document, object_id, to_bson
 from .uploads import StagedUpload
 from .weights import StagedWeight, WeightStore, display_filename
 
@@ -78,20 +78,18 @@ class MongoModelRegistry:
             raise NotFound(f"no model with id {model_id}")
         return model_from_document(document)
 
-    async def find(self, where: ModelFilter, first: int, after: str | None) -> Page[MLModel]:
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]:
         query: dict[str, Any] = {
             field: to_bson(value)
             for field, value in where.model_dump(exclude={"status"}, exclude_none=True).items()
         }
         if where.status is not None:
             query["model_status"] = where.status.value
-        before = object_id(after, "after") if after is not None else None
-        documents = await newest_first(
-            self.models, query, first + 1, before, time_sliced=self.time_sliced
+        documents, has_next, has_previous = await keyset_page(
+            self.models, query, page, time_sliced=self.time_sliced
         )
         return Page(
-            items=[model_from_document(document) for document in documents[:first]],
-            has_next_page=len(documents) > first,
+            [model_from_document(document) for document in documents], has_next, has_previous
         )
 
     # Registering, updating, deleting

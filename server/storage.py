@@ -16,6 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelci.schema.context import PageRequest
 from modelci.schema.domain import MLModel, utcnow
 from modelci.schema.errors import BadUserInput
 
@@ -130,6 +131,31 @@ async def newest_first(
         upper = {"$lt": lower}
         span *= SLICE_GROWTH
     return found + await read(upper, limit - len(found))
+
+
+async def keyset_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    page: PageRequest,
+    *,
+    time_sliced: bool,
+) -> tuple[list[dict[str, Any]], bool, bool]:
+    """A page of a newest-first list: its documents, whether more follow, whether more
+    come before. Forward (``first`` after a cursor) reads older ids; backward (``last``
+    before a cursor) reads the nearest newer ids, oldest first, and turns them round."""
+    if page.last is not None:
+        newer = {"_id": {"$gt": object_id(page.before, "before")}} if page.before else {}
+        found = (
+            await collection.find({**query, **newer})
+            .sort("_id", ASCENDING)
+            .limit(page.last + 1)
+            .to_list()
+        )
+        return found[: page.last][::-1], page.before is not None, len(found) > page.last
+    first = page.first or 0
+    after = object_id(page.after, "after") if page.after is not None else None
+    found = await newest_first(collection, query, first + 1, after, time_sliced=time_sliced)
+    return found[:first], len(found) > first, page.after is not None
 
 
 def object_id(value: str, argument: str = "id") -> ObjectId:

@@ -46,6 +46,41 @@ async def test_pages_cover_every_model_once_newest_first(api: Api) -> None:
     assert seen == list(reversed(ids))
 
 
+BOTH_WAYS = """
+query Page($first: Int, $after: String, $last: Int, $before: String) {
+  models(first: $first, after: $after, last: $last, before: $before) {
+    nodes { version }
+    pageInfo { hasNextPage endCursor hasPreviousPage startCursor }
+  }
+}"""
+
+
+async def test_relay_clients_page_backwards_too(api: Api) -> None:
+    for version in range(1, 8):
+        await api.register(version=version)
+
+    async def page(**arguments: object) -> tuple[list[int], dict[str, object]]:
+        models = (await api.data(BOTH_WAYS, arguments))["models"]
+        return [node["version"] for node in models["nodes"]], models["pageInfo"]
+
+    first, info = await page(first=3)
+    assert first == [7, 6, 5] and info["hasNextPage"] and not info["hasPreviousPage"]
+    second, info = await page(first=3, after=info["endCursor"])
+    assert second == [4, 3, 2] and info["hasNextPage"] and info["hasPreviousPage"]
+    back, back_info = await page(last=3, before=info["startCursor"])
+    assert back == [7, 6, 5]
+    assert back_info["hasNextPage"] and not back_info["hasPreviousPage"]
+    oldest, oldest_info = await page(last=3)  # the end of the list
+    assert oldest == [3, 2, 1]
+    assert oldest_info["hasPreviousPage"] and not oldest_info["hasNextPage"]
+    middle, _ = await page(last=2, before=oldest_info["startCursor"])
+    assert middle == [5, 4]
+    for mixed in ({"first": 2, "last": 2}, {"after": info["endCursor"], "last": 2}):
+        assert await api.error_code(BOTH_WAYS, mixed) == "BAD_USER_INPUT"
+    assert await api.error_code(BOTH_WAYS, {"last": 0}) == "BAD_USER_INPUT"
+    assert await api.error_code(BOTH_WAYS, {"last": 2, "before": "nope"}) == "BAD_USER_INPUT"
+
+
 async def test_filters_combine(api: Api) -> None:
     await api.register(version=1, dataset="ImageNet", framework="PyTorch", engine="NONE")
     serving = await api.register(
