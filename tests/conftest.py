@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pymongo import MongoClient
 from starlette.applications import Starlette
 
 from modelci.server.app import create_app
-from modelci.server.embedded import EmbeddedDatabase
+from modelci.server.embedded import EmbeddedDatabase, free_port
 from modelci.server.settings import Settings
 
 PREFLIGHT = {"apollo-require-preflight": "true"}
@@ -304,3 +305,31 @@ def register_live(hub: str, content: bytes, flags: str = "", **fields: Any) -> s
     assert not body.get("errors"), body
     model_id: str = body["data"]["registerModel"]["id"]
     return model_id
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`modelci serve` with no worker of its own: the tests start and kill workers."""
+    with modelci_serve(tmp_path_factory.mktemp("hub"), free_port(), workers="0") as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small convolutional network exported to ONNX with a dynamic batch axis."""
+    import torch
+    from networks import SmallConvNet
+
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            SmallConvNet().eval(),
+            (torch.randn(2, 3, 16, 16),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+    return path

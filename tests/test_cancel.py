@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import torch
 from conftest import Api, dynamic_result, modelci_env, modelci_serve, register_live
-from networks import SmallConvNet
 
 from modelci.server.embedded import free_port
 
@@ -113,26 +110,8 @@ def messages(job: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with modelci_serve(tmp_path_factory.mktemp("hub"), free_port(), workers="0") as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def onnx_weight(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            SmallConvNet().eval(),
-            (torch.randn(2, 3, 16, 16),),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-        )
-    return path.read_bytes()
+def onnx_weight(onnx_model: Path) -> bytes:
+    return onnx_model.read_bytes()
 
 
 def register(hub: str, weight: bytes) -> str:

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,6 @@ from conftest import (
     multipart,
     register_live,
 )
-from networks import SmallConvNet
 from typer.testing import CliRunner
 from websockets.sync.client import connect
 
@@ -60,30 +58,6 @@ query Results($id: ID!) {
 PROFILE = """
 mutation($id: ID!, $sizes: [Int!]) { profileModel(modelId: $id, batchSizes: $sizes) { id } }
 """
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`modelci serve` with no worker of its own: the tests start and kill workers."""
-    with modelci_serve(tmp_path_factory.mktemp("hub"), free_port(), workers="0") as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            SmallConvNet().eval(),
-            (torch.randn(2, 3, 16, 16),),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-        )
-    return path
 
 
 @contextmanager
