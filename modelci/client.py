@@ -2,13 +2,16 @@
 
 Methods mirror the seed's ModelService (``register_model``, ``get_models``,
 ``get_by_id``, ``update_model``, the profiling-result calls, ``delete_model``) plus jobs.
-They return the hub's own pydantic models and raise the hub's typed errors
-(``modelci.schema.errors``: ``NotFound``, ``Conflict``, …) by ``extensions.code``.
+They run the typed operations generated from ``modelci/operations/*.graphql`` and
+``schema.graphql`` (``modelci.graphql_client``, also reachable as ``hub.api``), so what
+they return are the schema's own types: ``MLModel``, ``ProfilingJob``, with the schema's
+enums (``Engine``, ``WeightFormat``, …) and snake_case fields. They raise the hub's typed
+errors (``modelci.schema.errors``: ``NotFound``, ``Conflict``, …) by ``extensions.code``.
 
-The operation documents are written by hand, next to the methods that use them, and a
-test validates every one against the live schema, which gives the guarantee generated
-code would (no drift from ``schema.graphql``) without a code generator in the build.
-Uploads and downloads stream in chunks and report progress through a callback.
+Arguments are checked against the schema's input types before anything is sent: enums
+by name or member (the generated ones, or the hub's domain enums), inputs as pydantic
+objects (generated inputs, domain models, earlier results) or plain dicts. Uploads and
+downloads stream in chunks and report progress through a callback.
 """
 
 from __future__ import annotations
@@ -16,229 +19,188 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
-import httpx
+from pydantic import BaseModel, ValidationError
 
-from modelci.schema.domain import (
-    FINISHED_JOB_STATUSES,
+from modelci.graphql_client import (
+    ConversionCheckInput,
+    CreateApiTokenCreateApiToken,
+    DataType,
+    DeviceInput,
+    DeviceKind,
     DynamicProfileResult,
+    DynamicProfileResultInput,
+    Engine,
+    Framework,
+    GetApiTokensApiTokens,
+    GetDevicesDevices,
+    GetLineageModelChildren,
+    HubOperations,
+    IOShapeInput,
+    JobKind,
+    JobStatus,
+    Metric,
+    MetricValueInput,
     MLModel,
+    ModelInput,
+    ModelInputFormat,
+    ModelStatus,
+    ModelUpdateInput,
     ProfilingJob,
-    StaticProfileResult,
+    Scope,
+    StaticProfileResultInput,
+    Task,
+    Upload,
+    WeightFormat,
 )
-from modelci.schema.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
+from modelci.schema.errors import BadUserInput, invalid_input
+from modelci.transport import (
+    CHUNK_SIZE,
+    CountingReader,
+    HubUnreachable,
+    InternalServerError,
+    Progress,
+    raise_for,
+)
 
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
-CHUNK_SIZE = 1024 * 1024
+__all__ = [
+    "AsyncModelHub",
+    "ConversionCheckInput",
+    "DataType",
+    "DeviceInput",
+    "DeviceKind",
+    "DynamicProfileResult",
+    "DynamicProfileResultInput",
+    "Engine",
+    "Framework",
+    "HubUnreachable",
+    "IOShapeInput",
+    "InternalServerError",
+    "JobKind",
+    "JobStatus",
+    "MLModel",
+    "Metric",
+    "MetricValueInput",
+    "ModelHub",
+    "ModelInput",
+    "ModelInputFormat",
+    "ModelStatus",
+    "ModelUpdateInput",
+    "ProfilingJob",
+    "Progress",
+    "Scope",
+    "StaticProfileResultInput",
+    "Task",
+    "WeightFormat",
+]
+
 PAGE_SIZE = 100
+FINISHED_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+Input = TypeVar("Input", bound=BaseModel)
 
 
-class InternalServerError(HubError):
-    code = INTERNAL_SERVER_ERROR
-
-
-MODEL_FIELDS = """
-id architecture framework engine version dataset task creator modelStatus parentModelId
-createTime updateTime
-metric { name value }
-inputs { name shape dtype format }
-outputs { name shape dtype format }
-weight { filename size sha256 contentType format }
-conversion { sourceEngine batchSizes maxAbsDiff maxRelDiff tolerance }
-profileResult {
-  staticResult { parameters flops memory mread mwrite mrw macs uncountedOperators method }
-  dynamicResults {
-    ip deviceId deviceName batch createTime
-    memory { totalMemory memoryUsage utilization }
-    latency {
-      initializationLatency { avg p50 p95 p99 }
-      preprocessLatency { avg p50 p95 p99 }
-      inferenceLatency { avg p50 p95 p99 }
-      postprocessLatency { avg p50 p95 p99 }
-    }
-    throughput {
-      batchFormationThroughput preprocessThroughput inferenceThroughput postprocessThroughput
-    }
-    measurement {
-      runtime intraOpThreads samples windows stable iqrOverMedian percentileMethod
-    }
-  }
-}
-"""
-
-JOB_FIELDS = """
-id modelId kind status batchSizes devices targets profileVariants progress error worker
-attempts maxAttempts leaseExpiresAt createTime startTime endTime updateTime
-log { time message }
-"""
-
-OPERATIONS = {
-    "register": """
-mutation Register($input: ModelInput!, $weight: Upload!, $convert: Boolean!, $profile: Boolean!) {
-  registerModel(input: $input, weight: $weight, convert: $convert, profile: $profile) {
-    %s
-  }
-}"""
-    % MODEL_FIELDS,
-    "get": "query Get($id: ID!) { model(id: $id) { %s } }" % MODEL_FIELDS,
-    "list": """
-query List($architecture: String, $task: Task, $framework: Framework, $engine: Engine,
-           $version: Int, $dataset: String, $status: ModelStatus, $first: Int!, $after: String) {
-  models(architecture: $architecture, task: $task, framework: $framework, engine: $engine,
-         version: $version, dataset: $dataset, status: $status, first: $first, after: $after) {
-    nodes { %s }
-    pageInfo { hasNextPage endCursor }
-  }
-}"""
-    % MODEL_FIELDS,
-    "update": """
-mutation Update($id: ID!, $input: ModelUpdateInput!, $weight: Upload) {
-  updateModel(id: $id, input: $input, weight: $weight) { %s }
-}"""
-    % MODEL_FIELDS,
-    "delete": """
-mutation Delete($id: ID!, $cascade: Boolean!) {
-  deleteModel(id: $id, cascade: $cascade) { %s }
-}"""
-    % MODEL_FIELDS,
-    "static": """
-mutation Static($id: ID!, $result: StaticProfileResultInput!) {
-  registerStaticProfilingResult(modelId: $id, result: $result) { %s }
-}"""
-    % MODEL_FIELDS,
-    "add_dynamic": """
-mutation AddDynamic($id: ID!, $result: DynamicProfileResultInput!) {
-  registerDynamicProfilingResult(modelId: $id, result: $result) { %s }
-}"""
-    % MODEL_FIELDS,
-    "update_dynamic": """
-mutation UpdateDynamic($id: ID!, $result: DynamicProfileResultInput!, $force: Boolean!) {
-  updateDynamicProfilingResult(modelId: $id, result: $result, forceInsert: $force) { %s }
-}"""
-    % MODEL_FIELDS,
-    "delete_dynamic": """
-mutation DeleteDynamic($id: ID!, $ip: String!, $deviceId: String!, $batch: Int) {
-  deleteDynamicProfilingResult(modelId: $id, ip: $ip, deviceId: $deviceId, batch: $batch) {
-    %s
-  }
-}"""
-    % MODEL_FIELDS,
-    "profile": """
-mutation Profile($id: ID!, $batchSizes: [Int!], $devices: [String!]) {
-  profileModel(modelId: $id, batchSizes: $batchSizes, devices: $devices) { %s }
-}"""
-    % JOB_FIELDS,
-    "convert": """
-mutation Convert($id: ID!, $targets: [Engine!], $profile: Boolean!) {
-  convertModel(modelId: $id, targets: $targets, profile: $profile) { %s }
-}"""
-    % JOB_FIELDS,
-    "job": "query Job($id: ID!) { profilingJob(id: $id) { %s } }" % JOB_FIELDS,
-    "jobs": """
-query Jobs($modelId: ID, $status: JobStatus, $first: Int!, $after: String) {
-  profilingJobs(modelId: $modelId, status: $status, first: $first, after: $after) {
-    nodes { %s }
-    pageInfo { hasNextPage endCursor }
-  }
-}"""
-    % JOB_FIELDS,
-    "cancel": "mutation Cancel($id: ID!) { cancelProfilingJob(id: $id) { %s } }" % JOB_FIELDS,
-}
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def keys_to(convert: Callable[[str], str], value: Any) -> Any:
-    if isinstance(value, dict):
-        return {convert(key): keys_to(convert, item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [keys_to(convert, item) for item in value]
-    return value
-
-
-def as_input(value: Any) -> Any:
-    """Pydantic models, enums or snake_case dicts as GraphQL input values (camelCase)."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json", exclude_none=True, exclude={"create_time"})
+def plain(value: Any) -> Any:
+    """Plain values for an input: models as dicts, enums by their GraphQL name (the
+    hub's domain enums carry other values, e.g. WeightFormat.TORCHSCRIPT = 'TorchScript')."""
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump())
     if isinstance(value, Enum):
-        return value.value
+        return value.name
     if isinstance(value, dict):
-        return {camel(key): as_input(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [as_input(item) for item in value]
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
     return value
 
 
-def model_input(fields: dict[str, Any]) -> dict[str, Any]:
-    return {camel(key): as_input(value) for key, value in fields.items() if value is not None}
+def as_input(kind: type[Input], value: Any, argument: str) -> Input:
+    """``value`` as the schema's input type ``kind`` (snake_case or camelCase keys), or
+    BAD_USER_INPUT naming what is wrong, before anything is sent."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind.model_validate(plain(value))
+    except ValidationError as error:
+        raise invalid_input(error, argument) from None
 
 
-def raise_for(body: dict[str, Any], status: int) -> None:
-    errors = body.get("errors") or []
-    if not errors:
-        if status >= 400:
-            raise InternalServerError(f"HTTP {status}")
-        return
-    error = errors[0]
-    extensions = dict(error.get("extensions") or {})
-    code = extensions.pop("code", INTERNAL_SERVER_ERROR)
-    raise ERRORS_BY_CODE.get(code, InternalServerError)(error.get("message", code), **extensions)
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments a caller gave a value (None: not given)."""
+    return {key: value for key, value in fields.items() if value is not None}
 
 
-class CountingReader:
-    """A file object that reports how much of it has been read."""
+def enum_name(value: Any) -> Any:
+    return value.name if isinstance(value, Enum) else value
 
-    def __init__(self, file: BinaryIO, total: int, progress: Progress | None) -> None:
-        self.file, self.total, self.progress, self.done = file, total, progress, 0
 
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.file.read(size)
-        self.done += len(chunk)
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-        return chunk
+EnumKind = TypeVar("EnumKind", bound=Enum)
 
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(CHUNK_SIZE):
-            yield chunk
+
+def optional_enum(kind: type[EnumKind], value: Any, argument: str) -> EnumKind | None:
+    return None if value is None else enum_value(kind, value, argument)
+
+
+def enum_value(kind: type[EnumKind], value: Any, argument: str) -> EnumKind:
+    """``value`` (a member of any enum, by name, or a name) as the schema's enum ``kind``;
+    BAD_USER_INPUT listing the valid names otherwise."""
+    try:
+        return kind(enum_name(value))
+    except ValueError:
+        valid = ", ".join(member.value for member in kind)
+        raise BadUserInput(
+            f"{argument}: {enum_name(value)!r} is not a {kind.__name__}; one of {valid}",
+            field=argument,
+        ) from None
 
 
 @contextmanager
-def opened_weight(
-    weight: str | Path | bytes, progress: Progress | None
-) -> Iterator[tuple[str, Any]]:
-    """(file name, a counting reader) for a path or bytes."""
+def opened_upload(
+    weight: str | Path | bytes, progress: Progress | None, filename: str | None = None
+) -> Iterator[Upload]:
+    """An Upload reading a path (streamed from disk) or bytes, counting what is read."""
     if isinstance(weight, bytes):
-        yield "weight", CountingReader(io.BytesIO(weight), len(weight), progress)
+        reader = CountingReader(io.BytesIO(weight), len(weight), progress)
+        yield Upload(filename or "weight", reader, "application/octet-stream")
         return
     path = Path(weight)
     with path.open("rb") as file:
-        yield path.name, CountingReader(file, path.stat().st_size, progress)
+        reader = CountingReader(file, path.stat().st_size, progress)
+        yield Upload(filename or path.name, reader, "application/octet-stream")
 
 
-def multipart(
-    query: str, variables: dict[str, Any], filename: str, reader: IO[bytes]
-) -> dict[str, Any]:
-    operations = json.dumps({"query": query, "variables": {**variables, "weight": None}})
-    return {
-        "data": {"operations": operations, "map": json.dumps({"0": ["variables.weight"]})},
-        "files": {"0": (filename, reader, "application/octet-stream")},
-        "headers": {"apollo-require-preflight": "true"},
-    }
+def attachment_name(disposition: str) -> str | None:
+    """The file name a Content-Disposition header gives (``filename*`` first), reduced
+    to a plain name: no folders, nothing hidden behind dots."""
+    extended = re.search(r"filename\*\s*=\s*([^;]+)", disposition, re.IGNORECASE)
+    if extended:
+        encoded = extended.group(1).strip().strip('"')
+        name = unquote(encoded.split("''", 1)[-1])
+    else:
+        simple = re.search(
+            r'filename\s*=\s*"((?:[^"\\]|\\.)*)"|filename\s*=\s*([^;]+)', disposition, re.IGNORECASE
+        )
+        if not simple:
+            return None
+        name = (simple.group(1) or simple.group(2) or "").strip()
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    return name or None
+
+
+def is_folder_target(target: str | Path) -> bool:
+    """``-o weights/`` (a trailing slash) or an existing folder: write into it."""
+    text = str(target)
+    return text.endswith(("/", os.sep)) or Path(target).is_dir()
 
 
 class JobFollower:
@@ -270,14 +232,17 @@ class JobFollower:
 
 
 class ModelHub:
-    """A hub at ``url``; ``token`` for servers with auth on."""
+    """A hub at ``url``; ``token`` for servers with auth on.
+
+    ``hub.api`` is the generated operation layer itself (one typed method per operation
+    in ``modelci/operations``), on the same kept-alive connections.
+    """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self.api = HubOperations(url, token, timeout)
 
     def close(self) -> None:
-        self.http.close()
+        self.api.close()
 
     def __enter__(self) -> ModelHub:
         return self
@@ -287,41 +252,7 @@ class ModelHub:
 
     @property
     def url(self) -> str:
-        return str(self.http.base_url)
-
-    def execute(self, document: str, **variables: Any) -> Any:
-        """Run a GraphQL document; the value of its (single) root field."""
-        response = self.http.post("/graphql", json={"query": document, "variables": variables})
-        return self.data(response)
-
-    def call(self, operation: str, **variables: Any) -> Any:
-        return self.execute(OPERATIONS[operation], **variables)
-
-    def upload(
-        self,
-        document: str,
-        weight: str | Path | bytes,
-        progress: Progress | None = None,
-        **variables: Any,
-    ) -> Any:
-        """Run a document whose ``$weight`` is the file, sent as a streamed multipart upload."""
-        with opened_weight(weight, progress) as (filename, reader):
-            response = self.http.post(
-                "/graphql", **multipart(document, variables, filename, reader)
-            )
-        return self.data(response)
-
-    @staticmethod
-    def data(response: httpx.Response) -> Any:
-        try:
-            body = response.json()
-        except ValueError:
-            raise InternalServerError(
-                f"HTTP {response.status_code}: {response.text[:200]}"
-            ) from None
-        raise_for(body, response.status_code)
-        (value,) = body["data"].values()
-        return value
+        return self.api.url
 
     # The seed's model service
 
@@ -334,31 +265,55 @@ class ModelHub:
         progress: Progress | None = None,
         **fields: Any,
     ) -> MLModel:
-        """Register a model; ``fields`` as ModelInput (architecture, framework, engine, …)."""
-        registered = self.upload(
-            OPERATIONS["register"],
-            weight,
-            progress,
-            input=model_input(fields),
-            convert=convert,
-            profile=profile,
-        )
-        return MLModel.model_validate(keys_to(snake, registered))
+        """Register a model; ``fields`` as ModelInput (architecture, framework, engine,
+        version, dataset, task, inputs, outputs, metric, model_status, creator)."""
+        model_input = as_input(ModelInput, given(fields), "input")
+        with opened_upload(weight, progress) as upload:
+            registered = self.api.register_model(
+                input=model_input,
+                weight=upload,
+                convert=convert,
+                profile=profile,
+                progress=progress,
+            )
+        return registered.register_model
 
     def get_by_id(self, model_id: str) -> MLModel:
-        return MLModel.model_validate(keys_to(snake, self.call("get", id=model_id)))
+        return self.api.get_by_id(model_id).model
 
-    def get_models(self, limit: int | None = None, **filters: Any) -> list[MLModel]:
-        """Models matching every filter (architecture, task, …), newest first."""
+    def get_models(
+        self,
+        limit: int | None = None,
+        *,
+        architecture: str | None = None,
+        task: Task | str | None = None,
+        framework: Framework | str | None = None,
+        engine: Engine | str | None = None,
+        version: int | None = None,
+        dataset: str | None = None,
+        status: ModelStatus | str | None = None,
+    ) -> list[MLModel]:
+        """Models matching every filter given, newest first."""
         found: list[MLModel] = []
         after = None
         while limit is None or len(found) < limit:
-            page = self.call("list", first=PAGE_SIZE, after=after, **as_input(filters))
-            found += [MLModel.model_validate(keys_to(snake, node)) for node in page["nodes"]]
-            if not page["pageInfo"]["hasNextPage"]:
+            first = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
+            page = self.api.get_models(
+                first=first,
+                after=after,
+                architecture=architecture,
+                task=optional_enum(Task, task, "task"),
+                framework=optional_enum(Framework, framework, "framework"),
+                engine=optional_enum(Engine, engine, "engine"),
+                version=version,
+                dataset=dataset,
+                status=optional_enum(ModelStatus, status, "status"),
+            ).models
+            found += page.nodes
+            if not page.page_info.has_next_page:
                 break
-            after = page["pageInfo"]["endCursor"]
-        return found[:limit] if limit is not None else found
+            after = page.page_info.end_cursor
+        return found
 
     def update_model(
         self,
@@ -367,89 +322,168 @@ class ModelHub:
         progress: Progress | None = None,
         **changes: Any,
     ) -> MLModel:
-        variables = {"id": model_id, "input": model_input(changes)}
+        """Change the given fields (ModelUpdateInput's); a weight replaces the bytes."""
+        update = as_input(ModelUpdateInput, given(changes), "input")
         if weight is None:
-            return MLModel.model_validate(keys_to(snake, self.call("update", **variables)))
-        updated = self.upload(OPERATIONS["update"], weight, progress, **variables)
-        return MLModel.model_validate(keys_to(snake, updated))
+            return self.api.update_model(id=model_id, input=update).update_model
+        with opened_upload(weight, progress) as upload:
+            updated = self.api.update_model(
+                id=model_id, input=update, weight=upload, progress=progress
+            )
+        return updated.update_model
 
     def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
-        deleted = self.call("delete", id=model_id, cascade=cascade)
-        return MLModel.model_validate(keys_to(snake, deleted))
+        """Delete a model and its weight; ``cascade`` its converted variants too."""
+        return self.api.delete_model(id=model_id, cascade=cascade).delete_model
 
-    def register_static_profiling_result(
-        self, model_id: str, result: StaticProfileResult
-    ) -> MLModel:
-        changed = self.call("static", id=model_id, result=as_input(result))
-        return MLModel.model_validate(keys_to(snake, changed))
+    def register_static_profiling_result(self, model_id: str, result: Any) -> MLModel:
+        """Add or replace the static profile (a StaticProfileResultInput, a domain
+        StaticProfileResult or a dict)."""
+        static = as_input(StaticProfileResultInput, result, "result")
+        changed = self.api.register_static_profiling_result(model_id=model_id, result=static)
+        return changed.register_static_profiling_result
 
-    def register_dynamic_profiling_result(
-        self, model_id: str, result: DynamicProfileResult
-    ) -> MLModel:
-        changed = self.call("add_dynamic", id=model_id, result=as_input(result))
-        return MLModel.model_validate(keys_to(snake, changed))
+    def register_dynamic_profiling_result(self, model_id: str, result: Any) -> MLModel:
+        dynamic = as_input(DynamicProfileResultInput, result, "result")
+        changed = self.api.register_dynamic_profiling_result(model_id=model_id, result=dynamic)
+        return changed.register_dynamic_profiling_result
 
     def update_dynamic_profiling_result(
-        self, model_id: str, result: DynamicProfileResult, force_insert: bool = False
+        self, model_id: str, result: Any, force_insert: bool = False
     ) -> MLModel:
-        changed = self.call(
-            "update_dynamic", id=model_id, result=as_input(result), force=force_insert
+        dynamic = as_input(DynamicProfileResultInput, result, "result")
+        changed = self.api.update_dynamic_profiling_result(
+            model_id=model_id, result=dynamic, force_insert=force_insert
         )
-        return MLModel.model_validate(keys_to(snake, changed))
+        return changed.update_dynamic_profiling_result
 
     def delete_dynamic_profiling_result(
         self, model_id: str, ip: str, device_id: str, batch: int | None = None
     ) -> MLModel:
-        changed = self.call("delete_dynamic", id=model_id, ip=ip, deviceId=device_id, batch=batch)
-        return MLModel.model_validate(keys_to(snake, changed))
+        changed = self.api.delete_dynamic_profiling_result(
+            model_id=model_id, ip=ip, device_id=device_id, batch=batch
+        )
+        return changed.delete_dynamic_profiling_result
+
+    def get_variants(self, model_id: str) -> list[GetLineageModelChildren]:
+        """The variants converted from a model (id, engine, status, weight format)."""
+        return self.api.get_lineage(model_id).model.children
 
     def download_weight(
-        self, model_id: str, target: str | Path, progress: Progress | None = None
+        self,
+        model_id: str,
+        target: str | Path,
+        progress: Progress | None = None,
+        *,
+        overwrite: bool = False,
     ) -> Path:
-        """Stream the weight into ``target`` (a file, or a folder to put it in)."""
-        path = Path(target)
-        with self.http.stream("GET", f"/models/{model_id}/weight") as response:
-            if response.status_code != 200:
-                response.read()
-                raise_for(response.json(), response.status_code)
-            if path.is_dir():
-                disposition = response.headers.get("content-disposition", "")
-                path = path / (disposition.rpartition("''")[2] or model_id)
-            total = int(response.headers.get("content-length", 0))
+        """Stream the weight into ``target``: a file, or a folder (an existing one, or
+        any path ending in '/', created if missing) to put it in under the name the hub
+        gives. An existing file is kept (FileExistsError) unless ``overwrite``; nothing
+        is left behind when the download fails."""
+        into_folder = is_folder_target(target)
+        with self.api.response("GET", f"/models/{model_id}/weight") as (response, _):
+            if response.status != 200:
+                raise_for(self.error_body(response.read()), response.status)
+            path = Path(target)
+            if into_folder:
+                name = attachment_name(response.getheader("content-disposition") or "")
+                path = path / (name or model_id)
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path} exists already")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            total = int(response.getheader("content-length") or 0)
             done = 0
-            with path.open("wb") as file:
-                for chunk in response.iter_bytes(CHUNK_SIZE):
-                    file.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
+            handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                with os.fdopen(handle, "wb") as file:
+                    while chunk := response.read(CHUNK_SIZE):
+                        file.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+                os.replace(partial, path)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
         return path
+
+    @staticmethod
+    def error_body(raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return {"errors": [{"message": raw[:200].decode(errors="replace")}]}
+
+    # Devices and API tokens
+
+    def get_devices(self) -> list[GetDevicesDevices]:
+        """The devices workers have reported."""
+        return self.api.get_devices().devices
+
+    def create_token(self, name: str, scopes: list[Scope | str]) -> CreateApiTokenCreateApiToken:
+        """A new API token (admin): ``.token`` is its secret, shown this once."""
+        wanted = [enum_value(Scope, scope, "scopes") for scope in scopes]
+        return self.api.create_api_token(name=name, scopes=wanted).create_api_token
+
+    def get_tokens(self) -> list[GetApiTokensApiTokens]:
+        """Every API token, never its secret (admin)."""
+        return self.api.get_api_tokens().api_tokens
+
+    def revoke_token(self, id_or_name: str) -> list[str]:
+        """Revoke a token by id, or every token with a name (admin); the ids revoked."""
+        return [token.id for token in self.api.revoke_api_token(id_or_name).revoke_api_token]
 
     # Jobs
 
     def profile_model(
         self, model_id: str, batch_sizes: list[int] | None = None, devices: list[str] | None = None
     ) -> ProfilingJob:
-        job = self.call("profile", id=model_id, batchSizes=batch_sizes, devices=devices)
-        return ProfilingJob.model_validate(keys_to(snake, job))
+        return self.api.profile_model(
+            model_id=model_id, batch_sizes=batch_sizes, devices=devices
+        ).profile_model
 
     def convert_model(
-        self, model_id: str, targets: list[str] | None = None, profile: bool = False
+        self,
+        model_id: str,
+        targets: list[Engine | str] | None = None,
+        profile: bool = False,
     ) -> ProfilingJob:
-        job = self.call("convert", id=model_id, targets=targets, profile=profile)
-        return ProfilingJob.model_validate(keys_to(snake, job))
+        engines = None
+        if targets is not None:
+            engines = [enum_value(Engine, target, "targets") for target in targets]
+        return self.api.convert_model(
+            model_id=model_id, targets=engines, profile=profile
+        ).convert_model
 
     def get_job(self, job_id: str) -> ProfilingJob:
-        return ProfilingJob.model_validate(keys_to(snake, self.call("job", id=job_id)))
+        return self.api.get_job(job_id).profiling_job
 
     def get_jobs(
-        self, model_id: str | None = None, status: str | None = None
+        self,
+        model_id: str | None = None,
+        status: JobStatus | str | None = None,
+        limit: int | None = PAGE_SIZE,
     ) -> list[ProfilingJob]:
-        page = self.call("jobs", modelId=model_id, status=status, first=PAGE_SIZE, after=None)
-        return [ProfilingJob.model_validate(keys_to(snake, node)) for node in page["nodes"]]
+        """Jobs, newest first (of one model, in one status), at most ``limit``."""
+        found: list[ProfilingJob] = []
+        after = None
+        while limit is None or len(found) < limit:
+            first = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
+            page = self.api.get_jobs(
+                first=first,
+                after=after,
+                model_id=model_id,
+                status=optional_enum(JobStatus, status, "status"),
+            ).profiling_jobs
+            found += page.nodes
+            if not page.page_info.has_next_page:
+                break
+            after = page.page_info.end_cursor
+        return found
 
     def cancel_job(self, job_id: str) -> ProfilingJob:
-        return ProfilingJob.model_validate(keys_to(snake, self.call("cancel", id=job_id)))
+        return self.api.cancel_job(job_id).cancel_profiling_job
 
     def wait_for_job(
         self,
@@ -481,11 +515,12 @@ class AsyncModelHub:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
     async def close(self) -> None:
         await asyncio.to_thread(self.hub.close)
-
-    async def execute(self, document: str, **variables: Any) -> Any:
-        return await asyncio.to_thread(self.hub.execute, document, **variables)
 
     async def register_model(
         self,
@@ -523,18 +558,14 @@ class AsyncModelHub:
     async def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
         return await asyncio.to_thread(self.hub.delete_model, model_id, cascade)
 
-    async def register_static_profiling_result(
-        self, model_id: str, result: StaticProfileResult
-    ) -> MLModel:
+    async def register_static_profiling_result(self, model_id: str, result: Any) -> MLModel:
         return await asyncio.to_thread(self.hub.register_static_profiling_result, model_id, result)
 
-    async def register_dynamic_profiling_result(
-        self, model_id: str, result: DynamicProfileResult
-    ) -> MLModel:
+    async def register_dynamic_profiling_result(self, model_id: str, result: Any) -> MLModel:
         return await asyncio.to_thread(self.hub.register_dynamic_profiling_result, model_id, result)
 
     async def update_dynamic_profiling_result(
-        self, model_id: str, result: DynamicProfileResult, force_insert: bool = False
+        self, model_id: str, result: Any, force_insert: bool = False
     ) -> MLModel:
         return await asyncio.to_thread(
             self.hub.update_dynamic_profiling_result, model_id, result, force_insert
@@ -547,10 +578,34 @@ class AsyncModelHub:
             self.hub.delete_dynamic_profiling_result, model_id, ip, device_id, batch
         )
 
+    async def get_variants(self, model_id: str) -> list[GetLineageModelChildren]:
+        return await asyncio.to_thread(self.hub.get_variants, model_id)
+
     async def download_weight(
-        self, model_id: str, target: str | Path, progress: Progress | None = None
+        self,
+        model_id: str,
+        target: str | Path,
+        progress: Progress | None = None,
+        *,
+        overwrite: bool = False,
     ) -> Path:
-        return await asyncio.to_thread(self.hub.download_weight, model_id, target, progress)
+        return await asyncio.to_thread(
+            self.hub.download_weight, model_id, target, progress, overwrite=overwrite
+        )
+
+    async def get_devices(self) -> list[GetDevicesDevices]:
+        return await asyncio.to_thread(self.hub.get_devices)
+
+    async def create_token(
+        self, name: str, scopes: list[Scope | str]
+    ) -> CreateApiTokenCreateApiToken:
+        return await asyncio.to_thread(self.hub.create_token, name, scopes)
+
+    async def get_tokens(self) -> list[GetApiTokensApiTokens]:
+        return await asyncio.to_thread(self.hub.get_tokens)
+
+    async def revoke_token(self, id_or_name: str) -> list[str]:
+        return await asyncio.to_thread(self.hub.revoke_token, id_or_name)
 
     async def profile_model(
         self, model_id: str, batch_sizes: list[int] | None = None, devices: list[str] | None = None
@@ -558,7 +613,7 @@ class AsyncModelHub:
         return await asyncio.to_thread(self.hub.profile_model, model_id, batch_sizes, devices)
 
     async def convert_model(
-        self, model_id: str, targets: list[str] | None = None, profile: bool = False
+        self, model_id: str, targets: list[Engine | str] | None = None, profile: bool = False
     ) -> ProfilingJob:
         return await asyncio.to_thread(self.hub.convert_model, model_id, targets, profile)
 
@@ -566,9 +621,12 @@ class AsyncModelHub:
         return await asyncio.to_thread(self.hub.get_job, job_id)
 
     async def get_jobs(
-        self, model_id: str | None = None, status: str | None = None
+        self,
+        model_id: str | None = None,
+        status: JobStatus | str | None = None,
+        limit: int | None = PAGE_SIZE,
     ) -> list[ProfilingJob]:
-        return await asyncio.to_thread(self.hub.get_jobs, model_id, status)
+        return await asyncio.to_thread(self.hub.get_jobs, model_id, status, limit)
 
     async def cancel_job(self, job_id: str) -> ProfilingJob:
         return await asyncio.to_thread(self.hub.cancel_job, job_id)

@@ -1,6 +1,7 @@
 """The profiling worker: claims jobs from a hub over GraphQL and reports results back.
 
-It talks to the server only as a client would: ``claimProfilingJob`` under a lease,
+It talks to the server only as a client would, through the typed operations generated
+from ``modelci/operations/worker.graphql`` (``hub.api``): ``claimProfilingJob`` under a lease,
 ``heartbeatProfilingJob`` from a background thread while it works, with a cheap look
 at the job's status every second in between (so a cancellation stops the work within
 about a second), ``registerStaticProfilingResult`` and
@@ -22,8 +23,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,7 +33,15 @@ from urllib.parse import urlparse
 
 import httpx
 
-from modelci.client import ModelHub, as_input
+from modelci.client import (
+    ConversionCheckInput,
+    DeviceInput,
+    DynamicProfileResultInput,
+    ModelHub,
+    StaticProfileResultInput,
+    as_input,
+    opened_upload,
+)
 from modelci.schema.errors import Conflict, HubError
 
 from .cage import CageError, CageStopped, Limits, cage_kind, run_caged
@@ -42,66 +52,6 @@ from .formats import UnsupportedModel
 logger = logging.getLogger("modelci.worker")
 
 CHUNK_SIZE = 1024 * 1024
-
-CLAIM = """
-mutation Claim($worker: String!, $devices: [DeviceInput!]!, $lease: Float!) {
-  claimProfilingJob(worker: $worker, devices: $devices, leaseSeconds: $lease) {
-    id modelId kind batchSizes devices targets profileVariants attempts
-  }
-}"""
-
-HEARTBEAT = """
-mutation Beat($id: ID!, $worker: String!, $progress: Float!, $message: String, $lease: Float!) {
-  heartbeatProfilingJob(id: $id, worker: $worker, progress: $progress, message: $message,
-                        leaseSeconds: $lease) { status }
-}"""
-
-FINISH = """
-mutation Finish($id: ID!, $worker: String!, $error: String, $message: String,
-               $retryable: Boolean!) {
-  finishProfilingJob(id: $id, worker: $worker, error: $error, message: $message,
-                     retryable: $retryable) { status }
-}"""
-
-RELEASE = """
-mutation Release($id: ID!, $worker: String!, $reason: String!) {
-  releaseProfilingJob(id: $id, worker: $worker, reason: $reason) { status }
-}"""
-
-STATUS = """
-query Status($id: ID!) { profilingJob(id: $id) { status worker } }
-"""
-
-MODEL = """
-query Model($id: ID!) {
-  model(id: $id) {
-    id engine inputs { name shape dtype format } outputs { name } weight { format }
-  }
-}"""
-
-# Result writes name the job they come from: the hub refuses them (CONFLICT with a
-# jobStatus extension) once the job is not RUNNING under this worker.
-STATIC = """
-mutation Static($id: ID!, $result: StaticProfileResultInput!, $job: ID!, $worker: String!) {
-  registerStaticProfilingResult(modelId: $id, result: $result, jobId: $job, worker: $worker) {
-    id
-  }
-}"""
-
-REGISTER_VARIANT = """
-mutation Variant($source: ID!, $engine: Engine!, $weight: Upload!,
-                 $check: ConversionCheckInput!, $profile: Boolean!, $job: ID!, $worker: String!) {
-  registerConvertedModel(sourceId: $source, engine: $engine, weight: $weight,
-                         conversion: $check, profile: $profile, jobId: $job, worker: $worker) {
-    id
-  }
-}"""
-
-DYNAMIC = """
-mutation Dynamic($id: ID!, $result: DynamicProfileResultInput!, $job: ID!, $worker: String!) {
-  updateDynamicProfilingResult(modelId: $id, result: $result, forceInsert: true,
-                               jobId: $job, worker: $worker) { id }
-}"""
 
 # How often the worker looks at its job's status between heartbeats.
 STATUS_POLL_S = 1.0
@@ -169,14 +119,13 @@ class Heartbeat:
             self.messages.clear()
             progress = self.progress
         try:
-            job = self.hub.execute(
-                HEARTBEAT,
+            job = self.hub.api.heartbeat_profiling_job(
                 id=self.job_id,
                 worker=self.worker,
                 progress=progress,
                 message=message,
-                lease=self.lease_s,
-            )
+                lease_seconds=self.lease_s,
+            ).heartbeat_profiling_job
         except HubError as error:
             if isinstance(error, Conflict):
                 self.lost.set()
@@ -185,19 +134,19 @@ class Heartbeat:
         except httpx.HTTPError as error:
             logger.warning("heartbeat for job %s failed: %s", self.job_id, error)
             return
-        if job["status"] == "CANCELLED":
+        if job.status.value == "CANCELLED":
             self.cancelled.set()
 
     def look(self) -> None:
         """The job's status now: cancelled, or no longer this worker's."""
         try:
-            job = self.hub.execute(STATUS, id=self.job_id)
+            job = self.hub.api.get_job_status(self.job_id).profiling_job
         except (HubError, httpx.HTTPError) as error:
             logger.warning("status of job %s unknown: %s", self.job_id, error)
             return
-        if job["status"] == "CANCELLED":
+        if job.status.value == "CANCELLED":
             self.cancelled.set()
-        elif job["status"] != "RUNNING" or job["worker"] != self.worker:
+        elif job.status.value != "RUNNING" or job.worker != self.worker:
             self.lost.set()
 
     def run(self) -> None:
@@ -262,24 +211,29 @@ class Worker:
         self.host = socket.gethostname()
         self.ip = local_ip(urlparse(self.hub.url).hostname or "127.0.0.1")
 
-    def device_inputs(self) -> list[dict[str, Any]]:
+    def device_inputs(self) -> list[DeviceInput]:
         return [
-            {
-                "host": self.host,
-                "ip": self.ip,
-                "deviceId": device.device_id,
-                "name": device.name,
-                "kind": device.kind,
-                "totalMemory": device.total_memory,
-            }
+            as_input(
+                DeviceInput,
+                {
+                    "host": self.host,
+                    "ip": self.ip,
+                    "deviceId": device.device_id,
+                    "name": device.name,
+                    "kind": device.kind,
+                    "totalMemory": device.total_memory,
+                },
+                "devices",
+            )
             for device in self.devices
         ]
 
     def claim(self) -> dict[str, Any] | None:
-        job: dict[str, Any] | None = self.hub.execute(
-            CLAIM, worker=self.name, devices=self.device_inputs(), lease=self.lease_s
-        )
-        return job
+        """The next job (as its GraphQL JSON: modelId, batchSizes, …), or None."""
+        job = self.hub.api.claim_profiling_job(
+            worker=self.name, devices=self.device_inputs(), lease_seconds=self.lease_s
+        ).claim_profiling_job
+        return None if job is None else job.model_dump(by_alias=True, mode="json")
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Claim and run jobs until ``stop`` is set; a job under way then stops at its next
@@ -324,7 +278,7 @@ class Worker:
     def release(self, job_id: str) -> None:
         """Hand the job back: queued again at once for another worker."""
         try:
-            self.hub.execute(RELEASE, id=job_id, worker=self.name, reason="stopping")
+            self.hub.api.release_profiling_job(id=job_id, worker=self.name, reason="stopping")
         except (HubError, httpx.HTTPError) as error:
             # A hub that has stopped answering re-queues its own workers' jobs itself;
             # any other's job waits for its lease to run out.
@@ -340,8 +294,7 @@ class Worker:
         retryable: bool = True,
     ) -> None:
         try:
-            self.hub.execute(
-                FINISH,
+            self.hub.api.finish_profiling_job(
                 id=job_id,
                 worker=self.name,
                 error=error,
@@ -353,7 +306,8 @@ class Worker:
 
     def fetch_model(self, model_id: str, workdir: Path) -> tuple[dict[str, Any], Path]:
         """The model's metadata and its weight file (never loaded here: see ``caged``)."""
-        model: dict[str, Any] = self.hub.execute(MODEL, id=model_id)
+        found = self.hub.api.model_to_process(model_id).model
+        model: dict[str, Any] = found.model_dump(by_alias=True, mode="json")
         path = workdir / "weight"
         self.hub.download_weight(model["id"], path)
         return model, path
@@ -416,16 +370,17 @@ class Worker:
                     )
                     continue
                 try:
-                    variant = self.hub.upload(
-                        REGISTER_VARIANT,
-                        outcome["scratch"] / outcome["file"],
-                        source=model["id"],
-                        engine=engine,
-                        check=as_input(outcome["check"]),
-                        profile=job["profileVariants"],
-                        job=job["id"],
-                        worker=self.name,
-                    )["id"]
+                    check = as_input(ConversionCheckInput, outcome["check"], "conversion")
+                    with opened_upload(outcome["scratch"] / outcome["file"], None) as upload:
+                        variant = self.hub.api.register_converted_model(
+                            source_id=model["id"],
+                            engine=engine,
+                            weight=upload,
+                            conversion=check,
+                            profile=job["profileVariants"],
+                            job_id=job["id"],
+                            worker=self.name,
+                        ).register_converted_model.id
                 except Conflict as error:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None
@@ -449,7 +404,17 @@ class Worker:
             for message in self.caged(static, path, heartbeat, self.limits):
                 figures = message["result"]
                 heartbeat.check()
-                self.write(STATIC, heartbeat, id=model["id"], result=as_input(figures))
+                static_result = as_input(StaticProfileResultInput, figures, "result")
+                self.write(
+                    partial(
+                        self.hub.api.report_static_profiling_result,
+                        model_id=model["id"],
+                        result=static_result,
+                        job_id=heartbeat.job_id,
+                        worker=self.name,
+                    ),
+                    heartbeat,
+                )
                 heartbeat.report(
                     0.1,
                     f"static profile: {figures['parameters']} parameters, {figures['macs']} MACs",
@@ -484,8 +449,16 @@ class Worker:
                             heartbeat.progress, f"{device.device_id}: {message['reason']}"
                         )
                         continue
+                    result = as_input(DynamicProfileResultInput, message["result"], "result")
                     self.write(
-                        DYNAMIC, heartbeat, id=model["id"], result=as_input(message["result"])
+                        partial(
+                            self.hub.api.report_dynamic_profiling_result,
+                            model_id=model["id"],
+                            result=result,
+                            job_id=heartbeat.job_id,
+                            worker=self.name,
+                        ),
+                        heartbeat,
                     )
                     covered.append(message["batch"])
                     done = (batches.index(message["batch"]) + 1) / len(batches)
@@ -497,11 +470,12 @@ class Worker:
         names = ", ".join(d.device_id for d in devices)
         return f"profiled on {names} at batch sizes {sorted(set(covered))}"
 
-    def write(self, operation: str, heartbeat: Heartbeat, **variables: Any) -> None:
-        """A result write for the heartbeat's job; refused by the hub once the job is not
-        this worker's any more, which stops the work."""
+    def write(self, operation: Callable[[], object], heartbeat: Heartbeat) -> None:
+        """A result write for the heartbeat's job (the operation names it: jobId,
+        worker); refused by the hub once the job is not this worker's any more, which
+        stops the work."""
         try:
-            self.hub.execute(operation, job=heartbeat.job_id, worker=self.name, **variables)
+            operation()
         except HubError as error:
             if refused_for_the_job(error):
                 raise heartbeat.refused(error) from None

@@ -8,6 +8,7 @@ with ``--json``, and exits with a code scripts can rely on (``EXIT_CODES``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from modelci.client import ModelHub
+from modelci.client import (
+    DataType,
+    JobStatus,
+    MLModel,
+    ModelHub,
+    ModelInputFormat,
+    ProfilingJob,
+)
 from modelci.profiling.formats import UnsupportedModel, detect_format
-from modelci.schema.domain import Framework, JobStatus, MLModel, ProfilingJob
+from modelci.schema.domain import Framework
 from modelci.schema.errors import HubError
 
 from .inspection import DECLARED_AS
@@ -37,10 +45,19 @@ EXIT_CODES = {
 }
 EXIT_JOB_UNSUCCESSFUL = 7
 EXIT_UNREACHABLE = 8
+EXIT_OTHER = 1
 
-LINEAGE = """
-query Lineage($id: ID!) { model(id: $id) { children { id engine modelStatus } } }
-"""
+# What to do next, after the hub's own message, when a command has nothing better to say.
+NEXT_STEPS = {
+    "BAD_USER_INPUT": "check the arguments (`modelci COMMAND --help`)",
+    "UNAUTHENTICATED": "pass --token or set MODELCI_TOKEN (an admin makes one with "
+    "`modelci token create`)",
+    "FORBIDDEN": "use a token with the scope this needs (read, write, worker or admin)",
+    "NOT_FOUND": "`modelci ls` lists the models, `modelci jobs` the jobs",
+    "CONFLICT": "`modelci ls` shows what is there already",
+    "PAYLOAD_TOO_LARGE": "the file is over the hub's upload limit; ask its operator",
+    "TOO_MANY_REQUESTS": "wait for your uploads or queued jobs to finish, then retry",
+}
 
 console = Console()
 errors = Console(stderr=True)
@@ -49,20 +66,48 @@ Server = Annotated[str, typer.Option(envvar="MODELCI_SERVER", help="The hub's UR
 Token = Annotated[str | None, typer.Option(envvar="MODELCI_TOKEN", help="API token.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+ID_WIDTH = 24  # an ObjectId in hex: never cut, whatever the terminal's width
+
+
+def fail(message: str, next_step: str, code: int) -> typer.Exit:
+    errors.print(f"[red]error[/red]: {message}", markup=True, highlight=False)
+    errors.print(f"  next: {next_step}", highlight=False)
+    return typer.Exit(code)
 
 
 @contextmanager
-def hub_client(server: str, token: str | None) -> Iterator[ModelHub]:
-    """A client; hub errors and unreachable hubs become messages and exit codes."""
+def hub_client(
+    server: str, token: str | None, next_steps: dict[str, str] | None = None
+) -> Iterator[ModelHub]:
+    """A client; hub errors and unreachable hubs become messages, with what to do next,
+    and exit codes. ``next_steps`` (by error code) override the general advice."""
     try:
-        with ModelHub(server, token) as hub:
+        client = ModelHub(server, token)
+    except ValueError as error:  # a malformed --server
+        raise fail(
+            str(error), "pass --server http://HOST:PORT", EXIT_CODES["BAD_USER_INPUT"]
+        ) from None
+    try:
+        with client as hub:
             yield hub
     except HubError as error:
-        errors.print(f"[red]error[/red] ({error.code}): {error.message}")
-        raise typer.Exit(EXIT_CODES.get(error.code, 1)) from None
+        advice = {**NEXT_STEPS, **(next_steps or {})}
+        raise fail(
+            f"({error.code}) {cli_words(error.message)}",
+            advice.get(error.code, "retry; if it persists, the hub's log has the request id"),
+            EXIT_CODES.get(error.code, EXIT_OTHER),
+        ) from None
     except httpx.HTTPError as error:
-        errors.print(f"[red]error[/red]: cannot reach the hub at {server} ({error})")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        raise fail(
+            f"cannot reach the hub at {server} ({error})",
+            "start it with `modelci serve`, or point --server / MODELCI_SERVER at it",
+            EXIT_UNREACHABLE,
+        ) from None
+
+
+def cli_words(message: str) -> str:
+    """The hub's message in the CLI's words: its arguments are the CLI's options."""
+    return re.sub(r"`?cascade: true`?", "--cascade", message)
 
 
 def print_json(value: Any) -> None:
@@ -84,8 +129,17 @@ def transfer_bar() -> Progress:
     )
 
 
+def id_table(*columns: str, title: str | None = None) -> Table:
+    """A table whose first column is an id, shown whole (other columns fold first)."""
+    table = Table(title=title)
+    table.add_column(columns[0], no_wrap=True, min_width=ID_WIDTH)
+    for column in columns[1:]:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def models_table(models: list[MLModel]) -> Table:
-    table = Table(
+    table = id_table(
         "id", "architecture", "framework", "engine", "version", "task", "dataset", "status", "size"
     )
     for model in models:
@@ -98,13 +152,14 @@ def models_table(models: list[MLModel]) -> Table:
             model.task.value,
             model.dataset,
             ",".join(status.value for status in model.model_status),
-            str(model.weight.size),
+            f"{model.weight.size:,}",
         )
     return table
 
 
 def jobs_table(jobs: list[ProfilingJob]) -> Table:
-    table = Table("id", "model", "kind", "status", "progress", "worker", "error")
+    table = id_table("id", "model", "kind", "status", "progress", "worker", "error")
+    table.columns[1].no_wrap, table.columns[1].min_width = True, ID_WIDTH
     for job in jobs:
         table.add_row(
             job.id,
@@ -116,6 +171,47 @@ def jobs_table(jobs: list[ProfilingJob]) -> Table:
             job.error or "",
         )
     return table
+
+
+IO_SPEC = re.compile(
+    r"^(?P<name>[^:]+):(?P<shape>-?\d+(?:x-?\d+)*):(?P<dtype>\w+)(?::(?P<format>\w+))?$"
+)
+IO_SPEC_HELP = "NAME:SHAPE:DTYPE[:FORMAT], e.g. input:-1x3x224x224:FP32 (-1: any size; repeat)"
+
+
+def io_shape(spec: str, option: str) -> dict[str, Any]:
+    """``input:-1x3x224x224:FP32[:NCHW]`` as an IOShapeInput; a clear error otherwise."""
+    found = IO_SPEC.match(spec.strip())
+    dtypes = ", ".join(dtype.value.removeprefix("TYPE_") for dtype in DataType)
+    if not found:
+        raise typer.BadParameter(
+            f"{spec!r} is not NAME:SHAPE:DTYPE (e.g. input:-1x3x224x224:FP32); SHAPE is sizes "
+            f"joined by 'x' with -1 for a dynamic size, DTYPE one of {dtypes}",
+            param_hint=option,
+        )
+    shape = [int(size) for size in found["shape"].split("x")]
+    if any(size == 0 or size < -1 for size in shape):
+        raise typer.BadParameter(
+            f"{spec!r}: sizes are positive, or -1 for a dynamic size", param_hint=option
+        )
+    dtype = found["dtype"].upper()
+    dtype = dtype if dtype.startswith("TYPE_") else f"TYPE_{dtype}"
+    if dtype not in DataType.__members__:
+        raise typer.BadParameter(
+            f"{spec!r}: unknown DTYPE {found['dtype']!r}; one of {dtypes}", param_hint=option
+        )
+    shape_input: dict[str, Any] = {"name": found["name"], "shape": shape, "dtype": dtype}
+    if found["format"]:
+        layout = found["format"].upper()
+        layout = layout if layout.startswith("FORMAT_") else f"FORMAT_{layout}"
+        if layout not in ModelInputFormat.__members__:
+            formats = ", ".join(f.value.removeprefix("FORMAT_") for f in ModelInputFormat)
+            raise typer.BadParameter(
+                f"{spec!r}: unknown FORMAT {found['format']!r}; one of {formats}",
+                param_hint=option,
+            )
+        shape_input["format"] = layout
+    return shape_input
 
 
 def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
@@ -137,21 +233,31 @@ def register(
     version: Annotated[int, typer.Option(help="A positive integer.")] = 1,
     framework: Annotated[str | None, typer.Option(help="Inferred from the file.")] = None,
     engine: Annotated[str | None, typer.Option(help="Inferred from the file.")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help=f"An input: {IO_SPEC_HELP}.")
+    ] = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option("--output", help=f"An output: {IO_SPEC_HELP}.")
+    ] = None,
     convert: Annotated[bool, typer.Option(help="Convert to TorchScript/ONNX.")] = True,
     profile: Annotated[bool, typer.Option(help="Profile it (and its variants).")] = False,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Register a model file; framework and engine are inferred from its content."""
+    """Register a model file; framework and engine are inferred from its content, and an
+    ONNX or .pt2 file's inputs and outputs from its graph (--input/--output otherwise)."""
+    declared_inputs = [io_shape(spec, "--input") for spec in inputs or []]
+    declared_outputs = [io_shape(spec, "--output") for spec in outputs or []]
     inferred_framework, inferred_engine = inferred_declaration(file)
     framework, engine = framework or inferred_framework, engine or inferred_engine
     if framework is None or engine is None:
-        errors.print(
-            "[red]error[/red]: the file's format says nothing: give --framework and --engine"
+        raise fail(
+            f"{file.name}: its content says nothing of its framework and engine",
+            "give --framework and --engine (e.g. --framework PyTorch --engine NONE)",
+            EXIT_CODES["BAD_USER_INPUT"],
         )
-        raise typer.Exit(EXIT_CODES["BAD_USER_INPUT"])
-    fields = {
+    fields: dict[str, Any] = {
         "architecture": architecture,
         "framework": framework,
         "engine": engine,
@@ -159,7 +265,18 @@ def register(
         "dataset": dataset,
         "task": task,
     }
-    with hub_client(server, token) as hub, transfer_bar() as bar:
+    if declared_inputs:
+        fields["inputs"] = declared_inputs
+    if declared_outputs:
+        fields["outputs"] = declared_outputs
+    next_steps = {
+        "CONFLICT": f"it is registered already: `modelci ls --architecture {architecture}` "
+        f"shows it; pass another --version (or --dataset) to register this one beside it",
+        "BAD_USER_INPUT": "fix what the message names; a model's inputs are declared with "
+        f"--input {IO_SPEC_HELP.split(', e.g. ')[1].split(' (')[0]}, and --no-convert "
+        "registers it without converting",
+    }
+    with hub_client(server, token, next_steps) as hub, transfer_bar() as bar:
         upload = bar.add_task(f"uploading {file.name}", total=file.stat().st_size)
         model = hub.register_model(
             file,
@@ -182,15 +299,26 @@ def ls(
     task: Annotated[str | None, typer.Option()] = None,
     framework: Annotated[str | None, typer.Option()] = None,
     engine: Annotated[str | None, typer.Option()] = None,
+    version: Annotated[int | None, typer.Option()] = None,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="e.g. PUBLISHED, CONVERTED.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """List models, newest first."""
-    filters = {"architecture": architecture, "task": task, "framework": framework, "engine": engine}
     with hub_client(server, token) as hub:
-        models = hub.get_models(limit=limit, **{k: v for k, v in filters.items() if v})
+        models = hub.get_models(
+            limit=limit,
+            architecture=architecture,
+            task=task,
+            framework=framework,
+            engine=engine,
+            version=version,
+            dataset=dataset,
+            status=status,
+        )
     print_json(models) if as_json else console.print(models_table(models))
 
 
@@ -203,17 +331,38 @@ def show(
     """A model: metadata, variants, static and dynamic profiles."""
     with hub_client(server, token) as hub:
         model = hub.get_by_id(model_id)
-        children = hub.execute(LINEAGE, id=model_id)["children"]
+        children = hub.get_variants(model_id)
+    dynamic = sorted(
+        model.profile_result.dynamic_results, key=lambda r: (r.device_id, r.ip, r.batch)
+    )
     if as_json:
-        print_json({**model.model_dump(mode="json"), "children": children})
+        shown = model.model_dump(mode="json")
+        shown["profile_result"]["dynamic_results"] = [r.model_dump(mode="json") for r in dynamic]
+        print_json({**shown, "children": [child.model_dump(mode="json") for child in children]})
         return
     console.print(models_table([model]))
+    weight = model.weight
+    kind = weight.format.value if weight.format else "unknown format"
+    console.print(
+        f"weight: {weight.filename} ({kind}, {weight.size:,} bytes, sha256 {weight.sha256})"
+    )
+    for name, shapes in (("inputs", model.inputs), ("outputs", model.outputs)):
+        described = ", ".join(
+            f"{s.name}:{'x'.join(map(str, s.shape))}:{s.dtype.value.removeprefix('TYPE_')}"
+            for s in shapes
+        )
+        console.print(f"{name}: {described or 'none declared'}")
     if model.parent_model_id:
         console.print(f"converted from {model.parent_model_id}")
     if children:
-        table = Table("variant", "engine", "status", title="variants")
+        table = id_table("variant", "engine", "format", "status", title="variants")
         for child in children:
-            table.add_row(child["id"], child["engine"], ",".join(child["modelStatus"]))
+            table.add_row(
+                child.id,
+                child.engine.value,
+                child.weight.format.value if child.weight.format else "",
+                ",".join(status.value for status in child.model_status),
+            )
         console.print(table)
     static = model.profile_result.static_result
     if static:
@@ -227,17 +376,18 @@ def show(
             f"{static.mwrite:,}",
         )
         console.print(table)
-    if model.profile_result.dynamic_results:
+    if dynamic:
         table = Table(
             "device", "batch", "p50 ms", "p95 ms", "p99 ms", "items/s", "memory", title="dynamic"
         )
-        for result in model.profile_result.dynamic_results:
+        for result in dynamic:
             latency = result.latency.inference_latency
             p99 = f"{latency.p99 * 1e3:.3f}" if latency.p99 is not None else "-"
+            unstable = result.measurement is not None and not result.measurement.stable
             table.add_row(
                 f"{result.device_id} @ {result.ip}",
                 str(result.batch),
-                f"{latency.p50 * 1e3:.3f}",
+                f"{latency.p50 * 1e3:.3f}" + (" (unstable)" if unstable else ""),
                 f"{latency.p95 * 1e3:.3f}",
                 p99,
                 f"{result.throughput.inference_throughput:,.0f}",
@@ -248,18 +398,41 @@ def show(
 
 def download(
     model_id: Annotated[str, typer.Argument(help="The model's id.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File or folder.")] = Path("."),
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="A file, or a folder to write into (DIR/ : created if missing; the file "
+            "takes the hub's name for it).",
+        ),
+    ] = "./",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Download a model's weight file."""
-    with hub_client(server, token) as hub, transfer_bar() as bar:
-        task = bar.add_task("downloading", total=None)
-        path = hub.download_weight(
-            model_id,
-            output,
-            progress=lambda done, total: bar.update(task, completed=done, total=total or None),
-        )
+    try:
+        with hub_client(server, token) as hub, transfer_bar() as bar:
+            task = bar.add_task("downloading", total=None)
+            path = hub.download_weight(
+                model_id,
+                output,
+                progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+                overwrite=force,
+            )
+    except FileExistsError as error:
+        raise fail(
+            f"{error.args[0]}; nothing was written",
+            "pass --force to overwrite it, or -o another file or folder",
+            EXIT_OTHER,
+        ) from None
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as error:
+        raise fail(
+            f"cannot write {output}: {error.strerror}",
+            "pass -o a file you may write, or a folder ending in /",
+            EXIT_OTHER,
+        ) from None
     console.print(f"saved {path}")
 
 
@@ -284,6 +457,11 @@ def profile(
             f"job {job.id}: {job.status.value}" + (f" ({job.error})" if job.error else "")
         )
     if follow and job.status is not JobStatus.SUCCEEDED:
+        if not as_json:
+            errors.print(
+                f"  next: `modelci jobs --model {model_id}` shows its log; "
+                f"`modelci show {model_id}` what it measured"
+            )
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
 
 
@@ -310,22 +488,30 @@ def rm(
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
-    """Delete a model and its weight."""
-    with hub_client(server, token) as hub:
+    """Delete a model and its weight (--cascade: its converted variants too)."""
+    next_steps = {
+        "CONFLICT": f"`modelci rm {model_id} --cascade` deletes it with its variants "
+        f"(`modelci show {model_id}` lists them)",
+        "NOT_FOUND": "`modelci ls` lists the models there are",
+    }
+    with hub_client(server, token, next_steps) as hub:
         deleted = hub.delete_model(model_id, cascade=cascade)
     console.print(f"deleted {deleted.id}")
 
 
 def jobs(
     model: Annotated[str | None, typer.Option(help="Only this model's jobs.")] = None,
-    status: Annotated[str | None, typer.Option(help="e.g. RUNNING.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """List jobs, newest first."""
     with hub_client(server, token) as hub:
-        found = hub.get_jobs(model_id=model, status=status)
+        found = hub.get_jobs(model_id=model, status=status, limit=limit)
     print_json(found) if as_json else console.print(jobs_table(found))
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import filecmp
 import hashlib
+import json
 import os
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +17,7 @@ import pytest
 from conftest import model_input, modelci_serve
 from graphql import parse, validate
 
-from modelci.client import OPERATIONS, AsyncModelHub, ModelHub
+from modelci.client import AsyncModelHub, ModelHub
 from modelci.schema import schema
 from modelci.schema.domain import (
     DynamicProfileResult,
@@ -33,9 +38,88 @@ FIELDS = {
 }
 
 
-def test_every_operation_is_valid_against_the_live_schema() -> None:
-    for name, document in OPERATIONS.items():
-        assert validate(schema._schema, parse(document)) == [], name
+ROOT = Path(__file__).resolve().parent.parent
+OPERATIONS = ROOT / "modelci" / "operations"
+GENERATED = ROOT / "modelci" / "graphql_client"
+
+
+def test_every_operation_document_is_valid_against_the_live_schema() -> None:
+    fragments = "\n".join(
+        path.read_text() for path in sorted(OPERATIONS.glob("*.graphql")) if "fragment" in path.name
+    )
+    for path in sorted(OPERATIONS.glob("*.graphql")):
+        if path.name == "fragments.graphql":
+            continue
+        document = parse(path.read_text() + "\n" + fragments)
+        errors = validate(schema._schema, document)
+        # Fragments a file does not use are the only complaint allowed.
+        assert [e for e in errors if "is never used" not in e.message] == [], path.name
+
+
+def codegen_command() -> list[str] | None:
+    """ariadne-codegen in its own tool environment (see [tool.ariadne-codegen]), or None."""
+    configured = os.environ.get("MODELCI_CODEGEN_PYTHON")
+    for python in (configured, ROOT / ".venv" / "tools" / "codegen" / "bin" / "python"):
+        if python and Path(python).exists():
+            return [str(python), "-m", "ariadne_codegen"]
+    return None
+
+
+def test_the_generated_client_is_what_the_documents_and_schema_give(tmp_path: Path) -> None:
+    """Regenerating modelci/graphql_client from modelci/operations and schema.graphql
+    changes nothing: the committed client cannot drift from either."""
+    command = codegen_command()
+    if command is None:
+        pytest.skip(
+            "ariadne-codegen is not installed: python -m venv .venv/tools/codegen && "
+            ".venv/tools/codegen/bin/pip install ariadne-codegen==0.19.0 "
+            "(or set MODELCI_CODEGEN_PYTHON)"
+        )
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ariadne-codegen"]
+    lines = ["[tool.ariadne-codegen]"]
+    for key, value in settings.items():
+        if key == "scalars":
+            continue
+        if key in ("schema_path", "queries_path", "base_client_file_path"):
+            value = str(ROOT / value)
+        if key == "target_package_path":
+            value = str(tmp_path)
+        lines.append(f"{key} = {json_value(value)}")
+    for scalar, mapping in settings.get("scalars", {}).items():
+        lines.append(f"[tool.ariadne-codegen.scalars.{scalar}]")
+        lines += [f"{key} = {json_value(value)}" for key, value in mapping.items()]
+    config = tmp_path / "codegen.toml"
+    config.write_text("\n".join(lines) + "\n")
+    run = subprocess.run(
+        [*command, "--config", str(config)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    fresh = tmp_path / settings["target_package_name"]
+    compared = filecmp.dircmp(fresh, GENERATED, ignore=["__pycache__"])
+    assert (compared.left_only, compared.right_only) == ([], [])
+    _, mismatched, errors = filecmp.cmpfiles(fresh, GENERATED, compared.common_files, shallow=False)
+    assert (mismatched, errors) == ([], []), (
+        "regenerate: .venv/tools/codegen/bin/python -m ariadne_codegen"
+    )
+
+
+def json_value(value: object) -> str:
+    return json.dumps(value)  # TOML's strings, lists and booleans, as JSON writes them
+
+
+IMPORTS_NOTHING_OF_THE_SERVER = """
+import sys
+import modelci.client, modelci.profiling.worker
+loaded = sorted(name for name in sys.modules if name.split(".")[0] == "strawberry")
+assert not loaded, loaded
+"""
+
+
+def test_importing_the_client_and_worker_loads_no_strawberry() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTS_NOTHING_OF_THE_SERVER], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import modelci_serve
-from test_worker import QUICK, onnx_model, worker  # noqa: F401  (onnx_model is a fixture)
+from test_worker import QUICK, worker
 from typer.testing import CliRunner
 
 from modelci.server.cli import app as cli
@@ -28,7 +28,7 @@ def modelci(hub: str, *arguments: str) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
-def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path: Path) -> None:
     code, out = modelci(
         hub,
         "register",
@@ -56,6 +56,10 @@ def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path
     code, out = modelci(hub, "download", model["id"], "-o", str(tmp_path / "copy.onnx"))
     assert code == 0
     assert (tmp_path / "copy.onnx").read_bytes() == onnx_model.read_bytes()
+    code, _ = modelci(hub, "download", model["id"], "-o", str(tmp_path / "copy.onnx"))
+    assert code == 1  # kept: --force overwrites
+    code, _ = modelci(hub, "download", model["id"], "-o", str(tmp_path / "copy.onnx"), "--force")
+    assert code == 0
 
     code, _ = modelci(
         hub,
@@ -77,7 +81,7 @@ def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path
     assert code == 2  # BAD_USER_INPUT
 
 
-def test_profile_follows_the_job(hub: str, onnx_model: Path) -> None:  # noqa: F811
+def test_profile_follows_the_job(hub: str, onnx_model: Path) -> None:
     code, out = modelci(
         hub, "register", str(onnx_model), "--architecture", "Profiled", "--no-convert", "--json"
     )

@@ -1,0 +1,26 @@
+from typing import Optional
+
+from pydantic import Field
+
+from .base_model import BaseModel
+from .enums import Engine, JobKind
+
+
+class ClaimProfilingJob(BaseModel):
+    claim_profiling_job: Optional["ClaimProfilingJobClaimProfilingJob"] = Field(
+        alias="claimProfilingJob"
+    )
+
+
+class ClaimProfilingJobClaimProfilingJob(BaseModel):
+    id: str
+    model_id: str = Field(alias="modelId")
+    kind: JobKind
+    batch_sizes: list[int] = Field(alias="batchSizes")
+    devices: list[str]
+    targets: list[Engine]
+    profile_variants: bool = Field(alias="profileVariants")
+    attempts: int
+
+
+ClaimProfilingJob.model_rebuild()

@@ -1,0 +1,1968 @@
+from typing import Any, Optional, Union
+
+from .base_client import HubTransport
+from .base_model import UNSET, UnsetType, Upload
+from .cancel_job import CancelJob
+from .claim_profiling_job import ClaimProfilingJob
+from .convert_model import ConvertModel
+from .create_api_token import CreateApiToken
+from .delete_dynamic_profiling_result import DeleteDynamicProfilingResult
+from .delete_model import DeleteModel
+from .enums import Engine, Framework, JobStatus, ModelStatus, Scope, Task
+from .finish_profiling_job import FinishProfilingJob
+from .get_api_tokens import GetApiTokens
+from .get_by_id import GetById
+from .get_devices import GetDevices
+from .get_job import GetJob
+from .get_job_status import GetJobStatus
+from .get_jobs import GetJobs
+from .get_lineage import GetLineage
+from .get_models import GetModels
+from .heartbeat_profiling_job import HeartbeatProfilingJob
+from .input_types import (
+    ConversionCheckInput,
+    DeviceInput,
+    DynamicProfileResultInput,
+    ModelInput,
+    ModelUpdateInput,
+    StaticProfileResultInput,
+)
+from .model_to_process import ModelToProcess
+from .profile_model import ProfileModel
+from .register_converted_model import RegisterConvertedModel
+from .register_dynamic_profiling_result import RegisterDynamicProfilingResult
+from .register_model import RegisterModel
+from .register_static_profiling_result import RegisterStaticProfilingResult
+from .release_profiling_job import ReleaseProfilingJob
+from .report_dynamic_profiling_result import ReportDynamicProfilingResult
+from .report_static_profiling_result import ReportStaticProfilingResult
+from .revoke_api_token import RevokeApiToken
+from .update_dynamic_profiling_result import UpdateDynamicProfilingResult
+from .update_model import UpdateModel
+
+
+def gql(q: str) -> str:
+    return q
+
+
+class HubOperations(HubTransport):
+    def profile_model(
+        self,
+        model_id: str,
+        batch_sizes: Union[Optional[list[int]], UnsetType] = UNSET,
+        devices: Union[Optional[list[str]], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> ProfileModel:
+        query = gql("""
+            mutation profileModel($modelId: ID!, $batchSizes: [Int!], $devices: [String!]) {
+              profileModel(modelId: $modelId, batchSizes: $batchSizes, devices: $devices) {
+                ...ProfilingJob
+              }
+            }
+
+            fragment ProfilingJob on ProfilingJob {
+              id
+              modelId
+              kind
+              status
+              batchSizes
+              devices
+              targets
+              profileVariants
+              progress
+              error
+              worker
+              attempts
+              maxAttempts
+              leaseExpiresAt
+              createTime
+              startTime
+              endTime
+              updateTime
+              log {
+                time
+                message
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "batchSizes": batch_sizes,
+            "devices": devices,
+        }
+        response = self.execute(
+            query=query, operation_name="profileModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ProfileModel.model_validate(data)
+
+    def convert_model(
+        self,
+        model_id: str,
+        profile: bool,
+        targets: Union[Optional[list[Engine]], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> ConvertModel:
+        query = gql("""
+            mutation convertModel($modelId: ID!, $targets: [Engine!], $profile: Boolean! = false) {
+              convertModel(modelId: $modelId, targets: $targets, profile: $profile) {
+                ...ProfilingJob
+              }
+            }
+
+            fragment ProfilingJob on ProfilingJob {
+              id
+              modelId
+              kind
+              status
+              batchSizes
+              devices
+              targets
+              profileVariants
+              progress
+              error
+              worker
+              attempts
+              maxAttempts
+              leaseExpiresAt
+              createTime
+              startTime
+              endTime
+              updateTime
+              log {
+                time
+                message
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "targets": targets,
+            "profile": profile,
+        }
+        response = self.execute(
+            query=query, operation_name="convertModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ConvertModel.model_validate(data)
+
+    def get_job(self, id: str, **kwargs: Any) -> GetJob:
+        query = gql("""
+            query getJob($id: ID!) {
+              profilingJob(id: $id) {
+                ...ProfilingJob
+              }
+            }
+
+            fragment ProfilingJob on ProfilingJob {
+              id
+              modelId
+              kind
+              status
+              batchSizes
+              devices
+              targets
+              profileVariants
+              progress
+              error
+              worker
+              attempts
+              maxAttempts
+              leaseExpiresAt
+              createTime
+              startTime
+              endTime
+              updateTime
+              log {
+                time
+                message
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="getJob", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetJob.model_validate(data)
+
+    def get_jobs(
+        self,
+        first: int,
+        model_id: Union[Optional[str], UnsetType] = UNSET,
+        status: Union[Optional[JobStatus], UnsetType] = UNSET,
+        after: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> GetJobs:
+        query = gql("""
+            query getJobs($modelId: ID, $status: JobStatus, $first: Int!, $after: String) {
+              profilingJobs(modelId: $modelId, status: $status, first: $first, after: $after) {
+                nodes {
+                  ...ProfilingJob
+                }
+                pageInfo {
+                  hasNextPage
+                  endCursor
+                }
+              }
+            }
+
+            fragment ProfilingJob on ProfilingJob {
+              id
+              modelId
+              kind
+              status
+              batchSizes
+              devices
+              targets
+              profileVariants
+              progress
+              error
+              worker
+              attempts
+              maxAttempts
+              leaseExpiresAt
+              createTime
+              startTime
+              endTime
+              updateTime
+              log {
+                time
+                message
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "status": status,
+            "first": first,
+            "after": after,
+        }
+        response = self.execute(
+            query=query, operation_name="getJobs", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetJobs.model_validate(data)
+
+    def cancel_job(self, id: str, **kwargs: Any) -> CancelJob:
+        query = gql("""
+            mutation cancelJob($id: ID!) {
+              cancelProfilingJob(id: $id) {
+                ...ProfilingJob
+              }
+            }
+
+            fragment ProfilingJob on ProfilingJob {
+              id
+              modelId
+              kind
+              status
+              batchSizes
+              devices
+              targets
+              profileVariants
+              progress
+              error
+              worker
+              attempts
+              maxAttempts
+              leaseExpiresAt
+              createTime
+              startTime
+              endTime
+              updateTime
+              log {
+                time
+                message
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="cancelJob", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CancelJob.model_validate(data)
+
+    def register_model(
+        self,
+        input: ModelInput,
+        weight: Upload,
+        convert: bool,
+        profile: bool,
+        **kwargs: Any,
+    ) -> RegisterModel:
+        query = gql("""
+            mutation registerModel($input: ModelInput!, $weight: Upload!, $convert: Boolean! = true, $profile: Boolean! = false) {
+              registerModel(
+                input: $input
+                weight: $weight
+                convert: $convert
+                profile: $profile
+              ) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "input": input,
+            "weight": weight,
+            "convert": convert,
+            "profile": profile,
+        }
+        response = self.execute(
+            query=query, operation_name="registerModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return RegisterModel.model_validate(data)
+
+    def get_by_id(self, id: str, **kwargs: Any) -> GetById:
+        query = gql("""
+            query getById($id: ID!) {
+              model(id: $id) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="getById", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetById.model_validate(data)
+
+    def get_models(
+        self,
+        first: int,
+        architecture: Union[Optional[str], UnsetType] = UNSET,
+        task: Union[Optional[Task], UnsetType] = UNSET,
+        framework: Union[Optional[Framework], UnsetType] = UNSET,
+        engine: Union[Optional[Engine], UnsetType] = UNSET,
+        version: Union[Optional[int], UnsetType] = UNSET,
+        dataset: Union[Optional[str], UnsetType] = UNSET,
+        status: Union[Optional[ModelStatus], UnsetType] = UNSET,
+        after: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> GetModels:
+        query = gql("""
+            query getModels($architecture: String, $task: Task, $framework: Framework, $engine: Engine, $version: Int, $dataset: String, $status: ModelStatus, $first: Int!, $after: String) {
+              models(
+                architecture: $architecture
+                task: $task
+                framework: $framework
+                engine: $engine
+                version: $version
+                dataset: $dataset
+                status: $status
+                first: $first
+                after: $after
+              ) {
+                nodes {
+                  ...MLModel
+                }
+                pageInfo {
+                  hasNextPage
+                  endCursor
+                }
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "architecture": architecture,
+            "task": task,
+            "framework": framework,
+            "engine": engine,
+            "version": version,
+            "dataset": dataset,
+            "status": status,
+            "first": first,
+            "after": after,
+        }
+        response = self.execute(
+            query=query, operation_name="getModels", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetModels.model_validate(data)
+
+    def get_lineage(self, id: str, **kwargs: Any) -> GetLineage:
+        query = gql("""
+            query getLineage($id: ID!) {
+              model(id: $id) {
+                id
+                parentModelId
+                children {
+                  id
+                  engine
+                  modelStatus
+                  weight {
+                    format
+                  }
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="getLineage", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetLineage.model_validate(data)
+
+    def update_model(
+        self,
+        id: str,
+        input: ModelUpdateInput,
+        weight: Union[Optional[Upload], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> UpdateModel:
+        query = gql("""
+            mutation updateModel($id: ID!, $input: ModelUpdateInput!, $weight: Upload) {
+              updateModel(id: $id, input: $input, weight: $weight) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "input": input, "weight": weight}
+        response = self.execute(
+            query=query, operation_name="updateModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return UpdateModel.model_validate(data)
+
+    def delete_model(self, id: str, cascade: bool, **kwargs: Any) -> DeleteModel:
+        query = gql("""
+            mutation deleteModel($id: ID!, $cascade: Boolean! = false) {
+              deleteModel(id: $id, cascade: $cascade) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "cascade": cascade}
+        response = self.execute(
+            query=query, operation_name="deleteModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return DeleteModel.model_validate(data)
+
+    def register_static_profiling_result(
+        self, model_id: str, result: StaticProfileResultInput, **kwargs: Any
+    ) -> RegisterStaticProfilingResult:
+        query = gql("""
+            mutation registerStaticProfilingResult($modelId: ID!, $result: StaticProfileResultInput!) {
+              registerStaticProfilingResult(modelId: $modelId, result: $result) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"modelId": model_id, "result": result}
+        response = self.execute(
+            query=query,
+            operation_name="registerStaticProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RegisterStaticProfilingResult.model_validate(data)
+
+    def register_dynamic_profiling_result(
+        self, model_id: str, result: DynamicProfileResultInput, **kwargs: Any
+    ) -> RegisterDynamicProfilingResult:
+        query = gql("""
+            mutation registerDynamicProfilingResult($modelId: ID!, $result: DynamicProfileResultInput!) {
+              registerDynamicProfilingResult(modelId: $modelId, result: $result) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"modelId": model_id, "result": result}
+        response = self.execute(
+            query=query,
+            operation_name="registerDynamicProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RegisterDynamicProfilingResult.model_validate(data)
+
+    def update_dynamic_profiling_result(
+        self,
+        model_id: str,
+        result: DynamicProfileResultInput,
+        force_insert: bool,
+        **kwargs: Any,
+    ) -> UpdateDynamicProfilingResult:
+        query = gql("""
+            mutation updateDynamicProfilingResult($modelId: ID!, $result: DynamicProfileResultInput!, $forceInsert: Boolean! = false) {
+              updateDynamicProfilingResult(
+                modelId: $modelId
+                result: $result
+                forceInsert: $forceInsert
+              ) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "result": result,
+            "forceInsert": force_insert,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="updateDynamicProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return UpdateDynamicProfilingResult.model_validate(data)
+
+    def delete_dynamic_profiling_result(
+        self,
+        model_id: str,
+        ip: str,
+        device_id: str,
+        batch: Union[Optional[int], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> DeleteDynamicProfilingResult:
+        query = gql("""
+            mutation deleteDynamicProfilingResult($modelId: ID!, $ip: String!, $deviceId: String!, $batch: Int) {
+              deleteDynamicProfilingResult(
+                modelId: $modelId
+                ip: $ip
+                deviceId: $deviceId
+                batch: $batch
+              ) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "ip": ip,
+            "deviceId": device_id,
+            "batch": batch,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="deleteDynamicProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return DeleteDynamicProfilingResult.model_validate(data)
+
+    def create_api_token(
+        self, name: str, scopes: list[Scope], **kwargs: Any
+    ) -> CreateApiToken:
+        query = gql("""
+            mutation createApiToken($name: String!, $scopes: [Scope!]!) {
+              createApiToken(name: $name, scopes: $scopes) {
+                token
+                apiToken {
+                  id
+                  name
+                  scopes
+                  createTime
+                  lastUsed
+                  revoked
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"name": name, "scopes": scopes}
+        response = self.execute(
+            query=query, operation_name="createApiToken", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateApiToken.model_validate(data)
+
+    def get_api_tokens(self, **kwargs: Any) -> GetApiTokens:
+        query = gql("""
+            query getApiTokens {
+              apiTokens {
+                id
+                name
+                scopes
+                createTime
+                lastUsed
+                revoked
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = self.execute(
+            query=query, operation_name="getApiTokens", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetApiTokens.model_validate(data)
+
+    def revoke_api_token(self, id_or_name: str, **kwargs: Any) -> RevokeApiToken:
+        query = gql("""
+            mutation revokeApiToken($idOrName: String!) {
+              revokeApiToken(idOrName: $idOrName) {
+                id
+                name
+                scopes
+                createTime
+                lastUsed
+                revoked
+              }
+            }
+            """)
+        variables: dict[str, object] = {"idOrName": id_or_name}
+        response = self.execute(
+            query=query, operation_name="revokeApiToken", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return RevokeApiToken.model_validate(data)
+
+    def get_devices(self, **kwargs: Any) -> GetDevices:
+        query = gql("""
+            query getDevices {
+              devices {
+                host
+                ip
+                deviceId
+                name
+                kind
+                totalMemory
+                worker
+                lastSeen
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = self.execute(
+            query=query, operation_name="getDevices", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetDevices.model_validate(data)
+
+    def claim_profiling_job(
+        self,
+        worker: str,
+        devices: list[DeviceInput],
+        lease_seconds: float,
+        **kwargs: Any,
+    ) -> ClaimProfilingJob:
+        query = gql("""
+            mutation claimProfilingJob($worker: String!, $devices: [DeviceInput!]!, $leaseSeconds: Float!) {
+              claimProfilingJob(
+                worker: $worker
+                devices: $devices
+                leaseSeconds: $leaseSeconds
+              ) {
+                id
+                modelId
+                kind
+                batchSizes
+                devices
+                targets
+                profileVariants
+                attempts
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "worker": worker,
+            "devices": devices,
+            "leaseSeconds": lease_seconds,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="claimProfilingJob",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return ClaimProfilingJob.model_validate(data)
+
+    def heartbeat_profiling_job(
+        self,
+        id: str,
+        worker: str,
+        progress: float,
+        lease_seconds: float,
+        message: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> HeartbeatProfilingJob:
+        query = gql("""
+            mutation heartbeatProfilingJob($id: ID!, $worker: String!, $progress: Float!, $message: String, $leaseSeconds: Float!) {
+              heartbeatProfilingJob(
+                id: $id
+                worker: $worker
+                progress: $progress
+                message: $message
+                leaseSeconds: $leaseSeconds
+              ) {
+                status
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "id": id,
+            "worker": worker,
+            "progress": progress,
+            "message": message,
+            "leaseSeconds": lease_seconds,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="heartbeatProfilingJob",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return HeartbeatProfilingJob.model_validate(data)
+
+    def finish_profiling_job(
+        self,
+        id: str,
+        worker: str,
+        retryable: bool,
+        error: Union[Optional[str], UnsetType] = UNSET,
+        message: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> FinishProfilingJob:
+        query = gql("""
+            mutation finishProfilingJob($id: ID!, $worker: String!, $error: String, $message: String, $retryable: Boolean!) {
+              finishProfilingJob(
+                id: $id
+                worker: $worker
+                error: $error
+                message: $message
+                retryable: $retryable
+              ) {
+                status
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "id": id,
+            "worker": worker,
+            "error": error,
+            "message": message,
+            "retryable": retryable,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="finishProfilingJob",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return FinishProfilingJob.model_validate(data)
+
+    def release_profiling_job(
+        self, id: str, worker: str, reason: str, **kwargs: Any
+    ) -> ReleaseProfilingJob:
+        query = gql("""
+            mutation releaseProfilingJob($id: ID!, $worker: String!, $reason: String!) {
+              releaseProfilingJob(id: $id, worker: $worker, reason: $reason) {
+                status
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "worker": worker, "reason": reason}
+        response = self.execute(
+            query=query,
+            operation_name="releaseProfilingJob",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return ReleaseProfilingJob.model_validate(data)
+
+    def get_job_status(self, id: str, **kwargs: Any) -> GetJobStatus:
+        query = gql("""
+            query getJobStatus($id: ID!) {
+              profilingJob(id: $id) {
+                status
+                worker
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="getJobStatus", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetJobStatus.model_validate(data)
+
+    def model_to_process(self, id: str, **kwargs: Any) -> ModelToProcess:
+        query = gql("""
+            query modelToProcess($id: ID!) {
+              model(id: $id) {
+                id
+                engine
+                inputs {
+                  name
+                  shape
+                  dtype
+                  format
+                }
+                outputs {
+                  name
+                }
+                weight {
+                  format
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="modelToProcess", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ModelToProcess.model_validate(data)
+
+    def report_static_profiling_result(
+        self,
+        model_id: str,
+        result: StaticProfileResultInput,
+        job_id: str,
+        worker: str,
+        **kwargs: Any,
+    ) -> ReportStaticProfilingResult:
+        query = gql("""
+            mutation reportStaticProfilingResult($modelId: ID!, $result: StaticProfileResultInput!, $jobId: ID!, $worker: String!) {
+              registerStaticProfilingResult(
+                modelId: $modelId
+                result: $result
+                jobId: $jobId
+                worker: $worker
+              ) {
+                id
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "result": result,
+            "jobId": job_id,
+            "worker": worker,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="reportStaticProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return ReportStaticProfilingResult.model_validate(data)
+
+    def report_dynamic_profiling_result(
+        self,
+        model_id: str,
+        result: DynamicProfileResultInput,
+        job_id: str,
+        worker: str,
+        **kwargs: Any,
+    ) -> ReportDynamicProfilingResult:
+        query = gql("""
+            mutation reportDynamicProfilingResult($modelId: ID!, $result: DynamicProfileResultInput!, $jobId: ID!, $worker: String!) {
+              updateDynamicProfilingResult(
+                modelId: $modelId
+                result: $result
+                forceInsert: true
+                jobId: $jobId
+                worker: $worker
+              ) {
+                id
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "modelId": model_id,
+            "result": result,
+            "jobId": job_id,
+            "worker": worker,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="reportDynamicProfilingResult",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return ReportDynamicProfilingResult.model_validate(data)
+
+    def register_converted_model(
+        self,
+        source_id: str,
+        engine: Engine,
+        weight: Upload,
+        conversion: ConversionCheckInput,
+        profile: bool,
+        job_id: str,
+        worker: str,
+        **kwargs: Any,
+    ) -> RegisterConvertedModel:
+        query = gql("""
+            mutation registerConvertedModel($sourceId: ID!, $engine: Engine!, $weight: Upload!, $conversion: ConversionCheckInput!, $profile: Boolean!, $jobId: ID!, $worker: String!) {
+              registerConvertedModel(
+                sourceId: $sourceId
+                engine: $engine
+                weight: $weight
+                conversion: $conversion
+                profile: $profile
+                jobId: $jobId
+                worker: $worker
+              ) {
+                id
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "sourceId": source_id,
+            "engine": engine,
+            "weight": weight,
+            "conversion": conversion,
+            "profile": profile,
+            "jobId": job_id,
+            "worker": worker,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="registerConvertedModel",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RegisterConvertedModel.model_validate(data)
