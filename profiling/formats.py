@@ -11,6 +11,8 @@ a helper process). A pickle is never loaded here: unpickling runs arbitrary code
 archives that would run code when loaded or reach files, processes or the network when
 run: ``.pt2`` archives with pickled weights or constants (unless pickles are trusted),
 and graphs calling operators outside the pure tensor namespaces (``HOSTILE_OPERATORS``).
+A ``.pt2``'s inputs and outputs are read from its serialized graph signature
+(``export_signature``), as an ONNX graph's are: the archive is never loaded.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, BinaryIO
 
 import onnx
 
-from modelci.schema.domain import IOShape, WeightFormat
+from modelci.schema.domain import DataType, IOShape, WeightFormat
 
 from .tensors import onnx_io_shapes
 
@@ -255,13 +257,23 @@ def hostile_class(qualified: str) -> str | None:
     return f"torch.classes.{match[1]}" + (f".{match[2]}" if match[2] else "")
 
 
+@dataclass(frozen=True)
+class ArchiveInspection:
+    """What ``inspect_archive`` found: the PyTorch format (None: another zip, or none) and,
+    for a ``.pt2``, its inputs and outputs where its graph signature describes them."""
+
+    format: WeightFormat | None
+    signature: ModelSignature | None = None
+
+
 def inspect_archive(
     path: str, allow_pickle: bool, limits: ArchiveLimits = ArchiveLimits()
-) -> WeightFormat | None:
-    """The PyTorch format of a zip upload, or None for another zip (or none); refuses
-    (UnsupportedModel) a zip past ``limits``, a ``.pt2`` that unpickles its contents
-    (unless ``allow_pickle``) or loads native code, and a TorchScript or ``.pt2`` graph
-    that calls an operator outside the tensor namespaces or one that touches files.
+) -> ArchiveInspection:
+    """The PyTorch format of a zip upload, or None for another zip (or none), and a
+    ``.pt2``'s signature; refuses (UnsupportedModel) a zip past ``limits``, a ``.pt2`` that
+    unpickles its contents (unless ``allow_pickle``) or loads native code, and a TorchScript
+    or ``.pt2`` graph that calls an operator outside the tensor namespaces or one that
+    touches files.
 
     Runs in the server's helper process, under its bounds, which then loads a TorchScript
     archive that passed (``check_torchscript_graphs``). TorchScript code is read as source
@@ -270,16 +282,17 @@ def inspect_archive(
     """
     with open(path, "rb") as file:
         if not zipfile.is_zipfile(file):
-            return None
+            return ArchiveInspection(None)
         entries = zip_entries(file, limits)
         found = pytorch_format([entry.filename for entry in entries])
+        signature = None
         if found is WeightFormat.TORCHSCRIPT:
             with zipfile.ZipFile(file) as archive:
                 check_torchscript_sources(archive, entries)
         elif found is WeightFormat.TORCH_EXPORT:
             with zipfile.ZipFile(file) as archive:
-                check_torch_export(archive, entries, allow_pickle, limits)
-    return found
+                signature = check_torch_export(archive, entries, allow_pickle, limits)
+    return ArchiveInspection(found, signature)
 
 
 MEMBER_READ = 256 * MiB  # a code file or JSON config past this is no model's
@@ -440,10 +453,11 @@ def check_torch_export(
     entries: list[zipfile.ZipInfo],
     allow_pickle: bool,
     limits: ArchiveLimits,
-) -> None:
+) -> ModelSignature | None:
     """Refuse a ``.pt2`` that ``torch.export.load`` would unpickle or load native code
     from (unless ``allow_pickle``: then the uploaders are trusted with both), and one
-    whose graphs call an operator outside the allowed ones."""
+    whose graphs call an operator outside the allowed ones; the signature of the program
+    ``torch.export.load`` loads (``model``), if it describes one."""
     root = entries[0].filename.split("/", 1)[0]  # torch reads members below the first's
     members = {}
     for entry in entries:
@@ -458,12 +472,100 @@ def check_torch_export(
     ]
     if not allow_pickle:
         check_export_unpickles_nothing(archive, members, models, limits)
+    signature = None
     for model in models:
         graph = read_json(archive, members, f"models/{model}.json")
         for target in export_targets(graph):
             operator = hostile_export_target(target)
             if operator is not None:
                 raise UnsupportedModel(f"its graph calls {operator}, {REACHES_OUT}")
+        if model == EXPORTED_MODEL:
+            signature = export_signature(graph)
+    return signature
+
+
+EXPORTED_MODEL = "model"  # the program torch.export.save writes and torch.export.load reads
+# torch/_export/serde/schema.py ScalarType: the element types a DataType names.
+EXPORT_DTYPES = {
+    1: DataType.TYPE_UINT8,
+    2: DataType.TYPE_INT8,
+    3: DataType.TYPE_INT16,
+    4: DataType.TYPE_INT32,
+    5: DataType.TYPE_INT64,
+    6: DataType.TYPE_FP16,
+    7: DataType.TYPE_FP32,
+    8: DataType.TYPE_FP64,
+    12: DataType.TYPE_BOOL,
+    13: DataType.TYPE_BF16,
+    28: DataType.TYPE_UINT16,
+    34: DataType.TYPE_UINT32,
+    35: DataType.TYPE_UINT64,
+}
+
+
+def export_signature(document: Any) -> ModelSignature | None:
+    """The user inputs and outputs of a serialized ExportedProgram, from its graph
+    signature and tensor metadata: a symbolic size is -1 (dynamic). Inputs keep the graph's
+    names (the ``forward`` argument names); outputs, whose graph names are internal node
+    names, are ``output`` (one) or ``output_0``, ``output_1``, ….
+
+    None where the signature cannot be described as tensors (a non-tensor input or output,
+    an element type no DataType names, a document of another schema): then nothing is
+    filled in and the user's declaration stands."""
+    try:
+        module = document["graph_module"]
+        signature = module["signature"]
+        values = module["graph"]["tensor_values"]
+        if any("constant_input" in spec for spec in signature["input_specs"]):
+            return None  # a non-tensor argument the caller passes (an int, say)
+        inputs = [
+            spec["user_input"]["arg"] for spec in signature["input_specs"] if "user_input" in spec
+        ]
+        outputs = [
+            spec["user_output"]["arg"]
+            for spec in signature["output_specs"]
+            if "user_output" in spec
+        ]
+        shaped_inputs = [
+            export_io_shape(argument["as_tensor"]["name"], values[argument["as_tensor"]["name"]])
+            for argument in inputs
+        ]
+        output_names = (
+            ["output"]
+            if len(outputs) == 1
+            else [f"output_{index}" for index in range(len(outputs))]
+        )
+        shaped_outputs = [
+            export_io_shape(name, values[argument["as_tensor"]["name"]])
+            for name, argument in zip(output_names, outputs, strict=True)
+        ]
+    except (KeyError, TypeError, AttributeError):
+        return None  # a non-tensor argument (as_int, as_none, …), or another schema
+    if any(shape is None for shape in shaped_inputs + shaped_outputs):
+        return None
+    return ModelSignature(
+        [shape for shape in shaped_inputs if shape is not None],
+        [shape for shape in shaped_outputs if shape is not None],
+    )
+
+
+def export_io_shape(name: Any, meta: Any) -> IOShape | None:
+    """One tensor of an ExportedProgram's signature; None if no IOShape describes it."""
+    dtype = EXPORT_DTYPES.get(meta["dtype"])
+    if dtype is None or not isinstance(name, str) or not name:
+        return None
+    shape = []
+    for size in meta["sizes"]:
+        if "as_int" in size and isinstance(size["as_int"], int):
+            shape.append(size["as_int"])
+        elif "as_expr" in size:
+            shape.append(-1)  # a symbolic size: dynamic
+        else:
+            return None
+    try:
+        return IOShape(name=name, shape=shape, dtype=dtype)
+    except ValueError:  # pydantic's ValidationError: a name or shape IOShape refuses
+        return None
 
 
 PICKLES_RUN_CODE = (
@@ -574,6 +676,16 @@ def hostile_export_target(target: str) -> str | None:
     return trimmed(target, 100)
 
 
+def is_onnx(path: Path) -> bool:
+    """Whether the file parses as an ONNX model the checker accepts (for telling a user
+    who declared another engine what the file is)."""
+    try:
+        check_onnx(path)
+    except UnsupportedModel:
+        return False
+    return True
+
+
 def detect_format(path: Path) -> WeightFormat:
     found = archive_format(path)
     if found is not None:
@@ -605,12 +717,14 @@ def first_line(error: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class OnnxSignature:
+class ModelSignature:
+    """A model's inputs and outputs as its file describes them."""
+
     inputs: list[IOShape]
     outputs: list[IOShape]
 
 
-def onnx_signature(path: str, load_in_onnxruntime: bool) -> OnnxSignature:
+def onnx_signature(path: str, load_in_onnxruntime: bool) -> ModelSignature:
     """The checked model's inputs and outputs. Runs in a helper process of the server,
     under its bounds.
 
@@ -621,7 +735,7 @@ def onnx_signature(path: str, load_in_onnxruntime: bool) -> OnnxSignature:
     """
     model = check_onnx(Path(path))
     graph = model.graph
-    signature = OnnxSignature(
+    signature = ModelSignature(
         onnx_io_shapes(graph, graph.input), onnx_io_shapes(graph, graph.output)
     )
     external = any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors(graph))

@@ -1,4 +1,5 @@
-"""The domain and the GraphQL surface of ModelCI Hub."""
+"""The GraphQL schema of ModelCI Hub: the root types composed from each area, and the
+schema object with its query limits (``modelci.schema.schema``)."""
 
 from __future__ import annotations
 

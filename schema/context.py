@@ -5,7 +5,7 @@ The server implements these interfaces; resolvers never import the server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,6 +26,7 @@ from .domain import (
     ModelFilter,
     ProfilingJob,
     StaticProfileResult,
+    WeightFormat,
 )
 
 
@@ -68,7 +69,11 @@ class ModelRegistry(Protocol):
         weight: WeightSource,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
-    ) -> MLModel: ...
+        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
+    ) -> MLModel:
+        """Store the model and its weight; ``accept`` sees the fields completed from the
+        checked file, before anything is stored, and refuses by raising."""
+        ...
 
     async def get(self, model_id: str) -> MLModel: ...
 

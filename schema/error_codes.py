@@ -12,12 +12,23 @@ The errors are rewritten in place because that list is what the client receives.
 from __future__ import annotations
 
 import logging
+import re
 
-from graphql import GraphQLError
+from graphql import GraphQLEnumType, GraphQLError
 
 from .errors import INTERNAL_SERVER_ERROR, BadUserInput, HubError
 
 logger = logging.getLogger("modelci.errors")
+
+# graphql-core's words for a value outside an enum, in a variable or a literal; its "Did
+# you mean …?" (only for a near miss) stays at the end.
+ENUM_MISS = re.compile(
+    r"(?P<head>.*?(?:Value '.*' does not exist in '(?P<value_of>\w+)' enum"
+    r"|Enum '(?P<enum>\w+)' cannot represent non-\w+ value: .*?))"
+    r"\.(?P<tail>( Did you mean .*)?)",
+    re.DOTALL,
+)
+MAX_ENUM_MESSAGE = 4096  # past this (a huge value quoted back), the message is left as is
 
 
 def assign_codes(errors: list[GraphQLError], request_id: str | None) -> None:
@@ -30,6 +41,7 @@ def assign_codes(errors: list[GraphQLError], request_id: str | None) -> None:
             # Parse, validation and variable coercion errors: graphql-core's messages
             # name the offending argument or field and reveal nothing internal.
             error.extensions = {"code": BadUserInput.code, **(error.extensions or {})}
+            error.message = with_valid_values(error.message)
         else:
             logger.error(
                 "unexpected error in %s (request %s)",
@@ -40,3 +52,19 @@ def assign_codes(errors: list[GraphQLError], request_id: str | None) -> None:
             error.message = f"Internal server error (request id {request_id})"
             error.extensions = {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}
             error.original_error = None
+
+
+def with_valid_values(message: str) -> str:
+    """An enum error with the enum's values listed, so the caller need not look them up."""
+    if len(message) > MAX_ENUM_MESSAGE or "num" not in message:  # nothing to scan for
+        return message
+    match = ENUM_MISS.fullmatch(message)
+    if match is None:
+        return message
+    # Imported here: this module is part of building the schema it reads.
+    from .api import schema
+
+    enum = schema._schema.get_type(match["value_of"] or match["enum"])
+    if not isinstance(enum, GraphQLEnumType):
+        return message
+    return f"{match['head']}; valid values: {', '.join(enum.values)}.{match['tail']}"

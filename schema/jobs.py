@@ -150,12 +150,52 @@ def checked_lease(lease_seconds: float) -> float:
     return lease_seconds
 
 
+# Formats whose files do not say their input shapes (a .pt2's signature may not either).
+UNSHAPED_FORMATS = {WeightFormat.TORCHSCRIPT, WeightFormat.TORCH_EXPORT, WeightFormat.TORCH_PICKLE}
+INPUTS_EXAMPLE = 'inputs: [{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]'
+CLI_INPUTS_EXAMPLE = "--input input:-1x3x224x224:FP32"
+
+
+def lacks_inputs(model: domain.MLModel) -> bool:
+    """Whether conversion or profiling would find nothing to feed the model: a PyTorch
+    file (whose inputs the hub cannot read, unlike an ONNX graph's) with none declared."""
+    return not model.inputs and model.weight.format in UNSHAPED_FORMATS
+
+
+def format_name(weight_format: WeightFormat | None) -> str:
+    return weight_format.value if weight_format else "model"
+
+
+def no_inputs_to_register(weight_format: WeightFormat | None, asked: str) -> BadUserInput:
+    return BadUserInput(
+        f"input.inputs: {asked} needs the model's input shapes, and this "
+        f"{format_name(weight_format)} "
+        f"file does not say them; declare inputs, e.g. {INPUTS_EXAMPLE} or "
+        f"{CLI_INPUTS_EXAMPLE} with the CLI (or register with convert: false, profile: false "
+        "to only store it). Nothing was stored.",
+        field="inputs",
+    )
+
+
+def require_inputs(model: domain.MLModel, asked: str) -> None:
+    """BAD_USER_INPUT for a job on a stored model that could never feed it."""
+    if lacks_inputs(model):
+        raise BadUserInput(
+            f"modelId: {asked} needs the model's input shapes; model {model.id} declares none "
+            f"and its {format_name(model.weight.format)} file does not say them. "
+            "Declare them first: "
+            f'updateModel(id: "{model.id}", input: {{{INPUTS_EXAMPLE}}})',
+            field="modelId",
+        )
+
+
 async def queue_profiling(
     info: HubInfo, model_id: str, batch_sizes: list[int] | None, devices: list[str] | None
 ) -> domain.ProfilingJob:
     sizes = checked_batch_sizes(batch_sizes)
     wanted = await checked_devices(info, devices)
-    await info.context.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
+    model = await info.context.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
+    require_inputs(model, "profiling")
     return await info.context.jobs.enqueue(
         model_id, JobKind.PROFILE, sizes, wanted, owner=owner_of(info)
     )
@@ -265,6 +305,7 @@ class JobMutations:
         profile: bool = False,
     ) -> ProfilingJob:
         model = await info.context.registry.get(model_id)
+        require_inputs(model, "conversion")
         job = await queue_conversion(info, model, targets, profile)
         if job is None:
             raise BadUserInput(

@@ -14,9 +14,11 @@ from .domain import JobKind
 from .errors import BadUserInput, validated
 from .jobs import (
     DEFAULT_BATCH_SIZES,
+    UNSHAPED_FORMATS,
     FencingJob,
     FencingWorker,
     fenced,
+    no_inputs_to_register,
     owner_of,
     queue_conversion,
 )
@@ -118,7 +120,18 @@ class ModelMutations:
         owner = owner_of(info)
         # The jobs it would queue must fit the caller's quota before anything is stored.
         await info.context.jobs.check_quota(owner, int(convert) + int(profile))
-        model = await info.context.registry.register(fields, source)
+        jobs = (("conversion", convert), ("profiling", profile))
+        asked = " and ".join(job for job, wanted in jobs if wanted)
+
+        def fed_if_run(
+            checked: domain.ModelFields, weight_format: domain.WeightFormat | None
+        ) -> None:
+            # Only the checked file tells whether its inputs can be read (a .pt2's can):
+            # refused before anything is stored, not by a job that fails later.
+            if asked and not checked.inputs and weight_format in UNSHAPED_FORMATS:
+                raise no_inputs_to_register(weight_format, asked)
+
+        model = await info.context.registry.register(fields, source, accept=fed_if_run)
         if convert:
             await queue_conversion(info, model, None, profile, quota=False)
         if profile:

@@ -37,6 +37,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from modelci import __version__
 from modelci.profiling.cage import cage_kind
 from modelci.schema import schema
 from modelci.schema.auth import Identity
@@ -198,7 +199,7 @@ class AuthMiddleware:
     (DNS rebinding), and change models with no token to stop it.
     """
 
-    PUBLIC = ("/healthz", "/readyz", "/dashboard")
+    PUBLIC = ("/", "/healthz", "/readyz", "/dashboard")
     PUBLIC_PREFIXES = ("/static/",)
 
     def __init__(self, app: ASGIApp) -> None:
@@ -267,7 +268,7 @@ async def download_weight(request: Request) -> Response:
     etag = f'"{weight.sha256}"'
     headers = {
         "ETag": etag,
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(weight.filename)}",
+        "Content-Disposition": content_disposition(weight.filename),
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-cache",
     }
@@ -280,6 +281,39 @@ async def download_weight(request: Request) -> Response:
         services.weights.open_reader(weight.sha256),
         media_type="application/octet-stream",
         headers=headers,
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that keeps the file's name: ``filename*`` (RFC 6266/8187, the
+    name in UTF-8) for clients that read it, and an ASCII ``filename`` for those that do
+    not (``curl -OJ`` among them). Both keep the last path part only, without control
+    characters, quotes or leading dots, so no client saves outside its folder (or a hidden
+    file) or misparses the header."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join("_" if char == '"' or not char.isprintable() else char for char in base)
+    name = name.strip(" .")
+    name = name or "weight"
+    fallback = "".join(char if 32 <= ord(char) < 127 else "_" for char in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def landing(request: Request) -> Response:
+    """What this server is and where to go: the API, its explorer, the dashboard, health."""
+    return JSONResponse(
+        {
+            "service": "ModelCI Hub",
+            "version": __version__,
+            "about": "The GraphQL API is at /graphql; open it in a browser for GraphiQL.",
+            "links": {
+                "graphql": "/graphql",
+                "dashboard": "/dashboard",
+                "healthz": "/healthz",
+                "readyz": "/readyz",
+                "metrics": "/metrics",
+                "weight": "/models/{id}/weight",
+            },
+        }
     )
 
 
@@ -465,6 +499,7 @@ def create_app(
     graphql = HubGraphQL(schema, multipart_uploads_enabled=True)
     return Starlette(
         routes=[
+            Route("/", landing),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/models/{model_id}/weight", download_weight, methods=["GET", "HEAD"]),

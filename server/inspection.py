@@ -11,8 +11,10 @@ ONNX files: ``onnx.checker`` (with its full check), and a real load in onnxrunti
 the engine that will profile the model, so that a file that can never run is refused
 rather than failing its profiling job later. The helper is bounded in time (overrun:
 killed, replaced) and memory (RLIMIT_AS); the web process imports neither torch nor
-onnxruntime. An ONNX graph's inputs and outputs fill in what the user left out, and a
-contradiction is BAD_USER_INPUT naming the field.
+onnxruntime. An ONNX graph's inputs and outputs, and a ``.pt2``'s graph signature (read
+from its JSON, never loaded), fill in what the user left out, and a contradiction is
+BAD_USER_INPUT naming the field. A file declared as another format than it is is told
+what it is and what to declare.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from typing import Any
 
 from modelci.profiling.formats import (
     ArchiveLimits,
-    OnnxSignature,
+    ModelSignature,
     UnsupportedModel,
     check_torchscript_graphs,
     inspect_archive,
+    is_onnx,
     onnx_signature,
 )
 from modelci.schema.domain import Engine, Framework, IOShape, ModelFields, WeightFormat
@@ -60,6 +63,12 @@ FORMAT_OF_ENGINE = {
     Engine.ONNX: "an ONNX model",
     Engine.TORCHSCRIPT: "a TorchScript archive",
     Engine.PYTORCH: "a torch.export archive (.pt2) or an allowed pickle",
+}
+FORMAT_NAMES = {
+    WeightFormat.ONNX: "an ONNX model",
+    WeightFormat.TORCHSCRIPT: "a TorchScript archive",
+    WeightFormat.TORCH_EXPORT: "a torch.export archive (.pt2)",
+    WeightFormat.TORCH_PICKLE: "a pickled PyTorch model",
 }
 
 
@@ -104,16 +113,18 @@ class ModelInspector:
         self, fields: ModelFields, path: Path
     ) -> tuple[ModelFields, WeightFormat | None]:
         """The fields completed from the file, and its format; BAD_USER_INPUT if they disagree."""
-        found = None
+        found, signature = None, None
         # Only the end of the file is read here (and off the loop): the directory, and what
         # the archive holds, are read by the helper.
         if await asyncio.to_thread(zipfile.is_zipfile, path):
-            found = await self.archive_format(path)
+            found, signature = await self.archive_inspection(path)
         if found is None and fields.engine is Engine.ONNX:
             signature = await self.onnx_signature(path)
             return with_signature(fields, signature), WeightFormat.ONNX
         if found is None:
             if fields.engine in FORMAT_OF_ENGINE:
+                if await self.in_helper("ONNX probe", "probe", path):
+                    check_declaration(fields, WeightFormat.ONNX)  # says what to declare
                 raise BadUserInput(
                     f"weight: engine {fields.engine.value} needs {FORMAT_OF_ENGINE[fields.engine]}"
                     ", and this file is none",
@@ -128,19 +139,23 @@ class ModelInspector:
                 field="weight",
             )
         check_declaration(fields, found)
+        if signature is not None:  # a .pt2's: its program takes its inputs by position
+            return with_signature(fields, signature, match_names=False), found
         return fields, found
 
-    async def onnx_signature(self, path: Path) -> OnnxSignature:
+    async def onnx_signature(self, path: Path) -> ModelSignature:
         """The graph's inputs and outputs, from the helper; BAD_USER_INPUT if it refuses."""
-        signature: OnnxSignature = await self.in_helper("ONNX check", "onnx", path)
+        signature: ModelSignature = await self.in_helper("ONNX check", "onnx", path)
         return signature
 
-    async def archive_format(self, path: Path) -> WeightFormat | None:
-        """The PyTorch format of a zip upload, from the helper (None: another zip);
-        BAD_USER_INPUT past the archive limits, or if loading or running it would run
-        code or reach files, processes or the network."""
-        value: str | None = await self.in_helper("archive check", "archive", path)
-        return None if value is None else WeightFormat(value)
+    async def archive_inspection(
+        self, path: Path
+    ) -> tuple[WeightFormat | None, ModelSignature | None]:
+        """The PyTorch format of a zip upload, from the helper (None: another zip), and a
+        ``.pt2``'s signature; BAD_USER_INPUT past the archive limits, or if loading or
+        running it would run code or reach files, processes or the network."""
+        value, signature = await self.in_helper("archive check", "archive", path)
+        return None if value is None else WeightFormat(value), signature
 
     async def in_helper(self, check: str, kind: str, path: Path) -> Any:
         """What the helper answers for the file; BAD_USER_INPUT if it refuses it, overruns
@@ -289,14 +304,17 @@ def serve_checks(
         reply: tuple[str, Any]
         try:
             if kind == "archive":
-                found = inspect_archive(path, allow_pickle, limits)
+                inspection = inspect_archive(path, allow_pickle, limits)
+                found = inspection.format
                 if found is WeightFormat.TORCHSCRIPT and importlib.util.find_spec("torch"):
                     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
                     import_torch()  # once, outside the check's own memory bound
                     limit = min(hard, address_space() + budget)
                     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
                     check_torchscript_graphs(path)
-                reply = ("ok", None if found is None else found.value)
+                reply = ("ok", (None if found is None else found.value, inspection.signature))
+            elif kind == "probe":
+                reply = ("ok", is_onnx(Path(path)))
             else:
                 reply = ("ok", onnx_signature(path, load_in_onnxruntime))
         except UnsupportedModel as error:
@@ -331,40 +349,64 @@ def physical_memory() -> int:
 
 
 def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
-    """BAD_USER_INPUT unless the declared framework and engine fit the file's format."""
+    """BAD_USER_INPUT unless the declared framework and engine fit the file's format; the
+    message says what the file is and what to declare instead."""
     engines, framework = DECLARED_AS[weight_format]
     if fields.engine not in engines or (framework and fields.framework is not framework):
+        engine = "/".join(engine.value for engine in engines)
+        wanted = (
+            f"framework {framework.value}, engine {engine}" if framework else f"engine {engine}"
+        )
         raise BadUserInput(
-            f"weight: the file is {weight_format.value}, which is registered as framework "
-            f"{(framework or fields.framework).value}, engine "
-            f"{'/'.join(engine.value for engine in engines)}; the input says framework "
-            f"{fields.framework.value}, engine {fields.engine.value}",
+            f"weight: the file is {FORMAT_NAMES[weight_format]}, not what the input declares "
+            f"(framework {fields.framework.value}, engine {fields.engine.value}); register it "
+            f"with {wanted}",
             field="weight",
         )
 
 
-def with_signature(fields: ModelFields, signature: OnnxSignature) -> ModelFields:
+def with_signature(
+    fields: ModelFields, signature: ModelSignature, *, match_names: bool = True
+) -> ModelFields:
+    """The fields with the file's inputs and outputs where none were declared; declared
+    ones checked against the file's. ``match_names`` False: the model takes and returns
+    its tensors by position (a ``.pt2``'s program; its output names are internal node
+    names), so declared tensors are matched by position and keep their names."""
     return fields.model_copy(
         update={
-            "inputs": reconciled("inputs", fields.inputs, signature.inputs),
-            "outputs": reconciled("outputs", fields.outputs, signature.outputs),
+            field: reconciled(
+                field, getattr(fields, field), getattr(signature, field), match_names=match_names
+            )
+            for field in ("inputs", "outputs")
         }
     )
 
 
-def reconciled(field: str, declared: list[IOShape], graph: list[IOShape]) -> list[IOShape]:
+def reconciled(
+    field: str, declared: list[IOShape], graph: list[IOShape], *, match_names: bool = True
+) -> list[IOShape]:
     """The declared tensors if the graph agrees with them, the graph's if none were declared."""
     if not declared:
         return graph
-    by_name = {tensor.name: tensor for tensor in graph}
-    if sorted(by_name) != sorted(tensor.name for tensor in declared):
+    if not match_names:
+        if len(declared) != len(graph):
+            raise BadUserInput(
+                f"input.{field}: the graph has {len(graph)} {field}, not {len(declared)}",
+                field=field,
+            )
+        graph = [
+            actual.model_copy(update={"name": tensor.name})
+            for tensor, actual in zip(declared, graph, strict=True)
+        ]
+    named = {tensor.name: tensor for tensor in graph}
+    if sorted(named) != sorted(tensor.name for tensor in declared):
         raise BadUserInput(
-            f"input.{field}: the graph's {field} are {sorted(by_name)}, "
+            f"input.{field}: the graph's {field} are {sorted(named)}, "
             f"not {sorted(tensor.name for tensor in declared)}",
             field=field,
         )
     for index, tensor in enumerate(declared):
-        actual = by_name[tensor.name]
+        actual = named[tensor.name]
         where = f"input.{field}[{index}]"
         if len(tensor.shape) != len(actual.shape) or any(
             graph_dim != -1 and graph_dim != declared_dim

@@ -8,7 +8,7 @@ and start-up collects what a crash left behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +39,26 @@ from .weights import StagedWeight, WeightStore, display_filename
 logger = logging.getLogger("modelci.registry")
 
 DYNAMIC_RESULTS = "profile_result.dynamic_results"
+
+# A converted variant's file name: its source's, with the extension of its own format.
+FORMAT_EXTENSIONS = {
+    WeightFormat.ONNX: ".onnx",
+    WeightFormat.TORCHSCRIPT: ".pt",
+    WeightFormat.TORCH_EXPORT: ".pt2",
+    WeightFormat.TORCH_PICKLE: ".pt",
+}
+MODEL_EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".ts", ".torchscript", ".zip", ".bin")
+
+
+def variant_filename(source_filename: str, weight_format: WeightFormat | None) -> str | None:
+    """``<source stem>.<ext>`` for a variant of ``weight_format`` (None: a format the hub
+    does not read, which keeps the name it was uploaded with)."""
+    if weight_format is None:
+        return None
+    stem = source_filename
+    if stem.lower().endswith(MODEL_EXTENSIONS) and "." in stem.lstrip("."):
+        stem = stem.rsplit(".", 1)[0]
+    return stem + FORMAT_EXTENSIONS[weight_format]
 
 
 def describe_key(fields: ModelFields) -> str:
@@ -100,17 +120,30 @@ class MongoModelRegistry:
         weight: WeightSource,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
+        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
     ) -> MLModel:
         key = to_bson(fields.key().model_dump())
         if await self.models.find_one(key, {"_id": 1}) is not None:
             raise self.conflict(fields)
+        # Workers upload variants under a scratch name: a variant is named after its source.
+        source = await self.get(parent_model_id) if parent_model_id is not None else None
         staged, fields, weight_format = await self.stage_checked(weight, fields)
+        if accept is not None:
+            try:
+                accept(fields, weight_format)
+            except BaseException:
+                staged.path.unlink(missing_ok=True)
+                raise
+        description = self.weight_description(weight, staged, weight_format)
+        if source is not None:
+            named = variant_filename(source.weight.filename, weight_format)
+            description.filename = named or description.filename
         now = utcnow()
         document = to_bson(fields.model_dump())
         document.update(
             parent_model_id=parent_model_id,
             conversion=to_bson(conversion.model_dump()) if conversion else None,
-            weight=to_bson(self.weight_description(weight, staged, weight_format).model_dump()),
+            weight=to_bson(description.model_dump()),
             profile_result={"static_result": None, "dynamic_results": []},
             create_time=now,
             update_time=now,
@@ -181,8 +214,9 @@ class MongoModelRegistry:
             if found and not cascade:
                 raise Conflict(
                     f"model {model_id} has {len(found)} converted variant(s) "
-                    f"({', '.join(child.id for child in found)}); delete with cascade: true "
-                    "to remove them too",
+                    f"({', '.join(child.id for child in found)}); delete them too with "
+                    f'deleteModel(id: "{model_id}", cascade: true) in the API or '
+                    f"`modelci rm {model_id} --cascade` on the command line",
                 )
             doomed += found
             frontier = [child.id for child in found]
@@ -256,7 +290,8 @@ class MongoModelRegistry:
             if not force_insert:
                 raise NotFound(
                     f"model {model_id} has no dynamic result for ip {result.ip}, "
-                    f"device {result.device_id}, batch {result.batch}"
+                    f"device {result.device_id}, batch {result.batch}; pass forceInsert: true "
+                    "to insert it"
                 ) from None
         try:
             return await self.add_dynamic_result(model_id, result)

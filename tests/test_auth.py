@@ -175,7 +175,19 @@ def test_subscriptions_need_a_token_in_connection_init(secured: Starlette) -> No
 def test_token_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     created = runner.invoke(
-        cli, ["token", "create", "--name", "ci", "--scope", "write", "--data-dir", str(tmp_path)]
+        cli,
+        # --init: a data dir no hub has used yet
+        [
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "write",
+            "--data-dir",
+            str(tmp_path),
+            "--init",
+        ],
     )
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip().splitlines()[0]
