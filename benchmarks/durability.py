@@ -6,7 +6,9 @@ the same server with `MODELCI_WRITE_JOURNAL=false MODELCI_WRITE_CONCERN=1` (what
 hub did before: a write acknowledged from the database's memory, lost when its
 process is killed). One light client (`loadgen.py`) registers models with a 64 KiB
 weight, one request at a time, alternating between the servers in rounds; a second
-phase does the same for `updateModel` (one document write).
+phase does the same for `updateModel` (one document write). A third phase times one
+`insert_one` straight on an embedded database, with and without `j: true`: the price
+of the journal sync alone, without the hub around it.
 
     python benchmarks/durability.py [--requests 300] [--rounds 3]
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 import httpx
 from loadgen import Connection, multipart
 
-from modelci.server.embedded import free_port
+from modelci.server.embedded import EmbeddedDatabase, free_port
 
 REGISTER = """mutation($input: ModelInput!, $weight: Upload!) {
   registerModel(input: $input, weight: $weight, convert: false) { id } }"""
@@ -121,6 +123,24 @@ async def measure(urls: dict[str, str], requests: int, rounds: int) -> dict[str,
     }
 
 
+def raw_insert_p50(folder: Path, writes: int) -> dict[str, float]:
+    """p50 of one small insert on the embedded database, journaled and not (ms)."""
+    from pymongo import MongoClient
+
+    p50 = {}
+    with EmbeddedDatabase(folder / "raw") as database:
+        for name, options in (("j: true", {"journal": True}), ("j: false", {"journal": False})):
+            with MongoClient(database.url, **options) as client:
+                collection = client.bench[name.replace(": ", "_")]
+                samples = []
+                for index in range(writes):
+                    started = time.perf_counter()
+                    collection.insert_one({"index": index, "payload": "x" * 512})
+                    samples.append(time.perf_counter() - started)
+                p50[name] = statistics.median(samples) * 1e3
+    return p50
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
@@ -136,6 +156,7 @@ def main() -> None:
             for url in urls.values():
                 wait_until_up(url)
             p50 = asyncio.run(measure(urls, args.requests, args.rounds))
+            raw = raw_insert_p50(Path(folder), args.requests * args.rounds)
         finally:
             for server in servers:
                 server.terminate()
@@ -146,6 +167,10 @@ def main() -> None:
             f"{name:>32}: register p50 {figures['register']:.2f} ms, "
             f"update p50 {figures['update']:.2f} ms"
         )
+    print(
+        f"raw insert_one on the embedded database: j: true {raw['j: true']:.2f} ms, "
+        f"j: false {raw['j: false']:.2f} ms"
+    )
     durable, fast = (p50[name] for name in SETTINGS)
     print(
         f"ratios durable/not journaled ({args.requests} requests x {args.rounds} rounds): "

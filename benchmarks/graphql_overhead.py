@@ -198,7 +198,7 @@ def register_one(url: str) -> str:
                     task="Image_Classification",
                 )
                 return model.id
-        except httpx.ConnectError:
+        except httpx.TransportError:  # HubUnreachable: not listening yet
             time.sleep(0.1)
     raise RuntimeError("the server did not start")
 
