@@ -16,46 +16,18 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hub import serve, wait_until_up
 from loadgen import Connection
 
 from modelci.client import ModelHub
 from modelci.server.embedded import free_port
-
-
-def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELCI_")}
-    env["MODELCI_WORKERS"] = "0"
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "modelci.server.cli", "serve"),
-            *("--port", str(port), "--data-dir", str(data_dir)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def timing(p50: float) -> dict[str, float]:

@@ -20,13 +20,11 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from hub import serve, wait_until_up
 from loadgen import Connection, multipart
 
 from modelci.server.embedded import EmbeddedDatabase, free_port
@@ -36,36 +34,10 @@ REGISTER = """mutation($input: ModelInput!, $weight: Upload!) {
 UPDATE = """mutation($id: ID!, $input: ModelUpdateInput!) {
   updateModel(id: $id, input: $input) { id } }"""
 WEIGHT = os.urandom(64 * 1024)
-SETTINGS = {
+SETTINGS: dict[str, dict[str, str]] = {
     "durable (w: majority, j: true)": {},
-    "not journaled (w: 1, j: false)": {
-        "MODELCI_WRITE_JOURNAL": "false",
-        "MODELCI_WRITE_CONCERN": "1",
-    },
+    "not journaled (w: 1, j: false)": {"write_journal": "false", "write_concern": "1"},
 }
-
-
-def serve(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "modelci.server.cli", "serve"),
-            *("--port", str(port), "--data-dir", str(data_dir)),
-        ],
-        env={**os.environ, "MODELCI_WORKERS": "0", "MODELCI_LOG_LEVEL": "WARNING", **env},
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def register(connection: Connection, version: int) -> str:
@@ -151,7 +123,7 @@ def main() -> None:
         try:
             for index, (name, env) in enumerate(SETTINGS.items()):
                 port = free_port()
-                servers.append(serve(Path(folder) / f"hub{index}", port, env))
+                servers.append(serve(Path(folder) / f"hub{index}", port, **env))
                 urls[name] = f"http://127.0.0.1:{port}"
             for url in urls.values():
                 wait_until_up(url)

@@ -19,13 +19,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psutil
+from hub import serve, wait_until_up
 
 from modelci.client import ModelHub
 from modelci.server.embedded import free_port
@@ -62,21 +62,7 @@ def main() -> None:
                 file.write(os.urandom(1024 * 1024))
         size_mb = source.stat().st_size / 1e6
         port = free_port()
-        env = {**os.environ, "MODELCI_WORKERS": "0", "MODELCI_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelci.server.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(Path(folder) / "hub"),
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
+        server = serve(Path(folder) / "hub", port)
         rates: dict[str, list[float]] = {
             "cp": [],
             "cp+sync": [],
@@ -175,19 +161,6 @@ def curl_register(url: str, source: Path, version: int) -> str:
     )
     model_id: str = json.loads(result.stdout)["data"]["registerModel"]["id"]
     return model_id
-
-
-def wait_until_up(url: str) -> None:
-    import httpx
-
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server did not start")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import signal
 import tempfile
 from collections.abc import Generator, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -95,12 +96,8 @@ class HubServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
-        try:
+        with stop_signals_handled_by(self.handle_exit):
             yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         # Uvicorn raises the caught signal again here, which killed the process before
         # `serve` could stop the embedded database; this server returns instead.
 
@@ -118,25 +115,37 @@ def raise_stop(sig: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
+def stop_signals_handled_by(handler: Any) -> Iterator[None]:
+    """Every stop signal handled by ``handler`` for the block, then as before."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
+
+
+def stop_signals_raise() -> contextlib.AbstractContextManager[None]:
     """Outside uvicorn's own handling, a stop signal raises ``StopRequested``."""
-    previous = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return stop_signals_handled_by(raise_stop)
 
 
-@contextlib.contextmanager
-def stop_signals_ignored() -> Iterator[None]:
+def stop_signals_ignored() -> contextlib.AbstractContextManager[None]:
     """While the service winds down: a second signal must not cut the database's stop short."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return stop_signals_handled_by(signal.SIG_IGN)
+
+
+def server_config(settings: Settings, app: Any, **options: Any) -> uvicorn.Config:
+    """Uvicorn's configuration for the hub: its address, bounded stops and request heads."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=HubHttpProtocol,
+        **options,
+    )
 
 
 def run_server(settings: Settings, mongodb_url: str) -> bool:
@@ -153,14 +162,7 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
 
     HubHttpProtocol.head_timeout_s = settings.request_head_timeout_s
     if settings.processes == 1:
-        config = uvicorn.Config(
-            create_app(settings, mongodb_url=mongodb_url),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            http=HubHttpProtocol,
-        )
+        config = server_config(settings, create_app(settings, mongodb_url=mongodb_url))
         server = HubServer(config)
         server.run()
         return server.started
@@ -174,15 +176,11 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
         # with the totals; a fresh directory each run, removed at exit.
         with tempfile.TemporaryDirectory(prefix="modelci-metrics-") as metrics_dir:
             os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
-            config = uvicorn.Config(
+            config = server_config(
+                settings,
                 "modelci.server.app:create_process_app",
                 factory=True,
                 workers=settings.processes,
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                http=HubHttpProtocol,
             )
             HubMultiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
