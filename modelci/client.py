@@ -402,6 +402,7 @@ class ModelHub:
                         done += len(chunk)
                         if progress is not None:
                             progress(done, total)
+                os.chmod(partial, 0o666 & ~current_umask())  # as any new file: not 0600
                 os.replace(partial, path)
             except BaseException:
                 Path(partial).unlink(missing_ok=True)
@@ -644,3 +645,9 @@ class AsyncModelHub:
         while not follower.ended(await self.get_job(job_id)):  # noqa: ASYNC110
             await asyncio.sleep(poll_s)
         return follower.job
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

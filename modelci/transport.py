@@ -89,7 +89,7 @@ class CountingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         chunk = self.file.read(size)
         self.done += len(chunk)
-        if self.progress is not None:
+        if self.progress is not None and chunk:  # not again for each read at the end
             self.progress(self.done, self.total)
         return chunk
 

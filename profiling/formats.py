@@ -704,6 +704,15 @@ def check_onnx(path: Path) -> onnx.ModelProto:
         raise UnsupportedModel(f"not an ONNX model ({error})") from None
     if not model.graph.node:
         raise UnsupportedModel("not an ONNX model (no graph)")
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors(model.graph)):
+        # torch.onnx.export writes large weights beside the model by default; those files
+        # are not uploaded with it (and neither onnxruntime nor the checker may read files
+        # an upload names).
+        raise UnsupportedModel(
+            "its tensors refer to external data files (model.onnx.data, say), which are not "
+            "uploaded with it; save the model as one file: "
+            "onnx.save(onnx.load(path), path, save_as_external_data=False)"
+        )
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
@@ -738,13 +747,7 @@ def onnx_signature(path: str, load_in_onnxruntime: bool) -> ModelSignature:
     signature = ModelSignature(
         onnx_io_shapes(graph, graph.input), onnx_io_shapes(graph, graph.output)
     )
-    external = any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors(graph))
     del model, graph
-    if external:  # and so neither onnxruntime nor the checker reads files it names
-        raise UnsupportedModel(
-            "its tensors refer to external data files, which are not uploaded with it; "
-            "save the model as one file (onnx.save_model(..., save_as_external_data=False))"
-        )
     if load_in_onnxruntime:
         check_loads_in_onnxruntime(path)
     try:

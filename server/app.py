@@ -237,7 +237,11 @@ class AuthMiddleware:
             and "text/html" in headers.get("accept", "")
         )
         if identity is None and not graphiql_page:
-            refusal = Unauthenticated("authentication required: send Authorization: Bearer <token>")
+            refusal = Unauthenticated(
+                "this token is unknown or revoked: ask an admin for a new one"
+                if headers.get("authorization")
+                else "authentication required: send Authorization: Bearer <token>"
+            )
             await error_response(refusal)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -272,7 +276,11 @@ async def download_weight(request: Request) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-cache",
     }
-    if etag in request.headers.get("if-none-match", ""):
+    wanted = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag in wanted or weight.sha256 in wanted or "*" in wanted:  # quoted, as sent, or bare
         return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(weight.size)
     if request.method == "HEAD":

@@ -145,7 +145,7 @@ def export_schema(
 def worker(
     server: Annotated[
         str, typer.Option(envvar="MODELCI_SERVER", help="The hub's URL, e.g. http://hub:8000.")
-    ],
+    ] = "http://127.0.0.1:8000",
     token: Annotated[
         str | None, typer.Option(help="API token with the worker scope (or MODELCI_TOKEN).")
     ] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,8 @@ NEXT_STEPS = {
     "TOO_MANY_REQUESTS": "wait for your uploads or queued jobs to finish, then retry",
 }
 
-console = Console()
+# Piped output is not cut to 80 columns: tables keep their rows on one line each.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 Server = Annotated[str, typer.Option(envvar="MODELCI_SERVER", help="The hub's URL.")]
@@ -93,21 +95,18 @@ def hub_client(
     except HubError as error:
         advice = {**NEXT_STEPS, **(next_steps or {})}
         raise fail(
-            f"({error.code}) {cli_words(error.message)}",
+            f"({error.code}) {error.message}",
             advice.get(error.code, "retry; if it persists, the hub's log has the request id"),
             EXIT_CODES.get(error.code, EXIT_OTHER),
         ) from None
     except httpx.HTTPError as error:
         raise fail(
-            f"cannot reach the hub at {server} ({error})",
+            str(error)
+            if "cannot reach" in str(error)
+            else f"cannot reach the hub at {server} ({error})",
             "start it with `modelci serve`, or point --server / MODELCI_SERVER at it",
             EXIT_UNREACHABLE,
         ) from None
-
-
-def cli_words(message: str) -> str:
-    """The hub's message in the CLI's words: its arguments are the CLI's options."""
-    return re.sub(r"`?cascade: true`?", "--cascade", message)
 
 
 def print_json(value: Any) -> None:
@@ -176,7 +175,9 @@ def jobs_table(jobs: list[ProfilingJob]) -> Table:
 IO_SPEC = re.compile(
     r"^(?P<name>[^:]+):(?P<shape>-?\d+(?:x-?\d+)*):(?P<dtype>\w+)(?::(?P<format>\w+))?$"
 )
-IO_SPEC_HELP = "NAME:SHAPE:DTYPE[:FORMAT], e.g. input:-1x3x224x224:FP32 (-1: any size; repeat)"
+IO_SPEC_TEMPLATE = "NAME:SHAPE:DTYPE[:FORMAT], e.g. {example} (-1: any size; repeat)"
+IO_SPEC_HELP = IO_SPEC_TEMPLATE.format(example="input:-1x3x224x224:FP32")
+OUTPUT_SPEC_HELP = IO_SPEC_TEMPLATE.format(example="output:-1x1000:FP32")
 
 
 def io_shape(spec: str, option: str) -> dict[str, Any]:
@@ -237,7 +238,7 @@ def register(
         list[str] | None, typer.Option("--input", help=f"An input: {IO_SPEC_HELP}.")
     ] = None,
     outputs: Annotated[
-        list[str] | None, typer.Option("--output", help=f"An output: {IO_SPEC_HELP}.")
+        list[str] | None, typer.Option("--output", help=f"An output: {OUTPUT_SPEC_HELP}.")
     ] = None,
     convert: Annotated[bool, typer.Option(help="Convert to TorchScript/ONNX.")] = True,
     profile: Annotated[bool, typer.Option(help="Profile it (and its variants).")] = False,

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,21 @@ async def test_a_model_onnxruntime_cannot_load_is_refused_and_nothing_is_stored(
     assert "onnxruntime cannot load it" in message, message
     assert "Gemm" in message and "tensor(double)" in message, message
     assert "[ONNXRuntimeError]" not in message, message
+    assert await model_count(api) == 0
+    assert stored_blobs(settings) == [] and staged_files(settings) == []
+
+
+async def test_a_model_saved_with_its_weights_beside_it_is_told_how_to_save_one_file(
+    api: Api, settings: Settings, tmp_path: Path
+) -> None:
+    """torch.onnx.export writes large weights to model.onnx.data by default; the upload is
+    the .onnx alone. The refusal says how to make one file of it."""
+    path = tmp_path / "model.onnx"
+    onnx.save(
+        onnx.load_from_string(LOADABLE), str(path), save_as_external_data=True, size_threshold=0
+    )
+    message = refusal(await register_onnx(api, path.read_bytes()))
+    assert "external data" in message and "save_as_external_data=False" in message, message
     assert await model_count(api) == 0
     assert stored_blobs(settings) == [] and staged_files(settings) == []
 
