@@ -62,7 +62,7 @@ NEXT_STEPS = {
 
 # Piped output is not cut to 80 columns: tables keep their rows on one line each.
 console = Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 Server = Annotated[str, typer.Option(envvar="MODELCI_SERVER", help="The hub's URL.")]
 Token = Annotated[str | None, typer.Option(envvar="MODELCI_TOKEN", help="API token.")]
