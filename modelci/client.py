@@ -23,11 +23,11 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
@@ -108,6 +108,7 @@ PAGE_SIZE = 100
 FINISHED_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 Input = TypeVar("Input", bound=BaseModel)
+NodeT_co = TypeVar("NodeT_co", covariant=True)
 
 
 def plain(value: Any) -> Any:
@@ -294,26 +295,26 @@ class ModelHub:
         status: ModelStatus | str | None = None,
     ) -> list[MLModel]:
         """Models matching every filter given, newest first."""
-        found: list[MLModel] = []
-        after = None
-        while limit is None or len(found) < limit:
-            first = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
-            page = self.api.get_models(
-                first=first,
-                after=after,
-                architecture=architecture,
-                task=optional_enum(Task, task, "task"),
-                framework=optional_enum(Framework, framework, "framework"),
-                engine=optional_enum(Engine, engine, "engine"),
-                version=version,
-                dataset=dataset,
-                status=optional_enum(ModelStatus, status, "status"),
-            ).models
-            found += page.nodes
-            if not page.page_info.has_next_page:
-                break
-            after = page.page_info.end_cursor
-        return found
+        wanted_task = optional_enum(Task, task, "task")
+        wanted_framework = optional_enum(Framework, framework, "framework")
+        wanted_engine = optional_enum(Engine, engine, "engine")
+        wanted_status = optional_enum(ModelStatus, status, "status")
+        return every_page(
+            lambda first, after: (
+                self.api.get_models(
+                    first=first,
+                    after=after,
+                    architecture=architecture,
+                    task=wanted_task,
+                    framework=wanted_framework,
+                    engine=wanted_engine,
+                    version=version,
+                    dataset=dataset,
+                    status=wanted_status,
+                ).models
+            ),
+            limit,
+        )
 
     def update_model(
         self,
@@ -467,21 +468,15 @@ class ModelHub:
         limit: int | None = PAGE_SIZE,
     ) -> list[ProfilingJob]:
         """Jobs, newest first (of one model, in one status), at most ``limit``."""
-        found: list[ProfilingJob] = []
-        after = None
-        while limit is None or len(found) < limit:
-            first = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
-            page = self.api.get_jobs(
-                first=first,
-                after=after,
-                model_id=model_id,
-                status=optional_enum(JobStatus, status, "status"),
-            ).profiling_jobs
-            found += page.nodes
-            if not page.page_info.has_next_page:
-                break
-            after = page.page_info.end_cursor
-        return found
+        wanted = optional_enum(JobStatus, status, "status")
+        return every_page(
+            lambda first, after: (
+                self.api.get_jobs(
+                    first=first, after=after, model_id=model_id, status=wanted
+                ).profiling_jobs
+            ),
+            limit,
+        )
 
     def cancel_job(self, job_id: str) -> ProfilingJob:
         return self.api.cancel_job(job_id).cancel_profiling_job
@@ -651,3 +646,28 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class Connection(Protocol[NodeT_co]):
+    """A page of a list as the generated types carry it."""
+
+    @property
+    def nodes(self) -> Sequence[NodeT_co]: ...
+
+    @property
+    def page_info(self) -> Any: ...
+
+
+def every_page(
+    fetch: Callable[[int, str | None], Connection[NodeT_co]], limit: int | None
+) -> list[NodeT_co]:
+    """The items of a list, page after page, until ``limit`` (None: all of them)."""
+    found: list[NodeT_co] = []
+    after = None
+    while limit is None or len(found) < limit:
+        page = fetch(PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found)), after)
+        found += page.nodes
+        if not page.page_info.has_next_page:
+            break
+        after = page.page_info.end_cursor
+    return found
