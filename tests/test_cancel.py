@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from conftest import Api, dynamic_result, modelci_env, modelci_serve, register_live
+from conftest import Api, dynamic_result, modelci_serve, register_live
+from test_worker import worker
 
 from modelci.server.embedded import free_port
 
@@ -132,39 +130,10 @@ def queue_profiling(hub: str, model_id: str, sizes: list[int]) -> str:
     return job_id
 
 
-@contextmanager
-def worker(hub: str, name: str, *options: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelci.server.cli",
-            "worker",
-            "--server",
-            hub,
-            "--name",
-            name,
-            "--poll-seconds",
-            "0.2",
-            "--threads",
-            "1",
-            *options,
-        ],
-        env=modelci_env(),
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
 def test_a_cancelled_profile_writes_nothing_more(hub: str, onnx_weight: bytes) -> None:
     model_id, other_model = register(hub, onnx_weight), register(hub, onnx_weight)
     name = f"cancel-{uuid.uuid4().hex[:6]}"
-    with worker(hub, name, *SLOW):
+    with worker(hub, "--name", name, *SLOW):
         job_id = queue_profiling(hub, model_id, MANY_BATCHES)
         # Mid-profile: the static result and a first dynamic result are in.
         wait_for("a first dynamic result", lambda: results_of(hub, model_id)["dynamicResults"])
@@ -278,7 +247,7 @@ def test_a_worker_given_sigterm_hands_its_job_back(hub: str, onnx_weight: bytes)
     model_id = register(hub, onnx_weight)
     name = f"sigterm-{uuid.uuid4().hex[:6]}"
     # A 60 s lease: the job could come back within the test only by being handed back.
-    with worker(hub, name, *SLOW, "--lease-seconds", "60") as process:
+    with worker(hub, "--name", name, *SLOW, "--lease-seconds", "60") as process:
         job_id = queue_profiling(hub, model_id, MANY_BATCHES)
         wait_for("a first dynamic result", lambda: results_of(hub, model_id)["dynamicResults"])
         assert job_of(hub, job_id)["status"] == "RUNNING"

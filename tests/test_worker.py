@@ -82,7 +82,8 @@ def worker(hub: str, *options: str) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield process
     finally:
-        process.kill()
+        if process.poll() is None:  # not one a test stopped already
+            process.kill()
         process.wait()
 
 
