@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from modelci.schema.domain import ConversionCheck, Engine, WeightFormat
+from modelci.schema.weight_formats import WEIGHT_FORMATS
 
 from .tensors import InputSpec
 
@@ -32,12 +33,6 @@ TOLERANCE = 1e-4  # relative to the output's scale, for fp32
 VERIFY_BATCHES = (1, 4)
 EXAMPLE_BATCH = 2  # export examples avoid 1, which exporters specialise on
 ONNX_OPSET = 18
-SOURCE_ENGINE = {
-    WeightFormat.TORCHSCRIPT: Engine.TORCHSCRIPT,
-    WeightFormat.TORCH_EXPORT: Engine.PYTORCH,
-    WeightFormat.TORCH_PICKLE: Engine.PYTORCH,
-    WeightFormat.ONNX: Engine.ONNX,
-}
 
 
 @dataclass
@@ -263,7 +258,7 @@ def verify(
             max_abs = max(max_abs, largest)
             max_rel = max(max_rel, largest / scale if scale > 0 else largest)
     return ConversionCheck(
-        source_engine=SOURCE_ENGINE[weight_format],
+        source_engine=WEIGHT_FORMATS[weight_format].engine,
         batch_sizes=batches if batch_axis else [1],
         max_abs_diff=max_abs,
         max_rel_diff=max_rel,

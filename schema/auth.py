@@ -2,9 +2,10 @@
 
 Scopes: ``read`` (queries, subscriptions, weight downloads), ``write`` (read, plus the
 mutations on models and jobs), ``worker`` (write, plus claiming and reporting jobs),
-``admin`` (everything, token management included). The check runs before the
-operation is validated, so a caller without the scope learns nothing of the schema
-from validation messages.
+``admin`` (everything, token management included). Each root field declares the
+scope it needs where it is defined (``needs``); the check reads those declarations
+back from the built schema and runs before the operation is validated, so a caller
+without the scope learns nothing of the schema from validation messages.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -21,6 +23,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -28,6 +31,7 @@ from graphql import (
 )
 from pydantic import BaseModel, Field
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from .errors import Forbidden, HubError, Unauthenticated
 
@@ -58,17 +62,51 @@ class ApiToken(BaseModel):
     revoked: bool = False
 
 
-# Root fields that need more than their operation type's default scope.
-FIELD_SCOPES = {
-    "claimProfilingJob": Scope.worker,
-    "heartbeatProfilingJob": Scope.worker,
-    "finishProfilingJob": Scope.worker,
-    "releaseProfilingJob": Scope.worker,
-    "registerConvertedModel": Scope.worker,
-    "apiTokens": Scope.admin,
-    "createApiToken": Scope.admin,
-    "revokeApiToken": Scope.admin,
+SCOPE = "modelci.scope"  # the key of a root field's declared scope in its metadata
+
+
+def needs(scope: Scope) -> dict[str, Scope]:
+    """The metadata that declares the scope a root field needs, where the field is:
+    ``@strawberry.mutation(description=..., metadata=needs(Scope.worker))``. It is read
+    back from the built schema (``root_scopes``), so a renamed field keeps its scope."""
+    return {SCOPE: scope}
+
+
+# What a root field the schema does not have needs (validation refuses it afterwards):
+# a caller without even this learns nothing from the validation message.
+UNKNOWN_FIELD_SCOPE = {
+    OperationType.QUERY: Scope.read,
+    OperationType.MUTATION: Scope.write,
+    OperationType.SUBSCRIPTION: Scope.read,
 }
+
+
+class UndeclaredScope(Exception):
+    """A root field declares no scope: the schema is not served with a field unguarded."""
+
+
+@lru_cache(maxsize=8)
+def root_scopes(schema: GraphQLSchema) -> dict[OperationType, dict[str, Scope]]:
+    """The scope each root field declares (``needs``), by operation type and GraphQL
+    name; UndeclaredScope names a root field that declares none."""
+    roots = {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }
+    scopes: dict[OperationType, dict[str, Scope]] = {operation: {} for operation in roots}
+    for operation, root in roots.items():
+        if root is None:
+            continue
+        for name, field in root.fields.items():
+            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            scope = (getattr(definition, "metadata", None) or {}).get(SCOPE)
+            if not isinstance(scope, Scope):
+                raise UndeclaredScope(
+                    f"{root.name}.{name} declares no scope: give it metadata=needs(Scope.…)"
+                )
+            scopes[operation][name] = scope
+    return scopes
 
 
 @dataclass(frozen=True)
@@ -92,8 +130,10 @@ class Identity:
         return scope in self.scopes
 
 
-def required_scopes(document: DocumentNode, operation_name: str | None) -> set[Scope]:
-    """The scopes the operation that will run needs."""
+def required_scopes(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+) -> set[Scope]:
+    """The scopes the operation that will run needs, in time linear in the document."""
     operations = [
         definition
         for definition in document.definitions
@@ -103,15 +143,16 @@ def required_scopes(document: DocumentNode, operation_name: str | None) -> set[S
     if len(chosen) != 1:
         return {Scope.read}  # graphql-core refuses the request anyway
     operation = chosen[0]
-    default = Scope.write if operation.operation is OperationType.MUTATION else Scope.read
+    declared = root_scopes(schema)[operation.operation]
+    unknown = UNKNOWN_FIELD_SCOPE[operation.operation]
     fragments = {
         definition.name.value: definition.selection_set
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
     return {
-        FIELD_SCOPES.get(name, default) for name in root_fields(operation.selection_set, fragments)
-    } or {default}
+        declared.get(name, unknown) for name in root_fields(operation.selection_set, fragments)
+    } or {unknown}
 
 
 def _name(operation: OperationDefinitionNode) -> str | None:
@@ -163,7 +204,9 @@ class Authorization(SchemaExtension):
                 return Unauthenticated("the token of this connection is no longer valid")
         if identity is None:
             return Unauthenticated("authentication required: send Authorization: Bearer <token>")
-        needed = required_scopes(document, self.execution_context.operation_name)
+        needed = required_scopes(
+            self.execution_context.schema._schema, document, self.execution_context.operation_name
+        )
         missing = sorted(scope.value for scope in needed if not identity.allows(scope))
         if missing:
             return Forbidden(f"this token lacks the scope {', '.join(missing)}")

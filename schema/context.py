@@ -1,6 +1,8 @@
 """What resolvers may reach: the request context and the interfaces behind it.
 
-The server implements these interfaces; resolvers never import the server.
+The server implements these interfaces; resolvers never import the server. Changes go
+through the use cases (``context.model_service``, ``context.job_service``), built on
+these interfaces; reads go to the repositories directly.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -28,15 +31,15 @@ from .domain import (
     StaticProfileResult,
     WeightFormat,
 )
+from .usecases import JobService, ModelService
 
 
-class WeightSource(Protocol):
-    """An uploaded weight file, read in chunks (Starlette's ``UploadFile`` is one)."""
+class UploadedWeight(Protocol):
+    """A weight file the server has received: what the upload says of it. Only the
+    server reads its bytes (it holds them); the use cases pass it on."""
 
     filename: str | None
     content_type: str | None
-
-    async def read(self, size: int = -1) -> bytes: ...
 
 
 T = TypeVar("T")
@@ -66,7 +69,7 @@ class ModelRegistry(Protocol):
     async def register(
         self,
         fields: ModelFields,
-        weight: WeightSource,
+        weight: UploadedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
         accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
@@ -80,7 +83,7 @@ class ModelRegistry(Protocol):
     async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]: ...
 
     async def update(
-        self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
+        self, model_id: str, changes: dict[str, Any], weight: UploadedWeight | None
     ) -> MLModel: ...
 
     async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
@@ -173,9 +176,15 @@ class JobQueue(Protocol):
         """The job now, then after every change, until it has ended."""
         ...
 
-    async def report_devices(self, devices: list[Device]) -> None: ...
 
-    async def devices(self) -> list[Device]: ...
+class DeviceRegistry(Protocol):
+    """The devices workers have reported (profiling jobs may ask only for those)."""
+
+    async def report(self, devices: list[Device]) -> None:
+        """Record the devices, replacing what their (host, device id) reported before."""
+        ...
+
+    async def all(self) -> list[Device]: ...
 
 
 class TokenAdmin(Protocol):
@@ -221,6 +230,7 @@ class HubContext:
     response: Any
     registry: ModelRegistry
     jobs: JobQueue
+    devices: DeviceRegistry
     request_id: str
     loaders: Loaders
     tokens: TokenAdmin
@@ -230,6 +240,19 @@ class HubContext:
     credential: str | None = None
     observer: OperationObserver | None = None
     connection_params: dict[str, Any] | None = None
+
+    @cached_property
+    def job_service(self) -> JobService:
+        return JobService(self.registry, self.jobs, self.devices)
+
+    @cached_property
+    def model_service(self) -> ModelService:
+        return ModelService(self.registry, self.job_service)
+
+    @property
+    def owner(self) -> str | None:
+        """Who queues a job: the caller's token name (quotas and fair turns go by it)."""
+        return self.identity.name if self.identity else None
 
 
 HubInfo = Info[HubContext, None]

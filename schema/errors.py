@@ -10,11 +10,14 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+# The code of anything unexpected (and of a HubError no subclass names).
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
 
 class HubError(Exception):
     """An error the client caused or must handle; its message is safe to show."""
 
-    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    code: ClassVar[str] = INTERNAL_SERVER_ERROR
     http_status: ClassVar[int] = 500  # when it ends a request before GraphQL runs
 
     def __init__(self, message: str, **extensions: Any) -> None:
@@ -59,8 +62,6 @@ class TooManyRequests(HubError):
     code = "TOO_MANY_REQUESTS"
     http_status = 429
 
-
-INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 # Every code a client may meet, with its error class (clients raise these).
 ERRORS_BY_CODE: dict[str, type[HubError]] = {

@@ -1,4 +1,7 @@
-"""Queries and mutations on models and their profiling results (the seed's ModelService)."""
+"""Queries and mutations on models and their profiling results (the seed's ModelService).
+
+The resolvers turn arguments into domain values and hand them to ``usecases.ModelService``,
+where registering, updating and deleting are spelled out."""
 
 from __future__ import annotations
 
@@ -9,19 +12,10 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from . import domain
-from .context import HubInfo, WeightSource
-from .domain import JobKind
+from .auth import Scope, needs
+from .context import HubInfo, UploadedWeight
 from .errors import BadUserInput, validated
-from .jobs import (
-    DEFAULT_BATCH_SIZES,
-    UNSHAPED_FORMATS,
-    FencingJob,
-    FencingWorker,
-    fenced,
-    no_inputs_to_register,
-    owner_of,
-    queue_conversion,
-)
+from .jobs import FencingJob, FencingWorker
 from .pagination import MAX_PAGE_SIZE, Connection, connection, page_request
 from .types import (
     ConversionCheckInput,
@@ -62,13 +56,14 @@ def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
 
 @strawberry.type
 class ModelQueries:
-    @strawberry.field(description="One model by id.")
+    @strawberry.field(description="One model by id.", metadata=needs(Scope.read))
     async def model(self, info: HubInfo, id: strawberry.ID) -> MLModel:
         return await info.context.registry.get(id)  # type: ignore[return-value]
 
     @strawberry.field(
         description=f"Models matching every given filter, newest first; "
-        f"`first` (after a cursor) or `last` (before one) is at most {MAX_PAGE_SIZE}."
+        f"`first` (after a cursor) or `last` (before one) is at most {MAX_PAGE_SIZE}.",
+        metadata=needs(Scope.read),
     )
     async def models(
         self,
@@ -105,7 +100,8 @@ class ModelMutations:
         description="Register a model with its weight file (multipart upload). "
         "A model is unique by (architecture, framework, engine, version, task, dataset); "
         "`convert` queues conversion of a PyTorch model into TorchScript and ONNX variants "
-        "(see convertModel), `profile` a profiling job (see profilingJobs)."
+        "(see convertModel), `profile` a profiling job (see profilingJobs).",
+        metadata=needs(Scope.write),
     )
     async def register_model(
         self,
@@ -116,33 +112,18 @@ class ModelMutations:
         profile: bool = False,
     ) -> MLModel:
         fields = validated(input, "input")
-        source = cast(WeightSource, weight)
-        owner = owner_of(info)
-        # The jobs it would queue must fit the caller's quota before anything is stored.
-        await info.context.jobs.check_quota(owner, int(convert) + int(profile))
-        jobs = (("conversion", convert), ("profiling", profile))
-        asked = " and ".join(job for job, wanted in jobs if wanted)
-
-        def fed_if_run(
-            checked: domain.ModelFields, weight_format: domain.WeightFormat | None
-        ) -> None:
-            # Only the checked file tells whether its inputs can be read (a .pt2's can):
-            # refused before anything is stored, not by a job that fails later.
-            if asked and not checked.inputs and weight_format in UNSHAPED_FORMATS:
-                raise no_inputs_to_register(weight_format, asked)
-
-        model = await info.context.registry.register(fields, source, accept=fed_if_run)
-        if convert:
-            await queue_conversion(info, model, None, profile, quota=False)
-        if profile:
-            await info.context.jobs.enqueue(
-                model.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES), owner=owner, quota=False
-            )
-        return model  # type: ignore[return-value]
+        return await info.context.model_service.register(  # type: ignore[return-value]
+            fields,
+            cast(UploadedWeight, weight),
+            convert=convert,
+            profile=profile,
+            owner=info.context.owner,
+        )
 
     @strawberry.mutation(
         description="For workers: register a converted variant of a model, verified against "
-        "it; it takes the source's metadata with its own engine and status CONVERTED."
+        "it; it takes the source's metadata with its own engine and status CONVERTED.",
+        metadata=needs(Scope.worker),
     )
     async def register_converted_model(
         self,
@@ -156,24 +137,19 @@ class ModelMutations:
         worker: FencingWorker = None,
     ) -> MLModel:
         check = validated(conversion, "conversion")
-        source = await info.context.registry.get(source_id)
-        fields = domain.ModelFields.model_validate(
-            source.model_dump(include=set(domain.ModelFields.model_fields))
-            | {"engine": engine, "model_status": [domain.ModelStatus.CONVERTED]}
+        return await info.context.model_service.register_converted(  # type: ignore[return-value]
+            source_id,
+            engine,
+            cast(UploadedWeight, weight),
+            check,
+            profile=profile,
+            job_id=job_id,
+            worker=worker,
         )
-        async with fenced(info, job_id, worker, source.id):
-            variant = await info.context.registry.register(
-                fields, cast(WeightSource, weight), parent_model_id=source.id, conversion=check
-            )
-            if profile:  # on behalf of whoever asked for the conversion
-                owner = (await info.context.jobs.get(job_id)).owner if job_id else None
-                await info.context.jobs.enqueue(
-                    variant.id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES), owner=owner, quota=False
-                )
-        return variant  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Change the given fields; an optional new weight replaces the stored bytes."
+        description="Change the given fields; an optional new weight replaces the stored bytes.",
+        metadata=needs(Scope.write),
     )
     async def update_model(
         self,
@@ -183,22 +159,22 @@ class ModelMutations:
         weight: Upload | None = None,
     ) -> MLModel:
         changes = update_changes(input)
-        source = cast(WeightSource | None, weight)
-        return await info.context.registry.update(id, changes, source)  # type: ignore[return-value]
+        source = cast(UploadedWeight | None, weight)
+        return await info.context.model_service.update(id, changes, source)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Delete a model, its weight bytes and its pending jobs; returns what was "
-        "deleted. A model with converted variants needs `cascade: true`, which deletes them too."
+        "deleted. A model with converted variants needs `cascade: true`, which deletes them too.",
+        metadata=needs(Scope.write),
     )
     async def delete_model(
         self, info: HubInfo, id: strawberry.ID, cascade: bool = False
     ) -> MLModel:
-        deleted = await info.context.registry.delete(id, cascade)
-        for model in deleted:
-            await info.context.jobs.forget_model(model.id)
-        return deleted[0]  # type: ignore[return-value]
+        return await info.context.model_service.delete(id, cascade)  # type: ignore[return-value]
 
-    @strawberry.mutation(description="Add or replace the model's static profile.")
+    @strawberry.mutation(
+        description="Add or replace the model's static profile.", metadata=needs(Scope.write)
+    )
     async def register_static_profiling_result(
         self,
         info: HubInfo,
@@ -208,22 +184,25 @@ class ModelMutations:
         worker: FencingWorker = None,
     ) -> MLModel:
         static = validated(result, "result")
-        async with fenced(info, job_id, worker, model_id):
-            return await info.context.registry.set_static_result(model_id, static)  # type: ignore[return-value]
+        return await info.context.model_service.set_static_result(  # type: ignore[return-value]
+            model_id, static, job_id, worker
+        )
 
     @strawberry.mutation(
         description="Append a dynamic result; "
-        "one with the same (ip, deviceId, batch) is a CONFLICT."
+        "one with the same (ip, deviceId, batch) is a CONFLICT.",
+        metadata=needs(Scope.write),
     )
     async def register_dynamic_profiling_result(
         self, info: HubInfo, model_id: strawberry.ID, result: DynamicProfileResultInput
     ) -> MLModel:
         dynamic = validated(result, "result")
-        return await info.context.registry.add_dynamic_result(model_id, dynamic)  # type: ignore[return-value]
+        return await info.context.model_service.add_dynamic_result(model_id, dynamic)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Replace the dynamic result with the same (ip, deviceId, batch); "
-        "NOT_FOUND when there is none, unless forceInsert."
+        "NOT_FOUND when there is none, unless forceInsert.",
+        metadata=needs(Scope.write),
     )
     async def update_dynamic_profiling_result(
         self,
@@ -235,13 +214,13 @@ class ModelMutations:
         worker: FencingWorker = None,
     ) -> MLModel:
         dynamic = validated(result, "result")
-        async with fenced(info, job_id, worker, model_id):
-            return await info.context.registry.replace_dynamic_result(  # type: ignore[return-value]
-                model_id, dynamic, force_insert
-            )
+        return await info.context.model_service.replace_dynamic_result(  # type: ignore[return-value]
+            model_id, dynamic, force_insert, job_id, worker
+        )
 
     @strawberry.mutation(
-        description="Delete the dynamic results of a device, of one batch size when given."
+        description="Delete the dynamic results of a device, of one batch size when given.",
+        metadata=needs(Scope.write),
     )
     async def delete_dynamic_profiling_result(
         self,
@@ -251,6 +230,6 @@ class ModelMutations:
         device_id: str,
         batch: int | None = None,
     ) -> MLModel:
-        return await info.context.registry.delete_dynamic_results(  # type: ignore[return-value]
+        return await info.context.model_service.delete_dynamic_results(  # type: ignore[return-value]
             model_id, ip, device_id, batch
         )

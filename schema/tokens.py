@@ -6,7 +6,7 @@ import strawberry
 from strawberry.experimental import pydantic as strawberry_pydantic
 
 from . import auth
-from .auth import Scope
+from .auth import Scope, needs
 from .context import HubInfo
 
 strawberry.enum(Scope)
@@ -30,18 +30,24 @@ class NewApiToken:
 
 @strawberry.type
 class TokenQueries:
-    @strawberry.field(description="Every API token (admin).")
+    @strawberry.field(description="Every API token (admin).", metadata=needs(Scope.admin))
     async def api_tokens(self, info: HubInfo) -> list[ApiToken]:
         return await info.context.tokens.list_all()  # type: ignore[return-value]
 
 
 @strawberry.type
 class TokenMutations:
-    @strawberry.mutation(description="Create an API token (admin); the secret is returned once.")
+    @strawberry.mutation(
+        description="Create an API token (admin); the secret is returned once.",
+        metadata=needs(Scope.admin),
+    )
     async def create_api_token(self, info: HubInfo, name: str, scopes: list[Scope]) -> NewApiToken:
         record, secret = await info.context.tokens.create(name, scopes)
         return NewApiToken(token=secret, api_token=record)  # type: ignore[arg-type]
 
-    @strawberry.mutation(description="Revoke a token by id, or every token with a name (admin).")
+    @strawberry.mutation(
+        description="Revoke a token by id, or every token with a name (admin).",
+        metadata=needs(Scope.admin),
+    )
     async def revoke_api_token(self, info: HubInfo, id_or_name: str) -> list[ApiToken]:
         return await info.context.tokens.revoke(id_or_name)  # type: ignore[return-value]

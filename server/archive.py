@@ -48,26 +48,13 @@ import modelci
 from modelci.schema.domain import FINISHED_JOB_STATUSES, MLModel, ProfilingJob
 
 from .inspection import ModelInspector
+from .intake import WeightIntake
 from .jobs import job_from_document
-from .registry import MongoModelRegistry, describe_key
+from .registry import describe_key
+from .services import prepared_database, weight_store
 from .settings import Settings
-from .storage import (
-    JOBS,
-    MODELS,
-    ensure_indexes,
-    lists_in_time_slices,
-    model_from_document,
-    to_bson,
-)
-from .weights import (
-    CHUNK_SIZE,
-    SHA256_HEX,
-    FileWeightStore,
-    GridFSWeightStore,
-    StagedWeight,
-    Staging,
-    WeightStore,
-)
+from .storage import JOBS, MODELS, model_from_document, to_bson
+from .weights import CHUNK_SIZE, SHA256_HEX, StagedWeight, WeightStore
 
 ARCHIVE_FORMAT = "modelci-hub-archive"
 FORMAT_VERSION = 1
@@ -357,7 +344,7 @@ async def import_hub(
     way nothing was written. Models and jobs already there, identical, are skipped.
     """
     summary = ImportSummary()
-    staged_paths: list[Path] = []
+    verified: list[StagedWeight] = []
     try:
         async with ArchiveReader.opened(path) as archive:
             manifest = await archive.read_manifest()
@@ -365,7 +352,7 @@ async def import_hub(
             jobs = await archive.read_jobs(manifest, {model.id for model in models})
             plan = await plan_import(db, models, jobs)
             staged = await archive.read_weights(manifest, weights, plan.needed, progress)
-            staged_paths = [item.path for item in staged.values()]
+            verified = list(staged.values())
         summary.weights = len(manifest.weights)
         summary.bytes = sum(entry.size for entry in manifest.weights)
         if plan.conflicts:
@@ -375,8 +362,8 @@ async def import_hub(
             )
         await write_plan(db, weights, plan, staged, summary)
     finally:
-        for staged_path in staged_paths:  # what was verified but not committed
-            staged_path.unlink(missing_ok=True)
+        for item in verified:  # what was verified but not committed
+            item.discard()
     summary.models_skipped = len(models) - summary.models
     summary.jobs_skipped = len(jobs) - summary.jobs
     return summary
@@ -584,7 +571,7 @@ class ArchiveReader:
                 raise ArchiveError(f"unexpected member {extra.name!r}")
         except BaseException:
             for item in staged.values():
-                item.path.unlink(missing_ok=True)
+                item.discard()
             raise
         return staged
 
@@ -599,7 +586,7 @@ def translated_read_errors() -> Iterator[None]:
 
 
 class MemberSource:
-    """An archive member read in chunks, as a ``WeightSource`` for the store's staging."""
+    """An archive member read in chunks, a ``ByteSource`` for the store's staging."""
 
     def __init__(self, file: IO[bytes], name: str) -> None:
         self.file = file
@@ -745,11 +732,10 @@ async def undo(
     ids = [ObjectId(job_id) for job_id in job_ids]
     if ids:
         await db[JOBS].delete_many({"_id": {"$in": ids}})
-    registry = MongoModelRegistry(db[MODELS], weights, ModelInspector(allow_pickle=False))
+    intake = WeightIntake(db[MODELS], weights, ModelInspector(allow_pickle=False))
     for model in reversed(models):
         await db[MODELS].delete_one({"_id": ObjectId(model.id)})
-        async with weights.references.held(model.weight.sha256):
-            await registry.drop_weight_if_unused(model.weight.sha256)
+        await intake.release(model.weight.sha256)
 
 
 def brief(error: ValidationError) -> str:
@@ -780,13 +766,7 @@ async def opened_hub(settings: Settings, url: str, *, writing: bool) -> AsyncIte
     try:
         db = client[settings.database]
         if writing:
-            await ensure_indexes(db, time_sliced=await lists_in_time_slices(db))
-        staging = Staging(settings.staging_dir)
-        weights: WeightStore = (
-            GridFSWeightStore(db, staging)
-            if settings.uses_gridfs()
-            else FileWeightStore(settings.weights_dir, staging)
-        )
-        yield Hub(db, weights)
+            await prepared_database(db)
+        yield Hub(db, weight_store(settings, db))
     finally:
         await client.close()

@@ -14,7 +14,7 @@ import typer
 from pymongo import AsyncMongoClient
 
 from modelci.schema.auth import Scope
-from modelci.schema.errors import NotFound
+from modelci.schema.errors import Forbidden, NotFound, Unauthenticated
 
 from .commands import add_client_commands, hub_client
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
@@ -246,7 +246,7 @@ ADMIN_NEEDED = (
     "the first one with `modelci token create --scope admin --data-dir DIR` on the hub's "
     "machine)"
 )
-TOKEN_NEXT_STEPS = {"UNAUTHENTICATED": ADMIN_NEEDED, "FORBIDDEN": ADMIN_NEEDED}
+TOKEN_NEXT_STEPS = {Unauthenticated.code: ADMIN_NEEDED, Forbidden.code: ADMIN_NEEDED}
 
 
 def token_server(server: str | None, data_dir: Path | None) -> str | None:

@@ -31,18 +31,27 @@ from modelci.client import (
 )
 from modelci.profiling.formats import UnsupportedModel, detect_format
 from modelci.schema.domain import Framework
-from modelci.schema.errors import HubError
+from modelci.schema.errors import (
+    BadUserInput,
+    Conflict,
+    Forbidden,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthenticated,
+)
+from modelci.schema.weight_formats import WEIGHT_FORMATS
 
-from .inspection import DECLARED_AS
-
+# By the hub's error code (``HubError.code``).
 EXIT_CODES = {
-    "BAD_USER_INPUT": 2,
-    "UNAUTHENTICATED": 3,
-    "FORBIDDEN": 3,
-    "NOT_FOUND": 4,
-    "CONFLICT": 5,
-    "PAYLOAD_TOO_LARGE": 6,
-    "TOO_MANY_REQUESTS": 9,
+    BadUserInput.code: 2,
+    Unauthenticated.code: 3,
+    Forbidden.code: 3,
+    NotFound.code: 4,
+    Conflict.code: 5,
+    PayloadTooLarge.code: 6,
+    TooManyRequests.code: 9,
 }
 EXIT_JOB_UNSUCCESSFUL = 7
 EXIT_UNREACHABLE = 8
@@ -50,14 +59,14 @@ EXIT_OTHER = 1
 
 # What to do next, after the hub's own message, when a command has nothing better to say.
 NEXT_STEPS = {
-    "BAD_USER_INPUT": "check the arguments (`modelci COMMAND --help`)",
-    "UNAUTHENTICATED": "pass --token or set MODELCI_TOKEN (an admin makes one with "
+    BadUserInput.code: "check the arguments (`modelci COMMAND --help`)",
+    Unauthenticated.code: "pass --token or set MODELCI_TOKEN (an admin makes one with "
     "`modelci token create`)",
-    "FORBIDDEN": "use a token with the scope this needs (read, write, worker or admin)",
-    "NOT_FOUND": "`modelci ls` lists the models, `modelci jobs` the jobs",
-    "CONFLICT": "`modelci ls` shows what is there already",
-    "PAYLOAD_TOO_LARGE": "the file is over the hub's upload limit; ask its operator",
-    "TOO_MANY_REQUESTS": "wait for your uploads or queued jobs to finish, then retry",
+    Forbidden.code: "use a token with the scope this needs (read, write, worker or admin)",
+    NotFound.code: "`modelci ls` lists the models, `modelci jobs` the jobs",
+    Conflict.code: "`modelci ls` shows what is there already",
+    PayloadTooLarge.code: "the file is over the hub's upload limit; ask its operator",
+    TooManyRequests.code: "wait for your uploads or queued jobs to finish, then retry",
 }
 
 # Piped output is not cut to 80 columns: tables keep their rows on one line each.
@@ -87,7 +96,7 @@ def hub_client(
         client = ModelHub(server, token)
     except ValueError as error:  # a malformed --server
         raise fail(
-            str(error), "pass --server http://HOST:PORT", EXIT_CODES["BAD_USER_INPUT"]
+            str(error), "pass --server http://HOST:PORT", EXIT_CODES[BadUserInput.code]
         ) from None
     try:
         with client as hub:
@@ -221,9 +230,8 @@ def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
         found = detect_format(path)
     except UnsupportedModel:
         return None, None
-    engines, framework = DECLARED_AS[found]  # what the hub will accept for this format
-    (engine,) = engines
-    return (framework or Framework.ONNX).value, engine.value
+    rule = WEIGHT_FORMATS[found]  # what the hub will accept for this format
+    return (rule.framework or Framework.ONNX).value, rule.engine.value
 
 
 def register(
@@ -256,7 +264,7 @@ def register(
         raise fail(
             f"{file.name}: its content says nothing of its framework and engine",
             "give --framework and --engine (e.g. --framework PyTorch --engine NONE)",
-            EXIT_CODES["BAD_USER_INPUT"],
+            EXIT_CODES[BadUserInput.code],
         )
     fields: dict[str, Any] = {
         "architecture": architecture,
@@ -271,9 +279,9 @@ def register(
     if declared_outputs:
         fields["outputs"] = declared_outputs
     next_steps = {
-        "CONFLICT": f"it is registered already: `modelci ls --architecture {architecture}` "
+        Conflict.code: f"it is registered already: `modelci ls --architecture {architecture}` "
         f"shows it; pass another --version (or --dataset) to register this one beside it",
-        "BAD_USER_INPUT": "fix what the message names; a model's inputs are declared with "
+        BadUserInput.code: "fix what the message names; a model's inputs are declared with "
         f"--input {IO_SPEC_HELP.split(', e.g. ')[1].split(' (')[0]}, and --no-convert "
         "registers it without converting",
     }
@@ -491,9 +499,9 @@ def rm(
 ) -> None:
     """Delete a model and its weight (--cascade: its converted variants too)."""
     next_steps = {
-        "CONFLICT": f"`modelci rm {model_id} --cascade` deletes it with its variants "
+        Conflict.code: f"`modelci rm {model_id} --cascade` deletes it with its variants "
         f"(`modelci show {model_id}` lists them)",
-        "NOT_FOUND": "`modelci ls` lists the models there are",
+        NotFound.code: "`modelci ls` lists the models there are",
     }
     with hub_client(server, token, next_steps) as hub:
         deleted = hub.delete_model(model_id, cascade=cascade)

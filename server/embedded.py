@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
 logger = logging.getLogger("modelci.embedded")
@@ -68,6 +68,13 @@ def running_database_url(storage_dir: Path) -> str | None:
         except PyMongoError:
             return None
     return url
+
+
+async def is_embedded_database(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    """Whether ``client`` talks to SecantusDB (its ``buildInfo`` says so), whose way of
+    answering a sorted, limited query needs its own listing strategy (``listing.py``)."""
+    build = await client.admin.command("buildInfo")
+    return "secantusVersion" in build
 
 
 class EmbeddedDatabase:

@@ -33,11 +33,15 @@ def media_type(headers: Headers) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def error_response(error: HubError) -> JSONResponse:
-    """A HubError as an HTTP response with a GraphQL-shaped body."""
+def error_response(
+    error: HubError, status_code: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A HubError as an HTTP response with a GraphQL-shaped body (with the error's own
+    HTTP status unless another is given)."""
     return JSONResponse(
         {"errors": [{"message": error.message, "extensions": error.extensions}]},
-        status_code=error.http_status,
+        status_code=status_code or error.http_status,
+        headers=headers,
     )
 
 
@@ -177,11 +181,9 @@ class RequestLimitsMiddleware:
                 stalled = BadUserInput(
                     f"the request body sent nothing for {self.body_idle_timeout_s:g} s"
                 )
-                await JSONResponse(
-                    {"errors": [{"message": stalled.message, "extensions": stalled.extensions}]},
-                    status_code=408,
-                    headers={"connection": "close"},
-                )(scope, receive, send)
+                await error_response(stalled, 408, headers={"connection": "close"})(
+                    scope, receive, send
+                )
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"

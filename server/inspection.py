@@ -42,8 +42,9 @@ from modelci.profiling.formats import (
     is_onnx,
     onnx_signature,
 )
-from modelci.schema.domain import Engine, Framework, IOShape, ModelFields, WeightFormat
+from modelci.schema.domain import Engine, IOShape, ModelFields, WeightFormat
 from modelci.schema.errors import BadUserInput
+from modelci.schema.weight_formats import WEIGHT_FORMATS
 
 from .embedded import stop_with_parent
 
@@ -52,23 +53,11 @@ logger = logging.getLogger("modelci.inspection")
 MiB = 1024**2
 GiB = 1024**3
 
-# What each format must be declared as.
-DECLARED_AS = {
-    WeightFormat.ONNX: ({Engine.ONNX}, None),
-    WeightFormat.TORCHSCRIPT: ({Engine.TORCHSCRIPT}, Framework.PyTorch),
-    WeightFormat.TORCH_EXPORT: ({Engine.PYTORCH}, Framework.PyTorch),
-    WeightFormat.TORCH_PICKLE: ({Engine.PYTORCH}, Framework.PyTorch),
-}
+# What a file declared with one of WEIGHT_FORMATS' engines must be, in a refusal.
 FORMAT_OF_ENGINE = {
     Engine.ONNX: "an ONNX model",
     Engine.TORCHSCRIPT: "a TorchScript archive",
     Engine.PYTORCH: "a torch.export archive (.pt2) or an allowed pickle",
-}
-FORMAT_NAMES = {
-    WeightFormat.ONNX: "an ONNX model",
-    WeightFormat.TORCHSCRIPT: "a TorchScript archive",
-    WeightFormat.TORCH_EXPORT: "a torch.export archive (.pt2)",
-    WeightFormat.TORCH_PICKLE: "a pickled PyTorch model",
 }
 
 
@@ -351,14 +340,14 @@ def physical_memory() -> int:
 def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
     """BAD_USER_INPUT unless the declared framework and engine fit the file's format; the
     message says what the file is and what to declare instead."""
-    engines, framework = DECLARED_AS[weight_format]
-    if fields.engine not in engines or (framework and fields.framework is not framework):
-        engine = "/".join(engine.value for engine in engines)
+    rule = WEIGHT_FORMATS[weight_format]
+    framework, engine = rule.framework, rule.engine.value
+    if fields.engine is not rule.engine or (framework and fields.framework is not framework):
         wanted = (
             f"framework {framework.value}, engine {engine}" if framework else f"engine {engine}"
         )
         raise BadUserInput(
-            f"weight: the file is {FORMAT_NAMES[weight_format]}, not what the input declares "
+            f"weight: the file is {rule.name}, not what the input declares "
             f"(framework {fields.framework.value}, engine {fields.engine.value}); register it "
             f"with {wanted}",
             field="weight",

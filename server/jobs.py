@@ -25,13 +25,12 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelci.schema.context import Page, PageRequest
 from modelci.schema.domain import (
     FINISHED_JOB_STATUSES,
-    Device,
     Engine,
     JobKind,
     JobStatus,
@@ -40,7 +39,8 @@ from modelci.schema.domain import (
 )
 from modelci.schema.errors import Conflict, NotFound, TooManyRequests
 
-from .storage import keyset_page, object_id, to_bson
+from .listing import Listing
+from .storage import object_id
 
 MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
@@ -79,15 +79,13 @@ class MongoJobQueue:
     def __init__(
         self,
         jobs: AsyncCollection[dict[str, Any]],
-        devices: AsyncCollection[dict[str, Any]],
+        listing: Listing,
         *,
-        time_sliced: bool = False,
         max_queued_per_owner: int = 500,
     ) -> None:
         self.jobs = jobs
+        self.listing = listing
         self.max_queued_per_owner = max_queued_per_owner
-        self.device_collection = devices
-        self.time_sliced = time_sliced  # listings: see storage.newest_first
         self.changed = asyncio.Event()
 
     def announce_change(self) -> None:
@@ -159,9 +157,7 @@ class MongoJobQueue:
             query["model_id"] = str(object_id(model_id, "modelId"))
         if status is not None:
             query["status"] = status.value
-        documents, has_next, has_previous = await keyset_page(
-            self.jobs, query, page, time_sliced=self.time_sliced
-        )
+        documents, has_next, has_previous = await self.listing.page(self.jobs, query, page)
         return Page([job_from_document(document) for document in documents], has_next, has_previous)
 
     async def cancel(self, job_id: str) -> ProfilingJob:
@@ -447,25 +443,3 @@ class MongoJobQueue:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
-
-    async def report_devices(self, devices: list[Device]) -> None:
-        if not devices:
-            return
-        await self.device_collection.bulk_write(
-            [
-                UpdateOne(
-                    {"host": device.host, "device_id": device.device_id},
-                    {"$set": to_bson(device.model_dump())},
-                    upsert=True,
-                )
-                for device in devices
-            ]
-        )
-
-    async def devices(self) -> list[Device]:
-        documents = (
-            await self.device_collection.find({}, {"_id": 0})
-            .sort([("host", ASCENDING), ("device_id", ASCENDING)])
-            .to_list()
-        )
-        return [Device.model_validate(document) for document in documents]

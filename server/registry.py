@@ -1,15 +1,13 @@
-"""The model registry over MongoDB and a weight store (``schema.context.ModelRegistry``).
+"""The model registry over MongoDB (``schema.context.ModelRegistry``).
 
-Ordering keeps failures clean: a weight is staged aside, committed, and only then
-is the model document written; any failure in between removes the bytes again,
-and start-up collects what a crash left behind.
+A model's weight comes in through the ``WeightIntake`` (staged, inspected, committed
+before the document that references it is written) and goes when the last model that
+references it is deleted.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from modelci.schema.context import Page, PageRequest, WeightSource
+from modelci.schema.context import Page, PageRequest, UploadedWeight
 from modelci.schema.domain import (
     ConversionCheck,
     DynamicProfileResult,
@@ -25,18 +23,15 @@ from modelci.schema.domain import (
     ModelFields,
     ModelFilter,
     StaticProfileResult,
-    Weight,
     WeightFormat,
     utcnow,
 )
 from modelci.schema.errors import Conflict, NotFound, invalid_input
 
-from .inspection import ModelInspector, check_declaration
-from .storage import MODEL_KEY_FIELDS, keyset_page, model_from_document, object_id, to_bson
-from .uploads import StagedUpload
-from .weights import StagedWeight, WeightStore, display_filename
-
-logger = logging.getLogger("modelci.registry")
+from .inspection import check_declaration
+from .intake import WeightIntake
+from .listing import Listing
+from .storage import MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
 
 DYNAMIC_RESULTS = "profile_result.dynamic_results"
 
@@ -80,15 +75,12 @@ class MongoModelRegistry:
     def __init__(
         self,
         models: AsyncCollection[dict[str, Any]],
-        weights: WeightStore,
-        inspector: ModelInspector,
-        *,
-        time_sliced: bool = False,
+        intake: WeightIntake,
+        listing: Listing,
     ) -> None:
         self.models = models
-        self.weights = weights
-        self.inspector = inspector
-        self.time_sliced = time_sliced  # listings: see storage.newest_first
+        self.intake = intake
+        self.listing = listing
 
     # Reading
 
@@ -105,9 +97,7 @@ class MongoModelRegistry:
         }
         if where.status is not None:
             query["model_status"] = where.status.value
-        documents, has_next, has_previous = await keyset_page(
-            self.models, query, page, time_sliced=self.time_sliced
-        )
+        documents, has_next, has_previous = await self.listing.page(self.models, query, page)
         return Page(
             [model_from_document(document) for document in documents], has_next, has_previous
         )
@@ -117,7 +107,7 @@ class MongoModelRegistry:
     async def register(
         self,
         fields: ModelFields,
-        weight: WeightSource,
+        weight: UploadedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
         accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
@@ -127,37 +117,33 @@ class MongoModelRegistry:
             raise self.conflict(fields)
         # Workers upload variants under a scratch name: a variant is named after its source.
         source = await self.get(parent_model_id) if parent_model_id is not None else None
-        staged, fields, weight_format = await self.stage_checked(weight, fields)
-        if accept is not None:
+        async with self.intake.checked(weight, fields) as checked:
+            if accept is not None:
+                accept(checked.fields, checked.format)
+            description = checked.description
+            if source is not None:
+                named = variant_filename(source.weight.filename, checked.format)
+                description.filename = named or description.filename
+            now = utcnow()
+            document = to_bson(checked.fields.model_dump())
+            document.update(
+                parent_model_id=parent_model_id,
+                conversion=to_bson(conversion.model_dump()) if conversion else None,
+                weight=to_bson(description.model_dump()),
+                profile_result={"static_result": None, "dynamic_results": []},
+                create_time=now,
+                update_time=now,
+            )
             try:
-                accept(fields, weight_format)
-            except BaseException:
-                staged.path.unlink(missing_ok=True)
-                raise
-        description = self.weight_description(weight, staged, weight_format)
-        if source is not None:
-            named = variant_filename(source.weight.filename, weight_format)
-            description.filename = named or description.filename
-        now = utcnow()
-        document = to_bson(fields.model_dump())
-        document.update(
-            parent_model_id=parent_model_id,
-            conversion=to_bson(conversion.model_dump()) if conversion else None,
-            weight=to_bson(description.model_dump()),
-            profile_result={"static_result": None, "dynamic_results": []},
-            create_time=now,
-            update_time=now,
-        )
-        try:
-            async with self.referencing(staged):
-                result = await self.models.insert_one(document)
-        except DuplicateKeyError:
-            raise self.conflict(fields) from None
+                async with self.intake.committed(checked):
+                    result = await self.models.insert_one(document)
+            except DuplicateKeyError:
+                raise self.conflict(checked.fields) from None
         document["_id"] = result.inserted_id
         return model_from_document(document)
 
     async def update(
-        self, model_id: str, changes: dict[str, Any], weight: WeightSource | None
+        self, model_id: str, changes: dict[str, Any], weight: UploadedWeight | None
     ) -> MLModel:
         oid = object_id(model_id)
         current = await self.get(model_id)
@@ -174,20 +160,18 @@ class MongoModelRegistry:
             update["update_time"] = utcnow()
             return await self.apply_update(oid, update, merged)
 
-        staged, completed, weight_format = await self.stage_checked(weight, merged)
-        changed = set(changes) | {
-            field
-            for field in ("inputs", "outputs")
-            if getattr(completed, field) != getattr(merged, field)
-        }
-        update = {field: to_bson(getattr(completed, field)) for field in changed}
-        update["update_time"] = utcnow()
-        update["weight"] = to_bson(
-            self.weight_description(weight, staged, weight_format).model_dump()
-        )
-        async with self.referencing(staged):
-            updated = await self.apply_update(oid, update, merged)
-            await self.drop_weight_if_unused(current.weight.sha256)
+        async with self.intake.checked(weight, merged) as checked:
+            changed = set(changes) | {
+                field
+                for field in ("inputs", "outputs")
+                if getattr(checked.fields, field) != getattr(merged, field)
+            }
+            update = {field: to_bson(getattr(checked.fields, field)) for field in changed}
+            update["update_time"] = utcnow()
+            update["weight"] = to_bson(checked.description.model_dump())
+            async with self.intake.committed(checked):
+                updated = await self.apply_update(oid, update, merged)
+                await self.intake.drop_if_unused(current.weight.sha256)
         return updated
 
     async def apply_update(self, oid: Any, update: dict[str, Any], merged: ModelFields) -> MLModel:
@@ -225,8 +209,7 @@ class MongoModelRegistry:
             document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
             if document is not None:
                 deleted.append(model_from_document(document))
-                async with self.weights.references.held(model.weight.sha256):
-                    await self.drop_weight_if_unused(model.weight.sha256)
+                await self.intake.release(model.weight.sha256)
         if not any(model.id == root.id for model in deleted):
             raise NotFound(f"no model with id {model_id}")
         return deleted[::-1]
@@ -333,69 +316,9 @@ class MongoModelRegistry:
             raise NotFound(f"no model with id {model_id}")
         return model_from_document(document)
 
-    # Weight bytes
-
-    async def stage_checked(
-        self, weight: WeightSource, fields: ModelFields
-    ) -> tuple[StagedWeight, ModelFields, WeightFormat | None]:
-        """The upload staged, and the fields checked against (and completed from) it."""
-        if isinstance(weight, StagedUpload):  # streamed into staging as the request arrived
-            staged = weight.staged
-        else:
-            staged = await self.weights.staging.write(weight)
-        try:
-            completed, weight_format = await self.inspector.checked(fields, staged.path)
-        except BaseException:
-            staged.path.unlink(missing_ok=True)
-            raise
-        return staged, completed, weight_format
-
-    @staticmethod
-    def weight_description(
-        source: WeightSource, staged: StagedWeight, weight_format: WeightFormat | None
-    ) -> Weight:
-        return Weight(
-            filename=display_filename(source.filename),
-            size=staged.size,
-            sha256=staged.sha256,
-            content_type=source.content_type or "application/octet-stream",
-            format=weight_format,
-        )
-
     @staticmethod
     def conflict(fields: ModelFields) -> Conflict:
         return Conflict(
             f"a model {describe_key(fields)} is already registered",
             key=list(MODEL_KEY_FIELDS),
         )
-
-    @asynccontextmanager
-    async def referencing(self, staged: StagedWeight) -> AsyncIterator[None]:
-        """Commit staged bytes for the block to reference; drop them if the block fails."""
-        async with self.weights.references.held(staged.sha256):
-            try:
-                await self.weights.commit(staged)
-            except BaseException:
-                staged.path.unlink(missing_ok=True)
-                raise
-            try:
-                yield
-            except BaseException:
-                await self.drop_weight_if_unused(staged.sha256)
-                raise
-
-    async def drop_weight_if_unused(self, sha256: str) -> None:
-        if await self.models.find_one({"weight.sha256": sha256}, {"_id": 1}) is None:
-            await self.weights.delete(sha256)
-
-    async def collect_orphans(self) -> int:
-        """Remove abandoned uploads and bytes no model references; run at start-up."""
-        await self.weights.clear_staging()
-        referenced = set(await self.models.distinct("weight.sha256"))
-        orphans = await self.weights.collectable_hashes() - referenced
-        for sha256 in orphans:  # unless a registration has referenced them meanwhile
-            async with self.weights.references.held(sha256):
-                await self.drop_weight_if_unused(sha256)
-        if orphans:
-            logger.info("removed %d orphaned weight file(s)", len(orphans))
-        return len(orphans)

@@ -150,15 +150,10 @@ def server_config(settings: Settings, app: Any, **options: Any) -> uvicorn.Confi
 
 def run_server(settings: Settings, mongodb_url: str) -> bool:
     """Serve until a stop signal; False when the app could not start."""
-    from .app import (  # after logging is configured
-        PROCESS_DATABASE_ENV,
-        PROCESS_SETTINGS_ENV,
-        create_app,
-        hand_back_jobs,
-        prepare_processes,
-        stop_workers,
-    )
+    # Imported here, after logging is configured.
+    from .app import PROCESS_DATABASE_ENV, PROCESS_SETTINGS_ENV, create_app
     from .metrics import MULTIPROCESS_DIR_ENV
+    from .workers import hand_back_jobs, prepare_processes
 
     HubHttpProtocol.head_timeout_s = settings.request_head_timeout_s
     if settings.processes == 1:
@@ -185,6 +180,6 @@ def run_server(settings: Settings, mongodb_url: str) -> bool:
             HubMultiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         with stop_signals_ignored():
-            stopped = stop_workers(workers)
+            stopped = workers.stop()
             asyncio.run(hand_back_jobs(settings, mongodb_url, stopped))
     return True

@@ -3,8 +3,8 @@ the way, while the request body arrives.
 
 The GraphQL multipart request spec sends `operations` and `map` before the files. Each
 file part is written once, into the staging folder, and reaches the resolver as a
-``StagedUpload``: the registry commits those bytes without copying them again. What
-no resolver committed is removed when the request ends.
+``StagedUpload`` (``intake.py``): the registry commits those bytes without copying them
+again. What no resolver committed is removed when the request ends (``graphql_multipart``).
 """
 
 from __future__ import annotations
@@ -22,25 +22,14 @@ from starlette.requests import Request
 
 from modelci.schema.errors import BadUserInput, PayloadTooLarge, TooManyRequests
 
-from .weights import StagedWeight, Staging, StagingWriter
+from .intake import StagedUpload
+from .weights import Staging, StagingWriter
 
 # Bounds on what a multipart request keeps in memory: its text fields (`operations`
 # and `map`) together, the headers of each part, and the number of files it stages.
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_FILES = 16
-
-
-@dataclass
-class StagedUpload:
-    """An uploaded file, already in staging: what the ``Upload`` scalar carries."""
-
-    filename: str | None
-    content_type: str | None
-    staged: StagedWeight
-
-    async def read(self, size: int = -1) -> bytes:
-        raise RuntimeError("a staged upload is committed by path, not read")
 
 
 @dataclass
@@ -78,17 +67,29 @@ class Part:
     writer: StagingWriter | None = None
 
 
+@asynccontextmanager
+async def graphql_multipart(request: Request, staging: Staging) -> AsyncIterator[dict[str, Any]]:
+    """The request's operations, each file variable set to its ``StagedUpload``, for the
+    block to execute; when it ends, what no resolver committed is removed from staging."""
+    uploads: dict[str, StagedUpload] = {}
+    try:
+        yield await parse_graphql_multipart(request, staging, uploads)
+    finally:
+        for upload in uploads.values():
+            upload.staged.discard()
+
+
 async def parse_graphql_multipart(
-    request: Request, staging: Staging
-) -> tuple[dict[str, Any], list[StagedUpload]]:
-    """The operations with each file variable set to its StagedUpload, and the uploads."""
+    request: Request, staging: Staging, uploads: dict[str, StagedUpload]
+) -> dict[str, Any]:
+    """The operations with each file variable set to its StagedUpload; each file part
+    staged goes into ``uploads`` as soon as it is complete."""
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadUserInput("multipart request without a boundary")
 
     fields: dict[str, bytes] = {}
-    uploads: dict[str, StagedUpload] = {}
     events: list[tuple[str, Any]] = []  # the parser's callbacks are sync: act after each chunk
     header: dict[str, bytes] = {"field": b"", "value": b""}
     headers: dict[bytes, bytes] = {}
@@ -152,12 +153,10 @@ async def parse_graphql_multipart(
                     part = Part()
             events.clear()
         parser.finalize()
-        return operations_with_files(fields, uploads), list(uploads.values())
+        return operations_with_files(fields, uploads)
     except BaseException:
-        if part.writer is not None:
+        if part.writer is not None:  # a file part cut off mid-way
             await part.writer.abort()
-        for upload in uploads.values():
-            upload.staged.path.unlink(missing_ok=True)
         raise
 
 

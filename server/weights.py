@@ -28,15 +28,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
-
-from modelci.schema.context import WeightSource
 
 from .storage import WEIGHT_LOCKS, WEIGHTS_BUCKET
 
@@ -51,6 +49,14 @@ LOCK_LEASE = timedelta(seconds=30)  # renewed every 10 s while held
 LOCK_POLL_S = 0.05
 
 
+@runtime_checkable
+class ByteSource(Protocol):
+    """Bytes from elsewhere (an archive member, a test's buffer), read in chunks into
+    staging; uploads over HTTP are streamed there by the multipart parser instead."""
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class StagedWeight:
     """Bytes written aside in a local file, not yet addressable: commit or discard them."""
@@ -58,6 +64,10 @@ class StagedWeight:
     sha256: str
     size: int
     path: Path
+
+    def discard(self) -> None:
+        """Remove the staged file; a no-op once it was committed (it has left staging)."""
+        self.path.unlink(missing_ok=True)
 
 
 class StagingWriter:
@@ -214,7 +224,7 @@ class Staging:
         fd, direct = await asyncio.to_thread(open_for_staging, path)
         return StagingWriter(path, fd, direct)
 
-    async def write(self, source: WeightSource) -> StagedWeight:
+    async def write(self, source: ByteSource) -> StagedWeight:
         writer = await self.open_writer()
         try:
             while chunk := await source.read(CHUNK_SIZE):

@@ -5,10 +5,14 @@ process. Each worker has a known name (``--name``), so that the jobs a worker le
 behind can be handed back (``MongoJobQueue.release_workers``); one that dies (killed,
 out of memory) is started again with the same name after its jobs are handed back,
 so profiling never stays down until the next restart.
+
+With ``serve --processes N`` the workers are started once, before the web processes
+(``prepare_processes``), and their jobs handed back once after (``hand_back_jobs``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -18,12 +22,21 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from modelci.schema.auth import Scope
+
 from .embedded import stop_with_parent
+from .jobs import MongoJobQueue
+from .metrics import Metrics
+from .services import hub_services
+from .settings import Settings
+from .tokens import TokenStore
 
 logger = logging.getLogger("modelci.server")
 
 # How long the workers have to hand their jobs back when the server stops.
 STOP_TIMEOUT_S = 10.0
+WORKER_CHECK_S = 2.0  # how often serve looks for workers that died
+LOCAL_WORKER_TOKEN = "serve-worker"
 
 
 @dataclass
@@ -80,3 +93,50 @@ class WorkerProcesses:
                 process.kill()
                 process.wait()
         return list(self.processes)
+
+
+async def start_workers(settings: Settings, tokens: TokenStore) -> WorkerProcesses:
+    """The worker processes `serve` runs beside itself, with a token of their own when
+    auth is on."""
+    env = dict(os.environ)
+    if settings.auth_enabled() and settings.workers:
+        await tokens.revoke_quietly(LOCAL_WORKER_TOKEN)
+        _, env["MODELCI_TOKEN"] = await tokens.create(LOCAL_WORKER_TOKEN, [Scope.worker])
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    workers = WorkerProcesses(
+        f"http://{host}:{settings.port}", settings.workers, env, settings.allow_pickle
+    )
+    workers.start()
+    return workers
+
+
+async def keep_workers_alive(workers: WorkerProcesses, jobs: MongoJobQueue) -> None:
+    """A worker that died (killed, out of memory) is started again, its jobs handed back
+    first, so profiling never stays down until the next restart."""
+    while True:
+        await asyncio.sleep(WORKER_CHECK_S)
+        for name in workers.dead():
+            await jobs.release_workers([name], "its worker died")
+            workers.restart(name)
+
+
+async def release_stopped(jobs: MongoJobQueue, stopped: list[str]) -> None:
+    """The jobs still RUNNING under workers that have stopped, handed back: a worker's own
+    hand-back may not have reached a web process any more."""
+    released = await jobs.release_workers(stopped, "stopping (the hub shut down)")
+    if released:
+        logger.info("jobs handed back at shutdown: %s", ", ".join(released))
+
+
+async def prepare_processes(settings: Settings, url: str) -> WorkerProcesses:
+    """What `serve --processes N` does once before its web processes start: the start-up
+    maintenance and the profiling workers, which each of N processes must not repeat."""
+    async with hub_services(settings, url, Metrics(), maintenance=True) as services:
+        return await start_workers(settings, services.tokens)
+
+
+async def hand_back_jobs(settings: Settings, url: str, stopped: list[str]) -> None:
+    """After `serve --processes N` stopped its web processes and then its workers: the
+    jobs those workers could not hand back themselves (no web process answered)."""
+    async with hub_services(settings, url, Metrics(), maintenance=False) as services:
+        await release_stopped(services.jobs, stopped)

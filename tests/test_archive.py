@@ -31,9 +31,10 @@ from pymongo import MongoClient
 from starlette.applications import Starlette
 
 from modelci.schema.domain import JobKind, ModelFields
-from modelci.server.app import Services, create_app
+from modelci.server.app import create_app
 from modelci.server.archive import ArchiveError, ImportConflict, export_hub, import_hub
 from modelci.server.embedded import free_port
+from modelci.server.services import Services
 from modelci.server.settings import Settings
 
 MODELS = "{ models(first: 100) { edges { node { %s } } } }" % MODEL_FIELDS

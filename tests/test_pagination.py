@@ -9,8 +9,9 @@ from bson import ObjectId
 from conftest import Api
 from pymongo import AsyncMongoClient
 
+from modelci.server.listing import KeysetListing, TimeSlicedListing
 from modelci.server.settings import Settings
-from modelci.server.storage import MODELS, newest_first
+from modelci.server.storage import MODELS
 
 PAGE = """
 query Page($first: Int!, $after: String, $architecture: String, $framework: Framework,
@@ -157,12 +158,12 @@ async def test_pages_of_a_registry_with_years_of_history_are_newest_first(
 
             # Both ways of reading a page, whichever the server above took.
             query = {"architecture": architecture} if architecture else {}
-            for time_sliced in (True, False):
+            for listing in (TimeSlicedListing(), KeysetListing()):
                 pages: list[str] = []
                 before = None
                 while len(pages) < len(expected):
-                    page = await newest_first(models, query, 5, before, time_sliced=time_sliced)
-                    assert page, (time_sliced, len(pages))
+                    page = await listing.newest_first(models, query, 5, before)
+                    assert page, (listing, len(pages))
                     pages += [str(document["_id"]) for document in page]
                     before = page[-1]["_id"]
                 assert pages == expected

@@ -57,7 +57,7 @@ def refusal(body: dict[str, Any]) -> str:
 
 
 def inspector(app: Starlette) -> ModelInspector:
-    found: ModelInspector = app.state.services.registry.inspector
+    found: ModelInspector = app.state.services.inspector
     return found
 
 

@@ -27,9 +27,9 @@ from networks import SmallConvNet
 from test_errors import model_count, staged_files, stored_blobs
 from typer.testing import CliRunner
 
-from modelci.server.app import content_disposition
 from modelci.server.cli import app as cli
 from modelci.server.embedded import EmbeddedDatabase, free_port
+from modelci.server.routes import content_disposition
 from modelci.server.settings import Settings
 
 NO_JOBS = REGISTER.replace("weight: $weight)", "weight: $weight, convert: false, profile: false)")

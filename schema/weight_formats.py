@@ -1,0 +1,62 @@
+"""What each weight format the hub reads is, and what it converts to: the one table of it.
+
+Registration checks a file against it (``server.inspection``), the CLI infers a
+declaration from it (``server.commands``), the job use cases take conversion targets
+from it (``usecases``) and the converter records a variant's source engine from it
+(``profiling.conversion``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .domain import Engine, Framework, WeightFormat
+
+
+@dataclass(frozen=True)
+class FormatRule:
+    name: str  # what a file of this format is, in messages
+    engine: Engine  # a file of this format is registered with this engine
+    framework: Framework | None  # ... and this framework (None: any)
+    converts_to: tuple[Engine, ...]  # TensorRT needs a worker with a GPU and TensorRT
+    # Whether the file always says its input shapes (an ONNX graph does; a .pt2's
+    # signature may not, TorchScript and pickles never do).
+    says_input_shapes: bool
+
+
+WEIGHT_FORMATS = {
+    WeightFormat.ONNX: FormatRule(
+        name="an ONNX model",
+        engine=Engine.ONNX,
+        framework=None,
+        converts_to=(Engine.TRT,),
+        says_input_shapes=True,
+    ),
+    WeightFormat.TORCHSCRIPT: FormatRule(
+        name="a TorchScript archive",
+        engine=Engine.TORCHSCRIPT,
+        framework=Framework.PyTorch,
+        converts_to=(Engine.ONNX, Engine.TRT),
+        says_input_shapes=False,
+    ),
+    WeightFormat.TORCH_EXPORT: FormatRule(
+        name="a torch.export archive (.pt2)",
+        engine=Engine.PYTORCH,
+        framework=Framework.PyTorch,
+        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
+        says_input_shapes=False,
+    ),
+    WeightFormat.TORCH_PICKLE: FormatRule(
+        name="a pickled PyTorch model",
+        engine=Engine.PYTORCH,
+        framework=Framework.PyTorch,
+        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
+        says_input_shapes=False,
+    ),
+}
+
+
+def may_lack_input_shapes(weight_format: WeightFormat | None) -> bool:
+    """Whether a file of this format may leave its input shapes unsaid (None: a file the
+    hub does not read, whose shapes no job needs from it)."""
+    return weight_format is not None and not WEIGHT_FORMATS[weight_format].says_input_shapes

@@ -1,0 +1,112 @@
+"""What a server process holds between requests, built once at start-up: the database
+client, the repositories over it, the weight store and its intake, tokens, metrics.
+
+Here the hub's parts are chosen and wired: the weight store (files or GridFS, from the
+settings) and the listing strategy (from the database, ``listing.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from .devices import MongoDeviceRegistry
+from .inspection import ModelInspector
+from .intake import WeightIntake
+from .jobs import MongoJobQueue
+from .listing import Listing, listing_for
+from .metrics import Metrics
+from .registry import MongoModelRegistry
+from .settings import Settings
+from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
+from .tokens import TokenStore
+from .uploads import UploadSlots
+from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
+
+
+@dataclass
+class Services:
+    """What the running app holds between requests; built at start-up."""
+
+    client: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+    weights: WeightStore
+    inspector: ModelInspector
+    registry: MongoModelRegistry
+    jobs: MongoJobQueue
+    devices: MongoDeviceRegistry
+    tokens: TokenStore
+    auth_enabled: bool
+    metrics: Metrics
+    uploads: UploadSlots
+
+
+def services_of(request: Request | WebSocket) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def prepared_database(db: AsyncDatabase[dict[str, Any]]) -> Listing:
+    """The database's indexes created, and the listing strategy for it, with its own."""
+    listing = await listing_for(db)
+    await ensure_indexes(db)
+    await listing.prepare(db)
+    return listing
+
+
+def weight_store(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> WeightStore:
+    """Files under the data directory, or GridFS (the default with an external MongoDB,
+    so that every server and worker sees the same bytes)."""
+    staging = Staging(settings.staging_dir)
+    if settings.uses_gridfs():
+        return GridFSWeightStore(db, staging)
+    return FileWeightStore(settings.weights_dir, staging)
+
+
+@asynccontextmanager
+async def hub_services(
+    settings: Settings, url: str, metrics: Metrics, *, maintenance: bool
+) -> AsyncIterator[Services]:
+    """The services one server process uses, open for the block.
+
+    ``maintenance`` first clears abandoned uploads and removes weight bytes no model
+    references: work for one process while no other serves the same data directory.
+    """
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, **settings.database_client_options()
+    )
+    inspector: ModelInspector | None = None
+    try:
+        db = client[settings.database]
+        listing = await prepared_database(db)
+        weights = weight_store(settings, db)
+        inspector = ModelInspector(allow_pickle=settings.allow_pickle)
+        intake = WeightIntake(db[MODELS], weights, inspector)
+        if maintenance:
+            await intake.collect_orphans()
+        yield Services(
+            client=client,
+            db=db,
+            weights=weights,
+            inspector=inspector,
+            registry=MongoModelRegistry(db[MODELS], intake, listing),
+            jobs=MongoJobQueue(
+                db[JOBS], listing, max_queued_per_owner=settings.max_queued_jobs_per_token
+            ),
+            devices=MongoDeviceRegistry(db[DEVICES]),
+            tokens=TokenStore(db[TOKENS]),
+            auth_enabled=settings.auth_enabled(),
+            metrics=metrics,
+            uploads=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_token),
+        )
+    finally:
+        if inspector is not None:
+            inspector.close()
+        await client.close()
