@@ -5,8 +5,9 @@
 The request (JSON on stdin) names the step (``static``, ``convert`` or ``profile``),
 the input file, the scratch folder and the job's parameters. The answer is JSON
 lines on stdout, one message each: ``log``, ``static``, ``variant``, ``not_produced``,
-``dynamic``, ``sweep_end`` and, when the step cannot be done, ``error``. Nothing here
-talks to the hub or sees its token: the worker outside reads these lines and reports.
+``plan``, ``dynamic``, ``sweep_end`` and, when the step cannot be done, ``error``.
+Nothing here talks to the hub or sees its token: the worker outside reads these lines
+and reports.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from modelci.schema.domain import Engine, IOShape, StaticProfileResult, WeightFormat
+from modelci.schema.domain import (
+    DynamicProfileResult,
+    Engine,
+    IOShape,
+    StaticProfileResult,
+    WeightFormat,
+)
 
 from .formats import UnsupportedModel, detect_format
-from .tensors import InputSpec, batch_sizes_allowed, onnx_input_specs
+from .tensors import InputSpec, onnx_input_specs
+
+if TYPE_CHECKING:
+    from .sweep import SweepStop
 
 MESSAGES: list[TextIO] = []  # the messages' own channel, opened by main()
 
@@ -107,33 +118,73 @@ def run_convert(path: Path, scratch: Path, request: dict[str, Any]) -> None:
 
 
 def run_profile(path: Path, request: dict[str, Any]) -> None:
+    """The batch sweep on one device (``sweep.py``), under the request's budget.
+
+    Request keys: ``batch_sizes`` (a list; empty: adaptive), and optional ``adaptive``
+    (climb the given sizes adaptively), ``budget_s`` (this step's share of the job's
+    budget, counted from the step's start, model loading included), ``max_batch``,
+    ``max_p99_latency_s``. Messages: ``plan``, then a ``dynamic`` per batch measured
+    (``sweep_stop`` set on the batch where the sweep stops), then ``sweep_end``."""
+    started = time.monotonic()
     from .devices import LocalDevice
-    from .dynamic import MeasurementSettings, OutOfDeviceMemory, load_runner, measure
+    from .dynamic import MeasurementSettings, load_runner
+    from .sweep import nothing_to_sweep, plan_sweep, sweep
 
     model_format, specs = model_specs(path, request)
     if model_format is WeightFormat.TORCH_PICKLE:
         raise UnsupportedModel(NOT_PROFILED)
-    batches, note = batch_sizes_allowed(specs, request["batch_sizes"])
-    if note:
+    plan = plan_sweep(
+        specs,
+        request.get("batch_sizes"),
+        adaptive=request.get("adaptive"),
+        budget_s=request.get("budget_s"),
+        max_p99_latency_s=request.get("max_p99_latency_s"),
+        max_batch=request.get("max_batch"),
+    )
+    for note in plan.notes:
         send("log", message=note)
-    send("plan", batches=batches)
+    send(
+        "plan",
+        batches=list(plan.batches),
+        adaptive=plan.adaptive,
+        budget_s=plan.budget_s,
+        max_p99_latency_s=plan.max_p99_latency_s,
+    )
     device = LocalDevice(**request["device"])
     settings = MeasurementSettings(**request["measurement"])
-    runner, load_s = load_runner(path, model_format, device, settings.threads)
-    try:
-        for batch in batches:
-            try:
-                result = measure(runner, specs, batch, device, request["ip"], load_s, settings)
-            except OutOfDeviceMemory as error:
-                send("sweep_end", batch=batch, reason=f"batch {batch} ran out of memory ({error})")
-                return
-            send(
-                "dynamic",
-                batch=batch,
-                result=result.model_dump(mode="json", exclude={"create_time"}),
+
+    def published(result: DynamicProfileResult, stop: SweepStop | None) -> None:
+        send(
+            "dynamic",
+            batch=result.batch,
+            result=result.model_dump(mode="json", exclude={"create_time"}),
+            sweep_stop=None if stop is None else stop.as_message(),
+        )
+
+    if plan.batches:
+        runner, load_s = load_runner(path, model_format, device, settings.threads)
+        try:
+            outcome = sweep(
+                runner, specs, device, request["ip"], load_s, settings, plan, started, published
             )
-    finally:
-        runner.close()
+        finally:
+            runner.close()
+    else:
+        outcome = nothing_to_sweep(plan)
+    measured = outcome.batches
+    send(
+        "sweep_end",
+        batch=outcome.stopped_at,
+        last_batch=measured[-1] if measured else None,
+        batches=measured,
+        stable=[
+            record.result.measurement is not None and record.result.measurement.stable
+            for record in outcome.records
+        ],
+        elapsed_s=round(time.monotonic() - started, 3),
+        budget_s=plan.budget_s,
+        **outcome.stop.as_message(),
+    )
 
 
 def main() -> None:

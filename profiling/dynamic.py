@@ -4,10 +4,17 @@ Method (as Triton's perf_analyzer measures):
 - Cold and warm apart: loading the model and the first inference at a batch size are
   timed on their own (initialization) and never enter the steady-state statistics;
   every (device, batch) is warmed up again.
-- Timed runs in windows of at least ``window_s`` seconds and ``min_runs`` runs; the
-  estimate is stable when the last ``stable_windows`` windows agree within
+- Warm-up: ``warmup_runs`` runs after the cold one, or fewer (not under two) once
+  they have taken ``warmup_s`` (one past a deadline): a slow model is not warmed up
+  for minutes.
+- Timed runs in windows of at least ``window_s`` seconds and ``min_runs`` runs (a
+  count floor, not a target: a 0.5 s inference makes a 2.5 s window, not a 25 s one);
+  the estimate is stable when the last ``stable_windows`` windows agree within
   ``tolerance`` (max/min) on throughput and p50; after ``max_windows`` the result is
   published as unstable. Statistics come from the samples of those last windows.
+- A time budget: told its ``deadline``, a measurement stops at the end of the window
+  under way once the deadline has passed (after one window at least) and publishes
+  what it has, unstable unless its last windows already agree.
 - Percentiles by nearest rank on the sorted samples; p99 only from 100 samples up.
 - Stages per run: batch formation (random host inputs), preprocess (that plus the
   host-to-device copy), inference (synchronised on GPUs), postprocess (device-to-host).
@@ -48,11 +55,12 @@ P99_MIN_SAMPLES = 100
 @dataclass(frozen=True)
 class MeasurementSettings:
     window_s: float = 1.0
-    min_runs: int = 50
+    min_runs: int = 5
     stable_windows: int = 3
     tolerance: float = 0.10
     max_windows: int = 10
     warmup_runs: int = 5
+    warmup_s: float = 1.0
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
 
@@ -85,9 +93,21 @@ class MeasurementStopped(RuntimeError):
     measurement is abandoned, never cut short into a result."""
 
 
+OUT_OF_MEMORY_WORDS = (
+    "out of memory",  # CUDA, cuDNN, cuBLAS
+    "failed to allocate",  # onnxruntime
+    "can't allocate memory",  # torch's CPU allocator
+    "cannot allocate memory",  # ENOMEM as text
+    "unable to allocate",  # numpy
+    "bad_alloc",
+)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
     text = str(error).lower()
-    return "out of memory" in text or "failed to allocate" in text
+    return any(words in text for words in OUT_OF_MEMORY_WORDS)
 
 
 # Runners
@@ -244,6 +264,20 @@ class Window:
 # Measuring
 
 
+@dataclass
+class Measured:
+    """One (device, batch) measured: the published result and how it was reached."""
+
+    result: DynamicProfileResult
+    windows: list[Window]
+    cut_by_deadline: bool  # stopped at the deadline before it was stable or out of windows
+    longest_run_s: float  # the slowest single run, cold one included
+
+    @property
+    def longest_window_s(self) -> float:
+        return max(window.wall_s for window in self.windows)
+
+
 def measure(
     runner: Runner,
     specs: list[InputSpec],
@@ -253,10 +287,39 @@ def measure(
     load_s: float,
     settings: MeasurementSettings,
     should_stop: Callable[[], bool] = lambda: False,
+    deadline: float | None = None,
 ) -> DynamicProfileResult:
+    """The published figures of one (device, batch); see ``measure_batch``."""
+    return measure_batch(
+        runner, specs, batch, device, ip, load_s, settings, should_stop, deadline
+    ).result
+
+
+def measure_batch(
+    runner: Runner,
+    specs: list[InputSpec],
+    batch: int,
+    device: LocalDevice,
+    ip: str,
+    load_s: float,
+    settings: MeasurementSettings,
+    should_stop: Callable[[], bool] = lambda: False,
+    deadline: float | None = None,
+) -> Measured:
+    """Measure one (device, batch) by the stop rule of this module's docstring.
+
+    ``deadline`` (``time.monotonic()`` seconds): past it, warm-up ends (after one run)
+    and so does the window under way; the result is published from what there is."""
+    if settings.max_windows < 1 or settings.min_runs < 1:
+        raise ValueError("max_windows and min_runs must be at least 1")
     rng = np.random.default_rng(batch)
+    longest_run_s = 0.0
+
+    def past_deadline() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
 
     def run_once(window: Window | None) -> None:
+        nonlocal longest_run_s
         started = time.perf_counter()
         host = [spec.random(batch, rng) for spec in specs]
         formed = time.perf_counter()
@@ -266,6 +329,7 @@ def measure(
         inferred = time.perf_counter()
         runner.fetch(outputs)
         fetched = time.perf_counter()
+        longest_run_s = max(longest_run_s, fetched - started)
         if window is not None:
             window.formation.append(formed - started)
             window.preprocess.append(prepared - started)
@@ -276,10 +340,16 @@ def measure(
         first_started = time.perf_counter()
         run_once(None)  # cold: the first inference at this batch size
         first_inference_s = time.perf_counter() - first_started
-        for _ in range(settings.warmup_runs):
+        warmup_started = time.perf_counter()
+        warmed = 0
+        while warmed < settings.warmup_runs:
             if should_stop():
                 raise MeasurementStopped("stopped during warm-up")
+            spent = time.perf_counter() - warmup_started
+            if (warmed >= 2 and spent >= settings.warmup_s) or (warmed >= 1 and past_deadline()):
+                break
             run_once(None)
+            warmed += 1
 
         process = psutil.Process()
         sampler = GpuSampler(device) if device.kind == "CUDA" else None
@@ -287,7 +357,7 @@ def measure(
         cpu_before = process.cpu_times()
         timed_started = time.perf_counter()
         peak_rss = process.memory_info().rss
-        stable = False
+        stable = cut = False
         if sampler is not None:
             sampler.start()
         try:
@@ -311,15 +381,16 @@ def measure(
                 ):
                     stable = True
                     break
+                if past_deadline() and len(windows) < settings.max_windows:
+                    cut = True
+                    break
         finally:
             gpu = sampler.stop() if sampler is not None else None
     except Exception as error:
         if is_out_of_memory(error):
-            raise OutOfDeviceMemory(str(error)) from error
+            raise OutOfDeviceMemory(str(error) or type(error).__name__) from error
         raise
 
-    if not windows:
-        raise ValueError("max_windows must be at least 1")
     timed_s = time.perf_counter() - timed_started
     cpu_after = process.cpu_times()
     used = windows[-settings.stable_windows :]
@@ -345,7 +416,7 @@ def measure(
             memory_usage=peak_rss,
             utilization=min(1.0, busy_s / (timed_s * settings.threads)),
         )
-    return DynamicProfileResult(
+    result = DynamicProfileResult(
         ip=ip,
         device_id=device.device_id,
         device_name=device.name,
@@ -372,3 +443,4 @@ def measure(
             iqr_over_median=(quartile_3 - quartile_1) / median if median > 0 else 0.0,
         ),
     )
+    return Measured(result, windows, cut, longest_run_s)

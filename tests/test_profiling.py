@@ -1,24 +1,57 @@
-"""Static and dynamic profiling on real small networks, on this machine's CPU."""
+"""Static and dynamic profiling on real small networks, on this machine's CPU: the
+measurement rule, the time budget and the adaptive batch sweep (SPEC §7).
+
+Timings on this machine are noisy (2 cores shared with other work): the tests assert
+only the budget rule (a sweep ends within its budget plus one window) and what the
+sweep decided from the figures it published, never how fast anything ran."""
 
 from __future__ import annotations
 
+import itertools
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
 import torch
-from networks import ResNet50, SmallConvNet
+from networks import ComputeBoundConvNet, MemoryHungryNet, ResNet50, SmallConvNet
 
-from modelci.profiling.devices import discover_devices
-from modelci.profiling.dynamic import MeasurementSettings, load_runner, measure
+from modelci.profiling.cage import GiB, Limits, run_caged
+from modelci.profiling.devices import LocalDevice, discover_devices
+from modelci.profiling.dynamic import (
+    MeasurementSettings,
+    Runner,
+    load_runner,
+    measure,
+    measure_batch,
+)
 from modelci.profiling.formats import UnsupportedModel, detect_format
 from modelci.profiling.static import onnx_static_profile, torch_static_profile
+from modelci.profiling.sweep import (
+    DEFAULT_BUDGET_S,
+    MIN_THROUGHPUT_GAIN,
+    StopReason,
+    SweepOutcome,
+    SweepStop,
+    ladder,
+    plan_sweep,
+    sweep,
+)
 from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType, WeightFormat
+from modelci.schema.domain import DataType, DynamicProfileResult, WeightFormat
 
 SMALL_INPUT = InputSpec("input", (-1, 3, 16, 16), DataType.TYPE_FP32)
 QUICK = MeasurementSettings(window_s=0.05, min_runs=10, max_windows=6, threads=1)
+# Never stable (windows never agree within 0 %): runs until its windows or its time end.
+NEVER_STABLE = MeasurementSettings(
+    window_s=0.1, min_runs=5, max_windows=10, tolerance=0.0, threads=1
+)
+# Bookkeeping beyond the windows themselves (statistics, a result's model): small, but
+# the machine is shared, so it gets a second.
+BOOKKEEPING_S = 1.0
 
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
@@ -146,3 +179,179 @@ def test_dynamic_profile_on_the_cpu(
             assert (result.device_id, result.batch) == ("cpu", batch)
     finally:
         runner.close()
+
+
+def assert_measured_truly(result: DynamicProfileResult, settings: MeasurementSettings) -> None:
+    """The stability fields say how the figures were reached."""
+    measurement = result.measurement
+    assert measurement is not None
+    assert 1 <= measurement.windows <= settings.max_windows
+    used = min(measurement.windows, settings.stable_windows)
+    assert measurement.samples >= settings.min_runs * used
+    assert measurement.iqr_over_median >= 0
+    if measurement.stable:
+        assert measurement.windows >= settings.stable_windows
+    latency = result.latency.inference_latency
+    assert (latency.p99 is not None) == (measurement.samples >= 100)
+
+
+def test_a_measurement_told_its_deadline_ends_with_its_window(
+    small_models: dict[WeightFormat, Path],
+) -> None:
+    cpu = discover_devices()[0][0]
+    path = small_models[WeightFormat.TORCHSCRIPT]
+    runner, load_s = load_runner(path, WeightFormat.TORCHSCRIPT, cpu, 1)
+    try:
+        started = time.monotonic()
+        deadline = started + 0.3
+        measured = measure_batch(
+            runner, [SMALL_INPUT], 2, cpu, "127.0.0.1", load_s, NEVER_STABLE, deadline=deadline
+        )
+        ended = time.monotonic()
+    finally:
+        runner.close()
+    measurement = measured.result.measurement
+    assert measurement is not None and not measurement.stable
+    assert measured.cut_by_deadline and 1 <= measurement.windows < NEVER_STABLE.max_windows
+    assert all(window.wall_s >= NEVER_STABLE.window_s for window in measured.windows)
+    assert all(len(window.inference) >= NEVER_STABLE.min_runs for window in measured.windows)
+    # Past the deadline it finished the window under way (and at most a warm-up run).
+    overshoot = measured.longest_window_s + measured.longest_run_s + BOOKKEEPING_S
+    assert ended <= deadline + overshoot
+    assert_measured_truly(measured.result, NEVER_STABLE)
+
+
+@pytest.fixture(scope="module")
+def saturating_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    """A conv net whose per-item work dominates at one thread: throughput stops growing
+    within a few doublings of the batch."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("saturating") / "net.pt"
+    save_torchscript(ComputeBoundConvNet().eval(), torch.randn(2, 3, 32, 32), path)
+    runner, _ = load_runner(path, WeightFormat.TORCHSCRIPT, discover_devices()[0][0], 1)
+    yield runner
+    runner.close()
+
+
+SATURATING_INPUT = InputSpec("input", (-1, 3, 32, 32), DataType.TYPE_FP32)
+
+
+def run_sweep(
+    runner: Runner, settings: MeasurementSettings, **plan: Any
+) -> tuple[SweepOutcome, list[tuple[int, SweepStop | None]], float, float]:
+    """The sweep's outcome, what it published (batch, stop), when it started and ended."""
+    cpu: LocalDevice = discover_devices()[0][0]
+    published: list[tuple[int, SweepStop | None]] = []
+    started = time.monotonic()
+    outcome = sweep(
+        runner,
+        [SATURATING_INPUT],
+        cpu,
+        "127.0.0.1",
+        0.0,
+        settings,
+        plan_sweep([SATURATING_INPUT], **plan),
+        started,
+        lambda result, stop: published.append((result.batch, stop)),
+    )
+    return outcome, published, started, time.monotonic()
+
+
+def test_the_sweep_ends_within_its_budget_plus_one_window(saturating_model: Runner) -> None:
+    budget = 1.5
+    outcome, published, started, ended = run_sweep(
+        saturating_model, NEVER_STABLE, batch_sizes=[1, 2, 4, 8, 16, 32, 64], budget_s=budget
+    )
+    # Unbounded, seven batches of ten windows of at least 0.1 s would take over 7 s.
+    assert outcome.stop.code is StopReason.BUDGET
+    assert outcome.records and len(outcome.records) < 7
+    longest_window = max(record.longest_window_s for record in outcome.records)
+    longest_run = max(record.longest_run_s for record in outcome.records)
+    assert ended - started <= budget + longest_window + longest_run + BOOKKEEPING_S
+    for record in outcome.records:  # never stable: published as unstable, with its windows
+        assert record.result.measurement is not None and not record.result.measurement.stable
+        assert_measured_truly(record.result, NEVER_STABLE)
+    assert (
+        [batch for batch, _ in published]
+        == outcome.batches
+        == [1, 2, 4, 8, 16, 32, 64][: len(outcome.records)]
+    )
+    if outcome.stopped_at == outcome.batches[-1]:  # spent during the last batch measured
+        assert published[-1][1] == outcome.stop
+    else:  # the next batch would not fit: it was not started
+        assert outcome.stopped_at not in outcome.batches and published[-1][1] is None
+
+
+def test_the_adaptive_sweep_stops_where_throughput_saturates(saturating_model: Runner) -> None:
+    outcome, published, _, _ = run_sweep(saturating_model, QUICK, budget_s=60, max_batch=64)
+    assert outcome.stop.code is StopReason.SATURATED, outcome.stop
+    batches = outcome.batches
+    assert batches == ladder(64)[: len(batches)] and 2 <= len(batches) < len(ladder(64))
+    throughput = [r.result.throughput.inference_throughput for r in outcome.records]
+    gains = [after / before - 1 for before, after in itertools.pairwise(throughput)]
+    assert gains[-1] < MIN_THROUGHPUT_GAIN and all(g >= MIN_THROUGHPUT_GAIN for g in gains[:-1])
+    assert f"batch {batches[-1]}" in outcome.stop.reason and "saturated" in outcome.stop.reason
+    assert published == [(batch, None) for batch in batches[:-1]] + [(batches[-1], outcome.stop)]
+    for record in outcome.records:
+        assert_measured_truly(record.result, QUICK)
+
+
+def test_explicit_batch_sizes_are_measured_as_asked(saturating_model: Runner) -> None:
+    outcome, published, _, _ = run_sweep(saturating_model, QUICK, batch_sizes=[4, 1, 2, 1])
+    assert outcome.stop.code is StopReason.LIST_DONE  # no early stop on saturation
+    assert outcome.batches == [4, 1, 2] == [batch for batch, _ in published]
+    assert published[-1][1] == outcome.stop and outcome.stopped_at == 2
+
+
+def test_a_latency_limit_stops_the_sweep(saturating_model: Runner) -> None:
+    outcome, _, _, _ = run_sweep(saturating_model, QUICK, max_p99_latency_s=1e-6)
+    assert outcome.stop.code is StopReason.LATENCY_LIMIT and outcome.batches == [1]
+    measurement = outcome.records[0].result.measurement
+    assert measurement is not None
+    which = "p99" if measurement.samples >= 100 else "p50 (too few samples for a p99)"
+    assert f"latency {which}" in outcome.stop.reason
+
+
+def test_plans() -> None:
+    assert ladder(256) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert ladder(100) == [1, 2, 4, 8, 16, 32, 64, 100] and ladder(1) == [1]
+    default = plan_sweep([SMALL_INPUT], [])
+    assert default.adaptive and default.batches == tuple(ladder(256))
+    assert default.budget_s == DEFAULT_BUDGET_S
+    explicit = plan_sweep([SMALL_INPUT], [8, 2, 8], max_batch=4)
+    assert not explicit.adaptive and explicit.batches == (2,)
+    assert plan_sweep([SMALL_INPUT], [1, 4], adaptive=True).adaptive
+    fixed = plan_sweep([InputSpec("x", (3, 4), DataType.TYPE_FP32)], None)
+    assert fixed.batches == (3,) and fixed.notes
+    with pytest.raises(ValueError):
+        plan_sweep([SMALL_INPUT], [0])
+
+
+def test_running_out_of_memory_ends_the_sweep_in_the_cage(tmp_path: Path) -> None:
+    """Through the cage, as the worker runs it: a memory limit the model's batch of
+    8192 (8 GiB of copies) cannot fit in; batch 1 is published, then the sweep ends
+    with OUT_OF_MEMORY and the reason."""
+    model = save_torchscript(MemoryHungryNet(), torch.randn(2, 1, 32, 32), tmp_path / "m.pt")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    request = {
+        "step": "profile",
+        "inputs": [{"name": "x", "shape": [-1, 1, 32, 32], "dtype": "TYPE_FP32"}],
+        "batch_sizes": [1, 8192],
+        "budget_s": 60,
+        "ip": "127.0.0.1",
+        "device": {"device_id": "cpu", "name": "cpu", "kind": "CPU", "total_memory": 1},
+        "measurement": {"window_s": 0.05, "min_runs": 5, "max_windows": 3, "threads": 1},
+    }
+    limits = Limits(wall_s=120, memory_bytes=2 * GiB)
+    messages = list(run_caged(request, model, scratch, limits, lambda: False))
+    kinds = [message["type"] for message in messages]
+    assert kinds == ["plan", "dynamic", "sweep_end"], messages
+    plan, dynamic, end = messages
+    assert plan["batches"] == [1, 8192] and not plan["adaptive"] and plan["budget_s"] == 60
+    assert dynamic["batch"] == 1 and dynamic["sweep_stop"] is None
+    assert dynamic["result"]["measurement"]["windows"] >= 1
+    assert end["reason_code"] == "OUT_OF_MEMORY" and end["batch"] == 8192
+    assert end["last_batch"] == 1 and end["batches"] == [1] and len(end["stable"]) == 1
+    assert end["reason"].startswith("batch 8192 ran out of memory")
+    assert end["elapsed_s"] > 0 and end["budget_s"] == 60
