@@ -1,301 +1,716 @@
-"""Registry workload, side by side: ModelCI Hub against MLflow's model registry server.
+"""What users get from a model registry, side by side: ModelCI Hub against MLflow's.
 
-Both run here on loopback: `modelci serve --processes 2` (embedded database, one web
-process per core of the 2-core development machine) and `mlflow server --backend-store-uri
-sqlite:///… --artifacts-destination …` (its default: 4 worker processes).
-The same light client (`loadgen.py`: one keep-alive connection per simulated user,
-responses parsed by httptools) drives equivalent operations, interleaved:
-- register: ours `registerModel` with a small weight; MLflow creates a registered model,
-  a run, uploads the weight as an artifact and creates a model version with tags;
-- get: ours `model(id)`; MLflow `model-versions/get`;
-- list: ours `models(architecture, task, first: 100)`; MLflow
-  `registered-models/search` with the same filter on tags.
-Each cell runs --rounds times, the two systems alternating; prints the round with the
-median throughput (p50/p95/p99, requests/s) per operation and concurrency, and ours / MLflow.
+Both servers run on this machine, on loopback, started here:
+- ours: `modelci serve` through `benchmarks/hub.py` (embedded database, no profiling
+  workers, `--processes` web processes, 2 by default: one a core);
+- MLflow: `mlflow server` with its defaults (SQLite backend store, artifacts served by the
+  tracking server, 4 worker processes).
 
-MLflow is not a dependency of this project: install it where you like
-(`python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow`) and point at it:
+Each system is driven by a process of its own running that system's Python client, so
+the MLflow side runs in MLflow's own environment (MLflow pins graphql-core 3.2, which
+this project cannot install beside Strawberry): `MLFLOW_BIN` names its `mlflow` command,
+and its `python` beside it runs the MLflow driver.
 
-    MLFLOW_BIN=/tmp/mlflow/bin/mlflow python benchmarks/mlflow_registry.py [--models 100]
+Operations, full objects on both sides:
+- get: ours `ModelHub.get_by_id` (the client's full model selection: metadata, IO shapes,
+  metrics, weight, static and dynamic profiles); MLflow `MlflowClient.get_registered_model`
+  (the registered model with its tags and its latest versions with theirs);
+- search: ours `ModelHub.get_models(limit=100, architecture=...)`, MLflow
+  `search_registered_models("tags.architecture = ...", max_results=100)`; --models are
+  seeded on each side in two architectures, so a search matches half of them and returns
+  100 full objects;
+- register, with a 64 KiB weight: ours `ModelHub.register_model` (no conversion); MLflow
+  creates the registered model, a run, uploads the weight as the run's artifact and
+  creates the model version, all with tags (what `mlflow.register_model` does);
+and the same over raw HTTP (one keep-alive `http.client` connection a thread, the JSON
+parsed): ours POSTs the client's own GraphQL request (recorded from it), MLflow calls its
+REST API (`registered-models/get`, `registered-models/search`, and the four requests of a
+registration).
+
+Concurrency 1 and 16: threads, each with its own client or connection. Each cell runs
+--seconds (and at least --min-requests), after one untimed request a thread; the two
+systems alternate cell by cell, in --rounds rounds (the order flips each round). Printed:
+a Markdown table of each cell's median over rounds of p50 and p95 (nearest rank), and the
+ratio MLflow / ours.
+
+    python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow
+    MLFLOW_BIN=/tmp/mlflow/bin/mlflow python benchmarks/mlflow_registry.py [--quick]
 """
 
 from __future__ import annotations
 
+# Only the standard library at module level: the MLflow driver imports this file in
+# MLflow's environment, where neither modelci nor httpx is installed.
 import argparse
-import asyncio
+import http.client
 import itertools
 import json
 import os
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
-
-import httpx
-from loadgen import Connection, multipart
-
-from modelci.server.embedded import free_port
+from urllib.parse import urlencode, urlsplit
 
 WEIGHT = os.urandom(64 * 1024)
-ARCHITECTURES = 10
-TASK = "Image_Classification"
-REGISTER = """mutation($input: ModelInput!, $weight: Upload!) {
-  registerModel(input: $input, weight: $weight, convert: false) { id } }"""
-GET = "query($id: ID!) { model(id: $id) { id architecture version weight { sha256 } } }"
-LIST = """query($a: String, $t: Task) {
-  models(architecture: $a, task: $t, first: 100) { nodes { id } } }"""
+ARCHITECTURES = ("resnet", "vit")  # the seeded models, half each
+REGISTERED = "registered"  # the architecture of models registered while measuring
+OPERATIONS = ("get", "search", "register")
+INTERFACES = ("client", "http")
+SYSTEMS = ("modelci", "mlflow")
+SEARCH_RESULTS = 100
 
-Operation = Callable[[Connection, int], Awaitable[Any]]
+
+def nearest_rank(ordered: list[float], percent: float) -> float:
+    return ordered[max(0, int(-(-len(ordered) * percent // 100)) - 1)]
+
+
+# Both drivers: threads, each with its own client or connection
+
+
+def run_cell(
+    open_state: Callable[[], Any],
+    operation: Callable[[Any, int], None],
+    concurrency: int,
+    seconds: float,
+    min_requests: int,
+) -> dict[str, Any]:
+    """``concurrency`` threads, each with its own state, call ``operation`` until the
+    time is up and at least ``min_requests`` were made; one untimed call a thread first."""
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors: list[str] = []
+    clock = {"started": 0.0, "deadline": 0.0}
+
+    def go() -> None:  # run by the barrier once every thread is ready, before it opens
+        clock["started"] = time.perf_counter()
+        clock["deadline"] = clock["started"] + seconds
+
+    ready = threading.Barrier(concurrency, action=go)
+
+    def user() -> None:
+        state = None
+        try:
+            state = open_state()
+            operation(state, next(counter))  # connects, warms the client up
+        except Exception as error:  # reported, and the cell is refused
+            errors.append(repr(error))
+        ready.wait()
+        if errors:
+            return
+        try:
+            while time.perf_counter() < clock["deadline"] or len(latencies) < min_requests:
+                index = next(counter)
+                started = time.perf_counter()
+                operation(state, index)
+                latencies.append(time.perf_counter() - started)  # atomic under the GIL
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            close = getattr(state, "close", None)
+            if close is not None:
+                close()
+
+    threads = [threading.Thread(target=user) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - clock["started"]
+    return {"latencies": latencies, "elapsed": elapsed, "errors": errors[:3]}
+
+
+class Raw:
+    """One keep-alive HTTP/1.1 connection; answers parsed as JSON."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        self.connection.request(method, path, body, headers or {})
+        response = self.connection.getresponse()
+        raw = response.read()
+        if response.status >= 400:
+            raise RuntimeError(f"HTTP {response.status} {path}: {raw[:300]!r}")
+        return json.loads(raw) if raw else None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+# Ours: ModelHub and its own requests replayed raw
+
+
+def timing(p50: float) -> dict[str, float]:
+    return {"avg": p50, "p50": p50, "p95": p50 * 1.5, "p99": p50 * 2}
+
+
+def model_fields(architecture: str, version: int) -> dict[str, Any]:
+    return {
+        "architecture": architecture,
+        "framework": "PyTorch",
+        "engine": "NONE",
+        "version": version,
+        "dataset": "ImageNet",
+        "task": "Image_Classification",
+        "inputs": [{"name": "input", "shape": [-1, 3, 224, 224], "dtype": "TYPE_FP32"}],
+        "outputs": [{"name": "output", "shape": [-1, 1000], "dtype": "TYPE_FP32"}],
+        "metric": [{"name": "acc", "value": 0.76}],
+    }
+
+
+STATIC = {"parameters": 25_557_032, "flops": 8_178_000_000, "memory": 102_228_128}
+STATIC |= {"mread": 1, "mwrite": 2, "mrw": 3, "macs": 4_089_000_000}
+
+
+def dynamic(batch: int) -> dict[str, Any]:
+    return {
+        "ip": "127.0.0.1",
+        "device_id": "cpu",
+        "device_name": "CPU",
+        "batch": batch,
+        "memory": {"total_memory": 1 << 33, "memory_usage": 1 << 28, "utilization": 0.5},
+        "latency": {
+            "initialization_latency": timing(0.5),
+            "preprocess_latency": timing(0.001),
+            "inference_latency": timing(0.01 * batch),
+            "postprocess_latency": timing(0.001),
+        },
+        "throughput": {
+            "batch_formation_throughput": 1000.0,
+            "preprocess_throughput": 1000.0,
+            "inference_throughput": 100.0 * batch,
+            "postprocess_throughput": 1000.0,
+        },
+    }
+
+
+def seed_one(hub: Any, index: int, dynamic_results: int) -> str:
+    """A model as the hub keeps one once profiled: a static result, and dynamic results
+    at batch 1, 2, 4, ... (``dynamic_results`` of them; 0: a model just registered)."""
+    fields = model_fields(ARCHITECTURES[index % 2], index + 1)
+    model_id: str = hub.register_model(WEIGHT, convert=False, **fields).id
+    if dynamic_results:
+        hub.register_static_profiling_result(model_id, STATIC)
+    for power in range(dynamic_results):
+        hub.register_dynamic_profiling_result(model_id, dynamic(2**power))
+    return model_id
 
 
 class Ours:
-    name = "modelci"
+    """The hub through ``modelci.client.ModelHub``, and the same requests raw."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.ids: list[str] = []
-        self.versions = itertools.count(1)  # every registration a new key
+        self.versions = itertools.count(1)  # each registration a new model key
+        self.requests: dict[str, dict[str, Any]] = {}
 
-    async def register(self, client: Connection, index: int) -> None:
-        fields = {
-            "architecture": f"arch-{index % ARCHITECTURES}",
-            "framework": "PyTorch",
-            "engine": "NONE",
-            "version": next(self.versions),
-            "dataset": "ImageNet",
-            "task": TASK,
+    def hub(self) -> Any:
+        from modelci.client import ModelHub
+
+        return ModelHub(self.url)
+
+    def seed(self, models: int, dynamic_results: int) -> dict[str, Any]:
+        """``models`` models, half in each architecture; records the client's own
+        requests for the raw side."""
+        self.ids = seeded(
+            self.hub, lambda hub, index: seed_one(hub, index, dynamic_results), models
+        )
+        with self.hub() as hub:
+            self.requests["get"] = recorded(hub, lambda: hub.get_by_id(self.ids[0]))
+            self.requests["search"] = recorded(
+                hub, lambda: hub.get_models(limit=SEARCH_RESULTS, architecture=ARCHITECTURES[0])
+            )
+            self.requests["register"] = recorded(hub, lambda: self.client_register(hub, 0))
+            found = hub.get_models(limit=SEARCH_RESULTS, architecture=ARCHITECTURES[0])
+            got = hub.get_by_id(self.ids[0])
+        return {
+            "search results": len(found),
+            "dynamic results in a get": len(got.profile_result.dynamic_results),
+            "get bytes (raw)": len(json.dumps(self.http_post(Raw(self.url), "get", 0))),
+            "search bytes (raw)": len(json.dumps(self.http_post(Raw(self.url), "search", 0))),
         }
-        operations = json.dumps({"query": REGISTER, "variables": {"input": fields, "weight": None}})
-        body, content_type = multipart(
-            {"operations": operations, "map": '{"0": ["variables.weight"]}'},
-            {"0": ("w.bin", WEIGHT)},
-        )
-        response = await client.request(
-            "POST",
-            "/graphql",
-            body=body,
-            headers={"Content-Type": content_type, "apollo-require-preflight": "true"},
-        )
-        self.ids.append(response.json()["data"]["registerModel"]["id"])
 
-    async def get(self, client: Connection, index: int) -> None:
-        model_id = self.ids[index % len(self.ids)]
-        body = (
-            await client.request(
-                "POST", "/graphql", json_body={"query": GET, "variables": {"id": model_id}}
-            )
-        ).json()
-        assert body["data"]["model"]["id"] == model_id
+    # client
 
-    async def list(self, client: Connection, index: int) -> None:
-        variables = {"a": f"arch-{index % ARCHITECTURES}", "t": TASK}
+    def client_get(self, hub: Any, index: int) -> None:
+        model = hub.get_by_id(self.ids[index % len(self.ids)])
+        assert model.profile_result is not None
+
+    def client_search(self, hub: Any, index: int) -> None:
+        found = hub.get_models(limit=SEARCH_RESULTS, architecture=ARCHITECTURES[index % 2])
+        assert len(found) == min(SEARCH_RESULTS, len(self.ids) // 2)
+
+    def client_register(self, hub: Any, index: int) -> None:
+        fields = model_fields(REGISTERED, next(self.versions))
+        hub.register_model(WEIGHT, convert=False, **fields)
+
+    # raw HTTP: the client's own request bodies
+
+    def http_post(self, raw: Raw, operation: str, index: int) -> Any:
+        request = self.requests[operation]
+        variables = dict(request["variables"])
+        if operation == "get":
+            variables["id"] = self.ids[index % len(self.ids)]
+        elif operation == "search":
+            variables["architecture"] = ARCHITECTURES[index % 2]
+        body = {**request, "variables": variables}
+        answer = raw.request("POST", "/graphql", json.dumps(body).encode(), JSON)
+        if answer.get("errors"):
+            raise RuntimeError(answer["errors"])
+        return answer
+
+    def http_get(self, raw: Raw, index: int) -> None:
+        self.http_post(raw, "get", index)
+
+    def http_search(self, raw: Raw, index: int) -> None:
+        answer = self.http_post(raw, "search", index)
+        assert len(answer["data"]["models"]["nodes"]) == min(SEARCH_RESULTS, len(self.ids) // 2)
+
+    def http_register(self, raw: Raw, index: int) -> None:
+        request = self.requests["register"]
+        variables = {**request["variables"], "weight": None}
+        variables["input"] = {**variables["input"], "version": next(self.versions)}
+        boundary = uuid.uuid4().hex
+        operations = json.dumps({**request, "variables": variables})
         body = (
-            await client.request(
-                "POST", "/graphql", json_body={"query": LIST, "variables": variables}
-            )
-        ).json()
-        assert body["data"]["models"]["nodes"]
+            (
+                f'--{boundary}\r\ncontent-disposition: form-data; name="operations"\r\n\r\n'
+                f"{operations}\r\n"
+                f'--{boundary}\r\ncontent-disposition: form-data; name="map"\r\n\r\n'
+                '{"0": ["variables.weight"]}\r\n'
+                f'--{boundary}\r\ncontent-disposition: form-data; name="0"; filename="w.bin"\r\n'
+                "content-type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + WEIGHT
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "apollo-require-preflight": "true",
+        }
+        answer = raw.request("POST", "/graphql", body, headers)
+        if answer.get("errors"):
+            raise RuntimeError(answer["errors"])
+
+
+JSON = {"content-type": "application/json"}
+
+
+def recorded(hub: Any, call: Callable[[], Any]) -> dict[str, Any]:
+    """The JSON body the client sends for ``call`` (an upload's variable left as None)."""
+    seen: dict[str, Any] = {}
+    execute = hub.api.execute
+
+    def recording(
+        query: str, operation_name: str | None = None, variables: Any = None, **kwargs: Any
+    ) -> Any:
+        from modelci.transport import is_unset, json_ready
+
+        plain = {
+            key: json_ready(value)
+            for key, value in (variables or {}).items()
+            if not is_unset(value) and key != "weight"
+        }
+        seen.update(query=query, operationName=operation_name, variables=plain)
+        return execute(query, operation_name, variables, **kwargs)
+
+    hub.api.execute = recording
+    try:
+        call()
+    finally:
+        del hub.api.execute  # back to the class's method
+    return seen
+
+
+def seeded(open_state: Callable[[], Any], one: Callable[[Any, int], str], models: int) -> list[str]:
+    """``one(state, index)`` for each index, on 4 threads; the results in index order."""
+    results: dict[int, str] = {}
+    indexes = iter(range(models))
+
+    def worker() -> None:
+        state = open_state()
+        for index in indexes:  # next() on a shared iterator is atomic under the GIL
+            results[index] = one(state, index)
+        close = getattr(state, "close", None)
+        if close is not None:
+            close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(results) != models:
+        raise RuntimeError(f"seeded {len(results)} of {models}")
+    return [results[index] for index in range(models)]
+
+
+# MLflow: MlflowClient and its REST API
 
 
 class MLflow:
-    name = "mlflow"
+    """MLflow's registry through ``mlflow.MlflowClient``, and its REST API raw."""
+
     api = "/api/2.0/mlflow"
 
-    def __init__(self) -> None:
-        self.experiment = ""
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.names: list[str] = []
+        self.experiment = ""
+        folder = tempfile.mkdtemp(prefix="mlflow-bench-")
+        self.weight_file = Path(folder, "w.bin")
+        self.weight_file.write_bytes(WEIGHT)
 
-    async def setup(self, client: Connection) -> None:
-        response = await client.request(
-            "POST",
-            f"{self.api}/experiments/create",
-            json_body={"name": f"bench-{uuid.uuid4().hex[:8]}"},
-        )
-        self.experiment = response.json()["experiment_id"]
+    def client(self) -> Any:
+        from mlflow import MlflowClient
 
-    async def register(self, client: Connection, index: int) -> None:
-        name = f"model-{uuid.uuid4().hex[:10]}"
-        tags = [
-            {"key": "architecture", "value": f"arch-{index % ARCHITECTURES}"},
-            {"key": "task", "value": TASK},
-            {"key": "framework", "value": "PyTorch"},
-        ]
-        created = await client.request(
-            "POST", f"{self.api}/registered-models/create", json_body={"name": name, "tags": tags}
+        return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+
+    def seed(self, models: int, dynamic_results: int) -> dict[str, Any]:
+        self.experiment = self.client().create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+        self.names = seeded(
+            self.client,
+            lambda client, index: self.register(client, ARCHITECTURES[index % 2]),
+            models,
         )
-        created.raise_for_status()
-        run = (
-            await client.request(
-                "POST", f"{self.api}/runs/create", json_body={"experiment_id": self.experiment}
-            )
-        ).json()["run"]["info"]
+        client = self.client()
+        found = client.search_registered_models(
+            f"tags.architecture = '{ARCHITECTURES[0]}'", max_results=SEARCH_RESULTS
+        )
+        got = client.get_registered_model(self.names[0])
+        raw = Raw(self.url)
+        return {
+            "search results": len(found),
+            "versions and tags in a get": f"{len(got.latest_versions)}, {len(got.tags)}"
+            f" + {len(got.latest_versions[0].tags)}",
+            "get bytes (raw)": len(json.dumps(self.raw_get(raw, 0))),
+            "search bytes (raw)": len(json.dumps(self.raw_search(raw, 0))),
+        }
+
+    def tags(self, architecture: str) -> dict[str, str]:
+        fields = model_fields(architecture, 1)
+        return {key: str(fields[key]) for key in ("architecture", "framework", "engine", "task")}
+
+    def register(self, client: Any, architecture: str) -> str:
+        """What ``mlflow.register_model`` of a logged model amounts to: registered model,
+        run, the weight as the run's artifact, model version."""
+        name = f"model-{uuid.uuid4().hex[:12]}"
+        tags = self.tags(architecture)
+        client.create_registered_model(name, tags=tags)
+        run = client.create_run(self.experiment)
+        client.log_artifact(run.info.run_id, str(self.weight_file), "model")
+        client.create_model_version(
+            name,
+            f"{run.info.artifact_uri}/model",
+            run.info.run_id,
+            tags={**tags, "acc": "0.76", "dataset": "ImageNet"},
+        )
+        return name
+
+    # client
+
+    def client_get(self, client: Any, index: int) -> None:
+        model = client.get_registered_model(self.names[index % len(self.names)])
+        assert model.latest_versions
+
+    def client_search(self, client: Any, index: int) -> None:
+        found = client.search_registered_models(
+            f"tags.architecture = '{ARCHITECTURES[index % 2]}'", max_results=SEARCH_RESULTS
+        )
+        assert len(found) == min(SEARCH_RESULTS, len(self.names) // 2)
+
+    def client_register(self, client: Any, index: int) -> None:
+        self.register(client, REGISTERED)
+
+    # raw HTTP: the REST API
+
+    def raw_get(self, raw: Raw, index: int) -> Any:
+        name = self.names[index % len(self.names)]
+        return raw.request("GET", f"{self.api}/registered-models/get?" + urlencode({"name": name}))
+
+    def raw_search(self, raw: Raw, index: int) -> Any:
+        query = urlencode(
+            {
+                "filter": f"tags.architecture = '{ARCHITECTURES[index % 2]}'",
+                "max_results": SEARCH_RESULTS,
+            }
+        )
+        return raw.request("GET", f"{self.api}/registered-models/search?{query}")
+
+    def http_get(self, raw: Raw, index: int) -> None:
+        assert self.raw_get(raw, index)["registered_model"]["latest_versions"]
+
+    def http_search(self, raw: Raw, index: int) -> None:
+        found = self.raw_search(raw, index)["registered_models"]
+        assert len(found) == min(SEARCH_RESULTS, len(self.names) // 2)
+
+    def http_register(self, raw: Raw, index: int) -> None:
+        name = f"model-{uuid.uuid4().hex[:12]}"
+        tags = self.tags(REGISTERED)
+        tag_list = [{"key": key, "value": value} for key, value in tags.items()]
+        post = lambda path, body: raw.request(  # noqa: E731
+            "POST", f"{self.api}/{path}", json.dumps(body).encode(), JSON
+        )
+        post("registered-models/create", {"name": name, "tags": tag_list})
+        run = post("runs/create", {"experiment_id": self.experiment})["run"]["info"]
         path = f"{self.experiment}/{run['run_id']}/artifacts/model/w.bin"
-        uploaded = await client.request(
-            "PUT", f"/api/2.0/mlflow-artifacts/artifacts/{path}", body=WEIGHT
-        )
-        uploaded.raise_for_status()
-        version = await client.request(
-            "POST",
-            f"{self.api}/model-versions/create",
-            json_body={
+        raw.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{path}", WEIGHT)
+        post(
+            "model-versions/create",
+            {
                 "name": name,
                 "run_id": run["run_id"],
-                "tags": tags,
-                "source": f"mlflow-artifacts:/{self.experiment}/{run['run_id']}/artifacts/model",
+                "tags": [*tag_list, {"key": "acc", "value": "0.76"}],
+                "source": f"{run['artifact_uri']}/model",
             },
         )
-        version.raise_for_status()
-        self.names.append(name)
 
-    async def get(self, client: Connection, index: int) -> None:
-        name = self.names[index % len(self.names)]
-        response = await client.request(
-            "GET", f"{self.api}/model-versions/get", params={"name": name, "version": "1"}
+
+# The drivers: one process a system, commands on stdin, answers on stdout
+
+
+def drive(system: str, url: str) -> None:
+    side: Any = Ours(url) if system == "modelci" else MLflow(url)
+    states = {"client": side.hub if system == "modelci" else side.client, "http": lambda: Raw(url)}
+    answer = sys.stdout
+    sys.stdout = sys.stderr  # whatever else prints stays off the answers
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["do"] == "seed":
+            reply: Any = side.seed(command["models"], command["dynamic_results"])
+        else:
+            interface, operation = command["interface"], command["operation"]
+            reply = run_cell(
+                states[interface],
+                getattr(side, f"{interface}_{operation}"),
+                command["concurrency"],
+                command["seconds"],
+                command["min_requests"],
+            )
+        answer.write(json.dumps(reply) + "\n")
+        answer.flush()
+
+
+class Driver:
+    def __init__(self, python: str, system: str, url: str, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [python, __file__, "--drive", system, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
         )
-        assert response.json()["model_version"]["name"] == name
 
-    async def list(self, client: Connection, index: int) -> None:
-        query = f"tags.architecture = 'arch-{index % ARCHITECTURES}' AND tags.task = '{TASK}'"
-        response = await client.request(
-            "GET",
-            f"{self.api}/registered-models/search",
-            params={"filter": query, "max_results": 100},
-        )
-        assert response.json()["registered_models"]
+    def ask(self, **command: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a driver died:\n{self.log.read_text()[-3000:]}")
+        return json.loads(line)
 
-
-async def run(url: str, operation: Operation, requests: int, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    counter = iter(range(requests))
-    connections = [await Connection.open(url) for _ in range(concurrency)]
-
-    async def user(connection: Connection) -> None:
-        for index in counter:
-            started = time.perf_counter()
-            await operation(connection, index)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(user(connection) for connection in connections))
-    elapsed = time.perf_counter() - started
-    for connection in connections:
-        connection.close()
-    ordered = sorted(latencies)
-    rank = lambda p: ordered[max(0, -(-len(ordered) * p // 100) - 1)]  # noqa: E731 nearest rank
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "rps": len(ordered) / elapsed}
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# The orchestra
 
 
-def wait_for(url: str) -> None:
-    for _ in range(1200):
+def start_mlflow(mlflow_bin: str, port: int, folder: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            *(mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port)),
+            *("--backend-store-uri", f"sqlite:///{folder}/mlflow.db"),
+            *("--artifacts-destination", f"{folder}/mlflow-artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers and job runners go down with it
+    )
+
+
+def wait_for(url: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    parts = urlsplit(url)
+    while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=2)
+            connection.request("GET", parts.path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up")
 
 
+def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """A cell over its rounds: medians of the rounds' p50, p95 and requests/s."""
+    p50s, p95s, rates = [], [], []
+    for run in runs:
+        ordered = sorted(run["latencies"])
+        p50s.append(nearest_rank(ordered, 50))
+        p95s.append(nearest_rank(ordered, 95))
+        rates.append(len(ordered) / run["elapsed"])
+    return {
+        "p50": statistics.median(p50s),
+        "p95": statistics.median(p95s),
+        "rps": statistics.median(rates),
+        "spread": max(p50s) / min(p50s),
+        "n": sum(len(run["latencies"]) for run in runs),
+    }
+
+
+def ms(seconds: float) -> str:
+    value = seconds * 1e3
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--models", type=int, default=100, help="registrations per system and concurrency"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=200, help="gets and lists per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per cell; the median is shown")
+    parser.add_argument("--models", type=int, default=300, help="seeded on each side")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per cell and round")
+    parser.add_argument("--min-requests", type=int, default=20, help="per cell and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--processes",
+        "--dynamic-results",
         type=int,
         default=2,
-        help="our web processes (MLflow runs its default, 4 workers)",
+        help="profiled: our seeded models each get a static result and this many dynamic ones",
     )
+    parser.add_argument("--processes", type=int, default=2, help="our web processes")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
+    parser.add_argument("--interfaces", nargs="+", default=list(INTERFACES), choices=INTERFACES)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 120 models, 1 round of 0.5 s cells"
+    )
+    parser.add_argument("--drive", nargs=2, metavar=("SYSTEM", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drive:
+        drive(*args.drive)
+        return
+    if args.quick:
+        args.models, args.seconds, args.min_requests, args.rounds = 120, 0.5, 5, 1
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hub import serve, wait_until_up
+
+    from modelci.server.embedded import free_port
+
     mlflow_bin = os.environ.get("MLFLOW_BIN", "mlflow")
+    mlflow_python = str(Path(mlflow_bin).with_name("python")) if "/" in mlflow_bin else "python"
     with tempfile.TemporaryDirectory() as folder:
         ours_port, mlflow_port = free_port(), free_port()
-        env = {**os.environ, "MODELCI_WORKERS": "0", "MODELCI_LOG_LEVEL": "WARNING"}
+        urls = {
+            "modelci": f"http://127.0.0.1:{ours_port}",
+            "mlflow": f"http://127.0.0.1:{mlflow_port}",
+        }
         servers = [
-            start(
-                [
-                    sys.executable,
-                    "-m",
-                    "modelci.server.cli",
-                    "serve",
-                    "--port",
-                    str(ours_port),
-                    "--data-dir",
-                    f"{folder}/hub",
-                    "--processes",
-                    str(args.processes),
-                ],
-                env,
-            ),
-            start(
-                [
-                    mlflow_bin,
-                    "server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(mlflow_port),
-                    "--backend-store-uri",
-                    f"sqlite:///{folder}/mlflow.db",
-                    "--artifacts-destination",
-                    f"{folder}/mlflow-artifacts",
-                ]
-            ),
+            serve(Path(folder, "hub"), ours_port, processes=str(args.processes)),
+            start_mlflow(mlflow_bin, mlflow_port, folder),
         ]
+        drivers: dict[str, Driver] = {}
         try:
-            urls = {
-                "modelci": f"http://127.0.0.1:{ours_port}",
-                "mlflow": f"http://127.0.0.1:{mlflow_port}",
-            }
-            wait_for(f"{urls['modelci']}/readyz")
+            wait_until_up(urls["modelci"])
             wait_for(f"{urls['mlflow']}/health")
-            systems = {"modelci": Ours(), "mlflow": MLflow()}
-
-            async def setup() -> None:
-                async with await Connection.open(urls["mlflow"]) as connection:
-                    await systems["mlflow"].setup(connection)  # type: ignore[attr-defined]
-
-            asyncio.run(setup())
-            rounds: dict[tuple[str, int, str], list[dict[str, float]]] = defaultdict(list)
-            for operation in ("register", "get", "list"):
-                for concurrency in (1, 16):
-                    for _ in range(args.rounds):
-                        for name, system in systems.items():  # interleaved, same order each time
-                            count = args.models if operation == "register" else args.requests
-                            rounds[(operation, concurrency, name)].append(
-                                asyncio.run(
-                                    run(urls[name], getattr(system, operation), count, concurrency)
-                                )
-                            )
+            drivers = {
+                "modelci": Driver(
+                    sys.executable, "modelci", urls["modelci"], Path(folder, "ours.log")
+                ),
+                "mlflow": Driver(
+                    mlflow_python, "mlflow", urls["mlflow"], Path(folder, "mlflow.log")
+                ),
+            }
+            for name, driver in drivers.items():
+                started = time.perf_counter()
+                facts = driver.ask(
+                    do="seed", models=args.models, dynamic_results=args.dynamic_results
+                )
+                seconds = time.perf_counter() - started
+                print(f"seeded {name}: {args.models} models in {seconds:.0f} s; {facts}")
+            cells = [
+                (operation, interface, concurrency)
+                for operation in args.operations
+                for concurrency in args.concurrency
+                for interface in args.interfaces
+            ]
+            runs: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
+            for round_index in range(args.rounds):
+                order = SYSTEMS if round_index % 2 == 0 else SYSTEMS[::-1]
+                for operation, interface, concurrency in cells:
+                    for name in order:
+                        run = drivers[name].ask(
+                            do="run",
+                            operation=operation,
+                            interface=interface,
+                            concurrency=concurrency,
+                            seconds=args.seconds,
+                            min_requests=args.min_requests,
+                        )
+                        if run["errors"]:
+                            raise RuntimeError(f"{name} {operation} {interface}: {run['errors']}")
+                        runs.setdefault((operation, interface, concurrency, name), []).append(run)
+                print(f"round {round_index + 1} of {args.rounds} done", file=sys.stderr)
         finally:
-            for server in servers:
-                server.terminate()
+            for driver in drivers.values():
+                driver.close()
+            servers[0].terminate()
+            os.killpg(servers[1].pid, 15)
             for server in servers:
                 server.wait()
 
-    # Each cell: the round with the median throughput.
-    results = {
-        key: sorted(runs, key=lambda r: r["rps"])[len(runs) // 2] for key, runs in rounds.items()
-    }
-    ratios = []
-    for (operation, concurrency, name), r in results.items():
+    print()
+    print(
+        "| operation | interface | c | ours p50 / p95 (ms) | MLflow p50 / p95 (ms) "
+        "| ours / MLflow req/s | MLflow / ours p50 | p95 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    spreads = []
+    for operation, interface, concurrency in cells:
+        ours = summary(runs[(operation, interface, concurrency, "modelci")])
+        theirs = summary(runs[(operation, interface, concurrency, "mlflow")])
+        spreads += [ours["spread"], theirs["spread"]]
+        label = {"get": "get one model", "search": f"search, {SEARCH_RESULTS} full results"}
+        label["register"] = "register, 64 KiB weight"
         print(
-            f"{operation:>8} c={concurrency:<2} {name:>7}: p50 {r['p50'] * 1e3:7.2f} ms  "
-            f"p95 {r['p95'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms  {r['rps']:7.1f} req/s"
+            f"| {label[operation]} | {interface} | {concurrency} "
+            f"| {ms(ours['p50'])} / {ms(ours['p95'])} | {ms(theirs['p50'])} / {ms(theirs['p95'])} "
+            f"| {ours['rps']:.0f} / {theirs['rps']:.1f} "
+            f"| **{theirs['p50'] / ours['p50']:.1f}×** | {theirs['p95'] / ours['p95']:.1f}× |"
         )
-        if name == "mlflow":
-            ours = results[(operation, concurrency, "modelci")]["rps"]
-            ratios.append(f"{operation} c={concurrency} {ours / r['rps']:.1f}x")
-    print("ratios modelci/mlflow (req/s): " + ", ".join(ratios))
+    print()
+    print(
+        f"Medians of {args.rounds} round(s) of {args.seconds:g} s a cell (at least "
+        f"{args.min_requests} requests), {args.models} models seeded a side (ours each with "
+        f"{args.dynamic_results} dynamic profile results), ours with "
+        f"{args.processes} web process(es). Noise: a cell's slowest round p50 / fastest, "
+        f"median {statistics.median(spreads):.2f}, max {max(spreads):.2f}."
+    )
+    command = " ".join(shlex.quote(part) for part in sys.argv[1:])
+    print(f"\n    MLFLOW_BIN={mlflow_bin} python benchmarks/mlflow_registry.py {command}".rstrip())
 
 
 if __name__ == "__main__":

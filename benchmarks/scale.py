@@ -1,8 +1,10 @@
-"""Scale: get-by-id, a filtered list and the first page of all models at 1 k, 10 k and
-100 k registered models.
+"""Scale: get-by-id, a filtered list, the first page of all models and a page filtered by
+measured performance (`models(profile: …)`) at 1 k, 10 k and 100 k registered models.
 
 Models are bulk-loaded as metadata (documents as the registry writes them, no weight
-bytes) into the embedded database (or MODELCI_MONGODB_URL's, into a fresh database).
+bytes, each with three dynamic results: CPU at batch 1 and 8, a GPU at batch 32, their
+latencies spread over the models) into the embedded database (or
+MODELCI_MONGODB_URL's, into a fresh database).
 Their ids carry their creation time, as every ObjectId does: by default one model a
 minute, going back from now (100 k models: 69 days of history), and with
 `--minutes-apart 0` all created in the same instant, the worst case for a database
@@ -24,7 +26,7 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,20 @@ import httpx
 from bson import ObjectId
 from pymongo import MongoClient
 
-from modelci.schema.domain import utcnow
+from modelci.schema.domain import (
+    DynamicProfileResult,
+    InfoTuple,
+    ProfileFilter,
+    ProfileLatency,
+    ProfileMemory,
+    ProfileThroughput,
+    utcnow,
+)
 from modelci.server.app import create_app
 from modelci.server.embedded import EmbeddedDatabase
+from modelci.server.registry import profile_condition
 from modelci.server.settings import Settings
-from modelci.server.storage import MODELS
+from modelci.server.storage import MODELS, to_bson
 
 ARCHITECTURES = 100
 TASKS = ["Image_Classification", "Object_Detection", "Segmentation", "Text_Classification"]
@@ -45,7 +56,12 @@ LIST = """query($a: String, $t: Task) {
   models(architecture: $a, task: $t, first: 10) { nodes { id version } pageInfo { hasNextPage } }
 }"""
 ALL = "{ models(first: 10) { nodes { id version } pageInfo { hasNextPage } } }"
-KINDS = ("get", "list", "all", "db get", "db list", "db all")
+PROFILE = """query($p: ProfileFilterInput) {
+  models(profile: $p, first: 10) { nodes { id version } pageInfo { hasNextPage } }
+}"""
+# A CPU result at batch 8 within 10 ms at p99: about half the models have one.
+MEASURED = {"device": "cpu", "batch": 8, "maxP99Latency": 0.01}
+KINDS = ("get", "list", "all", "profile", "db get", "db list", "db all", "db profile")
 DB_ALL_REQUESTS = 10
 WARM_UP = 50
 
@@ -80,10 +96,44 @@ def document(index: int, minutes_apart: float) -> dict[str, Any]:
             "content_type": "application/octet-stream",
             "format": None,
         },
-        "profile_result": {"static_result": None, "dynamic_results": []},
+        "profile_result": {"static_result": None, "dynamic_results": measured(index, created)},
         "create_time": created,
         "update_time": created,
     }
+
+
+def measured(index: int, created: datetime) -> list[dict[str, Any]]:
+    """Model ``index``'s dynamic results as the registry stores them: CPU at batch 1 and
+    8, cuda:0 at batch 32; the CPU's batch-8 p99 is 5 or 15 ms, every other model."""
+    results = []
+    for device_id, device_name, batch, p99 in (
+        ("cpu", "Intel Xeon", 1, 0.002),
+        ("cpu", "Intel Xeon", 8, 0.005 if index % 2 else 0.015),
+        ("cuda:0", "NVIDIA A100", 32, 0.004),
+    ):
+        timing = InfoTuple(avg=p99 / 2, p50=p99 / 2, p95=p99 * 0.9, p99=p99)
+        result = DynamicProfileResult(
+            ip="10.0.0.1",
+            device_id=device_id,
+            device_name=device_name,
+            batch=batch,
+            memory=ProfileMemory(total_memory=2**34, memory_usage=2**28, utilization=0.5),
+            latency=ProfileLatency(
+                initialization_latency=timing,
+                preprocess_latency=timing,
+                inference_latency=timing,
+                postprocess_latency=timing,
+            ),
+            throughput=ProfileThroughput(
+                batch_formation_throughput=batch / p99,
+                preprocess_throughput=batch / p99,
+                inference_throughput=batch / p99,
+                postprocess_throughput=batch / p99,
+            ),
+            create_time=created,
+        )
+        results.append(to_bson(result.model_dump()))
+    return results
 
 
 def median_ms(samples: list[float]) -> float:
@@ -126,6 +176,13 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
             response = await client.post("/graphql", json={"query": ALL})
             samples["all"].append(time.perf_counter() - started)
             assert response.json()["data"]["models"]["pageInfo"]["hasNextPage"]
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = await client.post(
+                "/graphql", json={"query": PROFILE, "variables": {"p": MEASURED}}
+            )
+            samples["profile"].append(time.perf_counter() - started)
+            assert response.json()["data"]["models"]["pageInfo"]["hasNextPage"]
     for model_id in chosen:
         started = time.perf_counter()
         collection.find_one({"_id": ObjectId(model_id)})
@@ -140,6 +197,13 @@ async def p50s(app: Any, collection: Any, ids: list[str], requests: int) -> dict
         started = time.perf_counter()
         collection.find({}).sort("_id", -1).limit(11).to_list()
         samples["db all"].append(time.perf_counter() - started)
+    condition = profile_condition(
+        ProfileFilter(device="cpu", batch=8, max_p99_latency=MEASURED["maxP99Latency"])
+    )
+    for _ in range(min(requests, DB_ALL_REQUESTS)):  # reads every match there, as "db all"
+        started = time.perf_counter()
+        collection.find(condition).sort("_id", -1).limit(11).to_list()
+        samples["db profile"].append(time.perf_counter() - started)
     return {kind: median_ms(values) for kind, values in samples.items()}
 
 

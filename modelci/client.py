@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
@@ -33,9 +34,11 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ValidationError
 
 from modelci.graphql_client import (
+    CompareModelsCompareModels,
     ConversionCheckInput,
     CreateApiTokenCreateApiToken,
     DataType,
+    DeleteModelAliasDeleteModelAlias,
     DeviceInput,
     DeviceKind,
     DynamicProfileResult,
@@ -45,6 +48,8 @@ from modelci.graphql_client import (
     GetApiTokensApiTokens,
     GetDevicesDevices,
     GetLineageModelChildren,
+    GetModelAliasesModelAliases,
+    GetModelModel,
     HubOperations,
     IOShapeInput,
     JobKind,
@@ -56,9 +61,16 @@ from modelci.graphql_client import (
     ModelInputFormat,
     ModelStatus,
     ModelUpdateInput,
+    ProfileFilterInput,
     ProfilingJob,
+    RecommendationGoalInput,
+    RecommendRecommend,
     Scope,
+    SetModelAliasSetModelAlias,
+    Shortfall,
     StaticProfileResultInput,
+    SweepOutcomeInput,
+    SweepStopReason,
     Task,
     Upload,
     WeightFormat,
@@ -96,10 +108,14 @@ __all__ = [
     "ModelInputFormat",
     "ModelStatus",
     "ModelUpdateInput",
+    "ProfileFilterInput",
     "ProfilingJob",
     "Progress",
     "Scope",
+    "Shortfall",
     "StaticProfileResultInput",
+    "SweepOutcomeInput",
+    "SweepStopReason",
     "Task",
     "WeightFormat",
 ]
@@ -293,12 +309,19 @@ class ModelHub:
         version: int | None = None,
         dataset: str | None = None,
         status: ModelStatus | str | None = None,
+        profile: ProfileFilterInput | dict[str, Any] | None = None,
     ) -> list[MLModel]:
-        """Models matching every filter given, newest first."""
+        """Models matching every filter given, newest first. ``profile`` keeps the models
+        with a dynamic result that meets every condition in it (ProfileFilterInput's
+        fields, e.g. ``{"device": "cpu", "batch": 8, "max_p99_latency": 0.01}``: seconds,
+        items/s)."""
         wanted_task = optional_enum(Task, task, "task")
         wanted_framework = optional_enum(Framework, framework, "framework")
         wanted_engine = optional_enum(Engine, engine, "engine")
         wanted_status = optional_enum(ModelStatus, status, "status")
+        wanted_profile = (
+            None if profile is None else as_input(ProfileFilterInput, profile, "profile")
+        )
         return every_page(
             lambda first, after: (
                 self.api.get_models(
@@ -311,6 +334,7 @@ class ModelHub:
                     version=version,
                     dataset=dataset,
                     status=wanted_status,
+                    profile=wanted_profile,
                 ).models
             ),
             limit,
@@ -417,6 +441,67 @@ class ModelHub:
         except ValueError:
             return {"errors": [{"message": raw[:200].decode(errors="replace")}]}
 
+    # Choosing a model, and aliases
+
+    def recommend(
+        self,
+        task: Task | str,
+        *,
+        architecture: str | None = None,
+        dataset: str | None = None,
+        max_p99_latency: float | None = None,
+        min_throughput: float | None = None,
+        device: str | None = None,
+        device_kind: DeviceKind | str | None = None,
+        max_batch: int | None = None,
+        allow_unstable: bool = False,
+        first: int = 10,
+    ) -> RecommendRecommend:
+        """Which (model, device, batch) to serve a task with under a goal: ``.options`` best
+        first (most throughput within the goal; ``on_frontier`` marks the Pareto frontier),
+        ``.rejected`` with their ``shortfalls``, ``.closest`` when nothing meets the goal,
+        ``.not_profiled``. Latencies in seconds (p99 of inference), throughput in items/s."""
+        goal = as_input(
+            RecommendationGoalInput,
+            {
+                "max_p99_latency": max_p99_latency,
+                "min_throughput": min_throughput,
+                "device": device,
+                "device_kind": optional_enum(DeviceKind, device_kind, "device_kind"),
+                "max_batch": max_batch,
+                "allow_unstable": allow_unstable,
+            },
+            "goal",
+        )
+        return self.api.recommend(
+            task=enum_value(Task, task, "task"),
+            architecture=architecture,
+            dataset=dataset,
+            goal=goal,
+            first=first,
+        ).recommend
+
+    def compare_models(self, model_ids: list[str]) -> CompareModelsCompareModels:
+        """Models side by side: ``.models`` in the order asked, ``.rows`` one per (device,
+        batch) with each model's result there (None where it has none)."""
+        return self.api.compare_models(model_ids).compare_models
+
+    def get_model(self, model_id: str | None = None, *, alias: str | None = None) -> GetModelModel:
+        """A model by id or by an alias that names it (give one), with its ``aliases``."""
+        return self.api.get_model(id=model_id, alias=alias).model
+
+    def set_alias(self, alias: str, model_id: str) -> SetModelAliasSetModelAlias:
+        """Point ``alias`` at a model (creating it, or moving it atomically)."""
+        return self.api.set_model_alias(alias=alias, model_id=model_id).set_model_alias
+
+    def delete_alias(self, alias: str) -> DeleteModelAliasDeleteModelAlias:
+        """Remove an alias; the model stays."""
+        return self.api.delete_model_alias(alias=alias).delete_model_alias
+
+    def aliases(self) -> list[GetModelAliasesModelAliases]:
+        """Every alias and the model it names, by name."""
+        return self.api.get_model_aliases().model_aliases
+
     # Devices and API tokens
 
     def get_devices(self) -> list[GetDevicesDevices]:
@@ -439,10 +524,25 @@ class ModelHub:
     # Jobs
 
     def profile_model(
-        self, model_id: str, batch_sizes: list[int] | None = None, devices: list[str] | None = None
+        self,
+        model_id: str,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        *,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
+        """Queue profiling: at ``batch_sizes``, or (none given) an adaptive sweep up to
+        ``max_batch`` and within ``max_p99_latency`` (seconds), under a time budget in
+        seconds (default: the hub's); the job's ``sweeps`` say where each device stopped."""
         return self.api.profile_model(
-            model_id=model_id, batch_sizes=batch_sizes, devices=devices
+            model_id=model_id,
+            batch_sizes=batch_sizes,
+            devices=devices,
+            budget_seconds=budget_seconds,
+            max_p99_latency=max_p99_latency,
+            max_batch=max_batch,
         ).profile_model
 
     def convert_model(
@@ -589,6 +689,26 @@ class AsyncModelHub:
             self.hub.download_weight, model_id, target, progress, overwrite=overwrite
         )
 
+    async def recommend(self, task: Task | str, **goal: Any) -> RecommendRecommend:
+        return await asyncio.to_thread(lambda: self.hub.recommend(task, **goal))
+
+    async def compare_models(self, model_ids: list[str]) -> CompareModelsCompareModels:
+        return await asyncio.to_thread(self.hub.compare_models, model_ids)
+
+    async def get_model(
+        self, model_id: str | None = None, *, alias: str | None = None
+    ) -> GetModelModel:
+        return await asyncio.to_thread(lambda: self.hub.get_model(model_id, alias=alias))
+
+    async def set_alias(self, alias: str, model_id: str) -> SetModelAliasSetModelAlias:
+        return await asyncio.to_thread(self.hub.set_alias, alias, model_id)
+
+    async def delete_alias(self, alias: str) -> DeleteModelAliasDeleteModelAlias:
+        return await asyncio.to_thread(self.hub.delete_alias, alias)
+
+    async def aliases(self) -> list[GetModelAliasesModelAliases]:
+        return await asyncio.to_thread(self.hub.aliases)
+
     async def get_devices(self) -> list[GetDevicesDevices]:
         return await asyncio.to_thread(self.hub.get_devices)
 
@@ -604,9 +724,26 @@ class AsyncModelHub:
         return await asyncio.to_thread(self.hub.revoke_token, id_or_name)
 
     async def profile_model(
-        self, model_id: str, batch_sizes: list[int] | None = None, devices: list[str] | None = None
+        self,
+        model_id: str,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        *,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
-        return await asyncio.to_thread(self.hub.profile_model, model_id, batch_sizes, devices)
+        return await asyncio.to_thread(
+            partial(
+                self.hub.profile_model,
+                model_id,
+                batch_sizes,
+                devices,
+                budget_seconds=budget_seconds,
+                max_p99_latency=max_p99_latency,
+                max_batch=max_batch,
+            )
+        )
 
     async def convert_model(
         self, model_id: str, targets: list[Engine | str] | None = None, profile: bool = False

@@ -1,5 +1,10 @@
 """The profiling worker: claims jobs from a hub over GraphQL and reports results back.
 
+It claims in lanes, each a loop of its own with its own heartbeat (``LANES``): the device
+lane takes PROFILE jobs, one at a time, since timings are worth something only with the
+devices to themselves; the light lane takes the rest (conversions) beside it, so that a
+long profile never holds a short job behind it.
+
 It talks to the server only as a client would, through the typed operations generated
 from ``modelci/operations/worker.graphql`` (``hub.api``): ``claimProfilingJob`` under a lease,
 ``heartbeatProfilingJob`` from a background thread while it works, with a cheap look
@@ -7,7 +12,9 @@ at the job's status every second in between (so a cancellation stops the work wi
 about a second), ``registerStaticProfilingResult`` and
 ``updateDynamicProfilingResult(forceInsert: true)`` for the figures, each tied to the
 job (``jobId``, ``worker``) so that the hub refuses them once the job is no longer
-this worker's, and ``finishProfilingJob`` at the end. A worker that dies stops
+this worker's, ``recordProfilingSweep`` for how each device's batch sweep ended (under
+the job's time budget, shared across its devices: each device gets what is left divided
+by the devices left), and ``finishProfilingJob`` at the end. A worker that dies stops
 renewing its lease, and the job goes to the next worker that asks; one that is told to
 stop (SIGTERM, SIGINT, the stop event) stops at the next check and hands its job back
 with ``releaseProfilingJob``, so another worker takes it over at once.
@@ -37,17 +44,21 @@ from modelci.client import (
     ConversionCheckInput,
     DeviceInput,
     DynamicProfileResultInput,
+    JobKind,
     ModelHub,
     StaticProfileResultInput,
+    SweepOutcomeInput,
     as_input,
     opened_upload,
 )
+from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S
 from modelci.schema.errors import Conflict, HubError
 
 from .cage import CageError, CageStopped, Limits, cage_kind, run_caged
-from .devices import discover_devices, local_ip
+from .devices import LocalDevice, discover_devices, local_ip
 from .dynamic import MeasurementSettings
 from .formats import UnsupportedModel
+from .sweep import StopReason, share_of_budget
 
 logger = logging.getLogger("modelci.worker")
 
@@ -55,6 +66,12 @@ CHUNK_SIZE = 1024 * 1024
 
 # How often the worker looks at its job's status between heartbeats.
 STATUS_POLL_S = 1.0
+
+# The lanes a worker claims in, each its own loop: the kinds of job each takes.
+LANES: dict[str, tuple[JobKind, ...]] = {
+    "device": (JobKind.PROFILE,),  # the devices to itself: one job at a time
+    "light": (JobKind.CONVERT,),  # beside it
+}
 
 
 class JobStopped(Exception):
@@ -204,6 +221,7 @@ class Worker:
     name: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
+    lanes: tuple[str, ...] = tuple(LANES)
 
     def __post_init__(self) -> None:
         self.stop = threading.Event()
@@ -228,23 +246,54 @@ class Worker:
             for device in self.devices
         ]
 
-    def claim(self) -> dict[str, Any] | None:
-        """The next job (as its GraphQL JSON: modelId, batchSizes, …), or None."""
+    def claim(self, kinds: tuple[JobKind, ...] = tuple(JobKind)) -> dict[str, Any] | None:
+        """The next job of ``kinds`` (as its GraphQL JSON: modelId, batchSizes, …), or None."""
         job = self.hub.api.claim_profiling_job(
-            worker=self.name, devices=self.device_inputs(), lease_seconds=self.lease_s
+            worker=self.name,
+            devices=self.device_inputs(),
+            lease_seconds=self.lease_s,
+            kinds=list(kinds),
         ).claim_profiling_job
         return None if job is None else job.model_dump(by_alias=True, mode="json")
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
-        """Claim and run jobs until ``stop`` is set; a job under way then stops at its next
-        check and is handed back."""
+        """Claim and run jobs in each lane until ``stop`` is set; a job under way then stops
+        at its next check and is handed back. The first lane runs in this thread (which
+        gets the signals), the others in threads of their own."""
         if stop is not None:
             self.stop = stop
-        logger.info("worker %s serving %s on %s", self.name, self.hub.url, self.devices)
+        unknown = sorted(set(self.lanes) - set(LANES))
+        if unknown or not self.lanes:
+            raise ValueError(f"lanes: {', '.join(LANES)}, not {', '.join(unknown) or 'none'}")
+        logger.info(
+            "worker %s serving %s on %s (lanes: %s)",
+            self.name,
+            self.hub.url,
+            self.devices,
+            ", ".join(self.lanes),
+        )
         logger.info("uploaded models run in the cage: %s", cage_kind())
+        first, *others = self.lanes
+        threads = [
+            threading.Thread(target=self.run_lane, args=(lane,), name=lane, daemon=True)
+            for lane in others
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self.run_lane(first)  # until the stop event is set
+        except KeyboardInterrupt:  # stopped at once: the other lanes' threads die with it
+            self.stop.set()
+            raise
+        for thread in threads:
+            thread.join()
+        logger.info("worker %s stopped", self.name)
+
+    def run_lane(self, lane: str) -> None:
+        kinds = LANES[lane]
         while not self.stop.is_set():
             try:
-                job = self.claim()
+                job = self.claim(kinds)
             except (httpx.HTTPError, HubError) as error:
                 logger.warning("cannot reach the hub at %s: %s", self.hub.url, error)
                 job = None
@@ -252,7 +301,6 @@ class Worker:
                 self.stop.wait(self.poll_s)
                 continue
             self.run_job(job)
-        logger.info("worker %s stopped", self.name)
 
     def run_job(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
@@ -351,7 +399,7 @@ class Worker:
                 "outputs": [output["name"] for output in model["outputs"]],
                 "targets": job["targets"],
             }
-            failures, produced = [], []
+            failures, produced, unavailable = [], [], []
             targets = max(1, len(job["targets"]))
             for done, outcome in enumerate(
                 self.caged(request, path, heartbeat, self.limits), start=1
@@ -362,6 +410,8 @@ class Worker:
                 if outcome["type"] == "not_produced":
                     if not outcome["skipped"]:
                         failures.append(f"{engine}: {outcome['reason']}")
+                    else:
+                        unavailable.append(outcome["reason"])
                     heartbeat.report(
                         progress,
                         outcome["reason"]
@@ -394,9 +444,11 @@ class Worker:
                 )
         if failures:
             raise ConversionFailed("; ".join(failures))
-        return f"variants registered: {', '.join(produced) or 'none'}"
+        summary = f"variants registered: {', '.join(produced) or 'none'}"
+        return "; ".join([summary, *unavailable])
 
     def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
+        started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
             model, path = self.fetch_model(job["modelId"], Path(folder))
             heartbeat.report(0.05, f"profiling in the cage ({cage_kind()})")
@@ -426,49 +478,115 @@ class Worker:
             ]
             if self.gpu_note:
                 heartbeat.report(0.1, self.gpu_note)
-            covered: list[int] = []
+            budget = job.get("budgetSeconds") or DEFAULT_PROFILE_BUDGET_S
+            stops = []
             for index, device in enumerate(devices):
-                request = {
-                    "step": "profile",
-                    "inputs": model["inputs"],
-                    "batch_sizes": job["batchSizes"],
-                    "device": asdict(device),
-                    "ip": self.ip,
-                    "measurement": asdict(self.measurement),
-                }
-                cuda = device.kind == "CUDA"
-                limits = replace(self.limits, memory_bytes=None) if cuda else self.limits
-                batches: list[int] = job["batchSizes"] or [1]
-                for message in self.caged(request, path, heartbeat, limits, cuda):
-                    heartbeat.check()
-                    if message["type"] == "plan":
-                        batches = message["batches"]
-                        continue
-                    if message["type"] == "sweep_end":
-                        heartbeat.report(
-                            heartbeat.progress, f"{device.device_id}: {message['reason']}"
-                        )
-                        continue
-                    result = as_input(DynamicProfileResultInput, message["result"], "result")
-                    self.write(
-                        partial(
-                            self.hub.api.report_dynamic_profiling_result,
-                            model_id=model["id"],
-                            result=result,
-                            job_id=heartbeat.job_id,
-                            worker=self.name,
-                        ),
-                        heartbeat,
-                    )
-                    covered.append(message["batch"])
-                    done = (batches.index(message["batch"]) + 1) / len(batches)
-                    heartbeat.report(
-                        0.1 + 0.9 * (index + done) / len(devices),
-                        f"{device.device_id} batch {message['batch']} done",
-                    )
+                # The budget runs from the job's start: download and static step included.
+                share = share_of_budget(budget - (time.monotonic() - started), len(devices) - index)
+                span = (0.1 + 0.9 * index / len(devices), 0.1 + 0.9 * (index + 1) / len(devices))
+                outcome = self.sweep_device(job, model, path, device, heartbeat, share, span)
+                self.write(
+                    partial(
+                        self.hub.api.record_profiling_sweep,
+                        id=heartbeat.job_id,
+                        worker=self.name,
+                        sweep=as_input(SweepOutcomeInput, outcome, "sweep"),
+                    ),
+                    heartbeat,
+                )
                 heartbeat.check()
-        names = ", ".join(d.device_id for d in devices)
-        return f"profiled on {names} at batch sizes {sorted(set(covered))}"
+                stops.append(
+                    f"{device.device_id}: batch sizes {outcome['batches'] or 'none'}, "
+                    f"stopped: {outcome['reasonCode']}"
+                )
+        return f"profiled under a {budget:g} s budget; " + "; ".join(stops)
+
+    def sweep_device(
+        self,
+        job: dict[str, Any],
+        model: dict[str, Any],
+        path: Path,
+        device: LocalDevice,
+        heartbeat: Heartbeat,
+        share_s: float,
+        span: tuple[float, float],
+    ) -> dict[str, Any]:
+        """One device's batch sweep in the cage, within ``share_s`` of the job's budget,
+        each result reported as it comes (progress within ``span``); how it ended
+        (SweepOutcomeInput's fields)."""
+        if share_s <= 0:
+            return {
+                "deviceId": device.device_id,
+                "batches": [],
+                "reasonCode": StopReason.BUDGET.value,
+                "reason": "the job's budget was spent before this device's turn",
+            }
+        request = {
+            "step": "profile",
+            "inputs": model["inputs"],
+            "batch_sizes": job["batchSizes"],
+            "budget_s": share_s,
+            "max_batch": job.get("maxBatch"),
+            "max_p99_latency_s": job.get("maxP99Latency"),
+            "device": asdict(device),
+            "ip": self.ip,
+            "measurement": asdict(self.measurement),
+        }
+        cuda = device.kind == "CUDA"
+        limits = replace(self.limits, memory_bytes=None) if cuda else self.limits
+        # The sweep ends within its budget plus about one window: the cage's wall limit
+        # only catches a step that hangs, so it never cuts a long budget short.
+        limits = replace(limits, wall_s=max(limits.wall_s, share_s * 1.5 + 300))
+        batches: list[int] = job["batchSizes"] or [1]
+        began = time.monotonic()
+        last: dict[str, Any] | None = None  # the last result reported, unless it has its stop
+
+        def report(figures: dict[str, Any]) -> None:
+            result = as_input(DynamicProfileResultInput, figures, "result")
+            self.write(
+                partial(
+                    self.hub.api.report_dynamic_profiling_result,
+                    model_id=model["id"],
+                    result=result,
+                    job_id=heartbeat.job_id,
+                    worker=self.name,
+                ),
+                heartbeat,
+            )
+
+        for message in self.caged(request, path, heartbeat, limits, cuda):
+            heartbeat.check()
+            if message["type"] == "plan":
+                batches = message["batches"] or batches
+                continue
+            if message["type"] == "sweep_end":
+                if last is not None and last.get("measurement"):
+                    # Stopped before the next batch (it would not fit the budget, it ran
+                    # out of memory): the last result measured is where the sweep stopped.
+                    last["measurement"]["sweep_stop"] = message["reason_code"]
+                    report(last)
+                return {
+                    "deviceId": device.device_id,
+                    "batches": message["batches"],
+                    "reasonCode": message["reason_code"],
+                    "reason": message["reason"],
+                }
+            figures = message["result"]
+            stop = message.get("sweep_stop")
+            if stop and figures.get("measurement"):
+                figures["measurement"]["sweep_stop"] = stop["reason_code"]
+            report(figures)
+            last = None if stop else figures
+            # Done: as far through the batches or through the device's time, whichever is
+            # further (an adaptive sweep seldom climbs its whole ladder).
+            position = batches.index(message["batch"]) + 1 if message["batch"] in batches else 0
+            done = max(position / len(batches), (time.monotonic() - began) / share_s)
+            low, high = span
+            heartbeat.report(
+                max(heartbeat.progress, low + (high - low) * min(done, 0.95)),
+                f"{device.device_id} batch {message['batch']} done",
+            )
+        raise CagedStepFailed(f"the sweep on {device.device_id} ended without saying why")
 
     def write(self, operation: Callable[[], object], heartbeat: Heartbeat) -> None:
         """A result write for the heartbeat's job (the operation names it: jobId,
@@ -490,6 +608,7 @@ def main(
     measurement: MeasurementSettings | None = None,
     allow_pickle: bool = False,
     name: str | None = None,
+    lanes: tuple[str, ...] = tuple(LANES),
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; a second signal stops it at once."""
     worker = Worker(
@@ -498,6 +617,7 @@ def main(
         lease_s=lease_s,
         poll_s=poll_s,
         allow_pickle=allow_pickle,
+        lanes=lanes,
     )
     if name:
         worker.name = name

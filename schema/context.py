@@ -25,10 +25,12 @@ from .domain import (
     JobKind,
     JobStatus,
     MLModel,
+    ModelAlias,
     ModelFields,
     ModelFilter,
     ProfilingJob,
     StaticProfileResult,
+    SweepOutcome,
     WeightFormat,
 )
 from .usecases import JobService, ModelService
@@ -111,6 +113,9 @@ class ModelRegistry(Protocol):
 class JobQueue(Protocol):
     """Profiling jobs: queued here, claimed by workers under a lease, reported back."""
 
+    # A profiling job's time budget when its caller gives none (the hub's setting).
+    default_budget_s: float
+
     async def enqueue(
         self,
         model_id: str,
@@ -121,6 +126,9 @@ class JobQueue(Protocol):
         profile_variants: bool = False,
         owner: str | None = None,
         quota: bool = True,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
         """A new QUEUED job; with ``quota``, TOO_MANY_REQUESTS when its owner has as many
         queued as one may."""
@@ -154,9 +162,15 @@ class JobQueue(Protocol):
         ...
 
     async def claim(
-        self, worker: str, device_ids: list[str], lease_s: float
+        self, worker: str, device_ids: list[str], lease_s: float, kinds: list[JobKind]
     ) -> ProfilingJob | None:
-        """The oldest job this worker can run (queued, or abandoned by a lost worker)."""
+        """The oldest job of ``kinds`` this worker can run (queued, or abandoned by a lost
+        worker)."""
+        ...
+
+    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+        """A device's sweep outcome added to the job (and its log) while the job is
+        RUNNING under ``worker``; CONFLICT otherwise."""
         ...
 
     async def heartbeat(
@@ -187,6 +201,34 @@ class DeviceRegistry(Protocol):
     async def all(self) -> list[Device]: ...
 
 
+class AliasRegistry(Protocol):
+    """Aliases: one name points at one model at a time; moving it is one atomic write."""
+
+    async def point(self, alias: str, model_id: str) -> ModelAlias:
+        """Point ``alias`` at ``model_id``, creating it or moving it from its model."""
+        ...
+
+    async def remove(self, alias: str) -> ModelAlias:
+        """NOT_FOUND when there is no such alias."""
+        ...
+
+    async def resolve(self, alias: str) -> str:
+        """The id of the model ``alias`` names; NOT_FOUND when it names none."""
+        ...
+
+    async def all(self, limit: int) -> list[ModelAlias]:
+        """The aliases by name, at most ``limit``."""
+        ...
+
+    async def of_models(self, model_ids: list[str]) -> list[list[str]]:
+        """Each model's aliases, by name (for the per-request DataLoader)."""
+        ...
+
+    async def drop_for(self, model_ids: list[str]) -> list[str]:
+        """Remove the aliases of these (deleted) models; the names removed."""
+        ...
+
+
 class TokenAdmin(Protocol):
     """API tokens (see ``auth``): only a salted hash of each secret is kept."""
 
@@ -213,12 +255,14 @@ class Loaders:
 
     model: DataLoader[str, MLModel | None]
     children: DataLoader[str, list[MLModel]]
+    aliases: DataLoader[str, list[str]]
 
     @classmethod
-    def of(cls, registry: ModelRegistry) -> Loaders:
+    def of(cls, registry: ModelRegistry, aliases: AliasRegistry) -> Loaders:
         return cls(
             model=DataLoader(load_fn=registry.get_many),
             children=DataLoader(load_fn=registry.children_of),
+            aliases=DataLoader(load_fn=aliases.of_models),
         )
 
 
@@ -234,6 +278,7 @@ class HubContext:
     request_id: str
     loaders: Loaders
     tokens: TokenAdmin
+    aliases: AliasRegistry
     identity: Identity | None = None
     # The token a WebSocket connection presented: checked again for every operation on
     # it, so that a revoked token stops working on connections it opened before.
@@ -247,7 +292,7 @@ class HubContext:
 
     @cached_property
     def model_service(self) -> ModelService:
-        return ModelService(self.registry, self.job_service)
+        return ModelService(self.registry, self.job_service, self.aliases)
 
     @property
     def owner(self) -> str | None:

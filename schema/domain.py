@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 
 class Framework(Enum):
@@ -186,6 +186,18 @@ class ProfileThroughput(Domain):
     postprocess_throughput: float = Field(ge=0)
 
 
+class SweepStopReason(Enum):
+    """Why a device's batch sweep stopped where it did (as Model Analyzer's early exit)."""
+
+    SATURATED = "SATURATED"  # throughput gained under 5 % over the batch before
+    LATENCY_LIMIT = "LATENCY_LIMIT"  # the latency went over the limit asked for
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    BUDGET = "BUDGET"  # the job's time budget was spent
+    MAX_BATCH = "MAX_BATCH"  # the largest batch size was reached
+    LIST_DONE = "LIST_DONE"  # every batch size asked for was measured
+    NOT_BATCHABLE = "NOT_BATCHABLE"  # the inputs allow no batch size: nothing measured
+
+
 class Measurement(Domain):
     """How a dynamic result was measured, so that a reader can judge it."""
 
@@ -196,6 +208,14 @@ class Measurement(Domain):
     stable: bool
     iqr_over_median: float = Field(ge=0)
     percentile_method: str = Field(default="nearest-rank", max_length=64)
+    sweep_stop: SweepStopReason | None = Field(
+        default=None, description="why the sweep stopped at this batch; null: it went on"
+    )
+
+    @field_serializer("sweep_stop")
+    def _stored_by_name(self, reason: SweepStopReason | None) -> str | None:
+        # Results are stored as dumped (server/registry.py): the name, not the member.
+        return reason.value if reason else None
 
 
 class DynamicProfileResult(Domain):
@@ -289,6 +309,43 @@ class MLModel(ModelFields):
     update_time: datetime
 
 
+class DeviceKind(Enum):
+    CPU = "CPU"
+    CUDA = "CUDA"
+
+
+def device_kind_of(device_id: str) -> DeviceKind:
+    """The kind of a device from its id as workers report it (\"cpu\", \"cuda:0\", …)."""
+    return DeviceKind.CPU if device_id == "cpu" else DeviceKind.CUDA
+
+
+class ModelAlias(Domain):
+    """A name that points at one model at a time (``resnet50-prod``), moved atomically."""
+
+    alias: str
+    model_id: str
+    update_time: datetime
+
+
+class ProfileFilter(Domain):
+    """Measured performance a model must show: one of its dynamic results meets every
+    given condition (latencies are inference latencies in seconds, throughput in items/s;
+    a result without a p99 — under 100 samples — never meets ``max_p99_latency``)."""
+
+    device: str | None = Field(default=None, max_length=256, description="a device id or name")
+    device_kind: DeviceKind | None = None
+    batch: int | None = Field(default=None, ge=1)
+    min_batch: int | None = Field(default=None, ge=1)
+    max_batch: int | None = Field(default=None, ge=1)
+    max_p99_latency: float | None = Field(default=None, gt=0)
+    max_p50_latency: float | None = Field(default=None, gt=0)
+    min_throughput: float | None = Field(default=None, ge=0)
+    stable_only: bool = False
+
+    def is_empty(self) -> bool:
+        return self == ProfileFilter()
+
+
 class ModelFilter(Domain):
     """Which models a listing returns; every given field must match."""
 
@@ -300,6 +357,7 @@ class ModelFilter(Domain):
     dataset: str | None = None
     status: ModelStatus | None = None
     parent_model_id: str | None = None
+    profile: ProfileFilter | None = None
 
 
 class JobStatus(Enum):
@@ -318,14 +376,25 @@ class JobKind(Enum):
     CONVERT = "CONVERT"
 
 
-class DeviceKind(Enum):
-    CPU = "CPU"
-    CUDA = "CUDA"
-
-
 class JobLogEntry(Domain):
     time: datetime
     message: str = Field(max_length=4096)
+
+
+# A profiling job's time budget when none is given (the README states it): a ResNet-18
+# (TorchScript, 224×224) on a 2-core CPU is fully profiled within it. The cage's sweep
+# (profiling/sweep.py) has the same default.
+DEFAULT_PROFILE_BUDGET_S = 120.0
+
+
+class SweepOutcome(Domain):
+    """How a profiling job's batch sweep went on one device: what it measured, and why
+    it stopped there."""
+
+    device_id: str = Field(min_length=1, max_length=64)
+    batches: list[int] = Field(default_factory=list, max_length=4096)
+    reason_code: SweepStopReason
+    reason: str = Field(max_length=1024)
 
 
 class ProfilingJob(Domain):
@@ -336,13 +405,25 @@ class ProfilingJob(Domain):
     model_id: str
     kind: JobKind = JobKind.PROFILE
     status: JobStatus
-    batch_sizes: list[int]
+    batch_sizes: list[int] = Field(
+        description="profiling: the batch sizes asked for; empty: an adaptive sweep"
+    )
     devices: list[str] = Field(description="device ids asked for; empty: all of the worker's")
     targets: list[Engine] = Field(
         default_factory=list, description="conversion: the engines to produce"
     )
     profile_variants: bool = Field(
         default=False, description="conversion: queue profiling of every variant produced"
+    )
+    budget_seconds: float | None = Field(
+        default=None, description="profiling: the time the job may take, shared by its devices"
+    )
+    max_p99_latency: float | None = Field(
+        default=None, description="profiling: the sweep stops past this latency (seconds)"
+    )
+    max_batch: int | None = Field(default=None, description="profiling: the largest batch")
+    sweeps: list[SweepOutcome] = Field(
+        default_factory=list, description="profiling: each device's sweep, once it has ended"
     )
     progress: float = Field(ge=0, le=1)
     log: list[JobLogEntry] = Field(default_factory=list)

@@ -17,7 +17,7 @@ from .domain import DeviceKind, Engine, JobKind, JobStatus
 from .errors import validated
 from .pagination import Connection, connection, page_request
 from .types import Long
-from .usecases import DEFAULT_BATCH_SIZES, DEFAULT_LEASE_S, checked_worker
+from .usecases import DEFAULT_LEASE_S, checked_worker
 
 strawberry.enum(JobStatus)
 strawberry.enum(DeviceKind)
@@ -30,6 +30,27 @@ JOB_CURSOR = "job"
 class JobLogEntry:
     time: strawberry.auto
     message: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.SweepOutcome,
+    description="How a profiling job's batch sweep went on one device: the batch sizes "
+    "it measured, and why it stopped there (reasonCode, and in words with the figures "
+    "that decided it).",
+)
+class SweepOutcome:
+    device_id: strawberry.auto
+    batches: strawberry.auto
+    reason_code: strawberry.auto
+    reason: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.SweepOutcome)
+class SweepOutcomeInput:
+    device_id: strawberry.auto
+    batches: strawberry.auto
+    reason_code: strawberry.auto
+    reason: strawberry.auto
 
 
 @strawberry_pydantic.type(
@@ -46,6 +67,10 @@ class ProfilingJob:
     devices: strawberry.auto
     targets: strawberry.auto
     profile_variants: strawberry.auto
+    budget_seconds: strawberry.auto
+    max_p99_latency: strawberry.auto
+    max_batch: strawberry.auto
+    sweeps: strawberry.auto
     progress: strawberry.auto
     log: strawberry.auto
     error: strawberry.auto
@@ -127,7 +152,12 @@ class JobQueries:
 class JobMutations:
     @strawberry.mutation(
         description="Queue profiling of a model on the given devices (default: every device "
-        f"of the worker that claims it) and batch sizes (default {list(DEFAULT_BATCH_SIZES)}).",
+        "of the worker that claims it) under a time budget shared by them (budgetSeconds; "
+        "default: the hub's, MODELCI_PROFILE_BUDGET_S). With batchSizes, exactly those are "
+        "measured, in order, as long as the budget lasts; without, the sweep is adaptive: "
+        "batch 1, 2, 4, … while throughput gains 5 % or more, up to maxBatch and while the "
+        "latency p99 stays within maxP99Latency (seconds). Each device's sweep records why "
+        "it stopped (the job's sweeps).",
         metadata=needs(Scope.write),
     )
     async def profile_model(
@@ -136,9 +166,18 @@ class JobMutations:
         model_id: strawberry.ID,
         batch_sizes: list[int] | None = None,
         devices: list[str] | None = None,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
         return await info.context.job_service.profile(  # type: ignore[return-value]
-            model_id, batch_sizes, devices, info.context.owner
+            model_id,
+            batch_sizes,
+            devices,
+            info.context.owner,
+            budget_seconds=budget_seconds,
+            max_p99_latency=max_p99_latency,
+            max_batch=max_batch,
         )
 
     @strawberry.mutation(
@@ -163,7 +202,10 @@ class JobMutations:
 
     @strawberry.mutation(
         description="For workers: report devices and claim the oldest job they can run, "
-        "under a lease to renew with heartbeatProfilingJob; null when there is none.",
+        "of the given kinds (default: any), under a lease to renew with "
+        "heartbeatProfilingJob; null when there is none. A worker claims PROFILE jobs, "
+        "which use its devices exclusively, apart from the rest (CONVERT), so that a long "
+        "profile does not hold short jobs behind it.",
         metadata=needs(Scope.worker),
     )
     async def claim_profiling_job(
@@ -172,12 +214,25 @@ class JobMutations:
         worker: str,
         devices: list[DeviceInput],
         lease_seconds: float = DEFAULT_LEASE_S,
+        kinds: list[JobKind] | None = None,
     ) -> ProfilingJob | None:
         checked_worker(worker)
         reported = [validated(device, "devices", worker=worker) for device in devices]
         return await info.context.job_service.claim(  # type: ignore[return-value]
-            worker, reported, lease_seconds
+            worker, reported, lease_seconds, kinds
         )
+
+    @strawberry.mutation(
+        description="For workers: record how a device's batch sweep went on the job (and "
+        "say so in its log); refused (CONFLICT with a jobStatus extension) unless the job "
+        "is RUNNING under this worker.",
+        metadata=needs(Scope.worker),
+    )
+    async def record_profiling_sweep(
+        self, info: HubInfo, id: strawberry.ID, worker: str, sweep: SweepOutcomeInput
+    ) -> ProfilingJob:
+        outcome = validated(sweep, "sweep")
+        return await info.context.job_service.record_sweep(id, worker, outcome)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="For workers: renew the lease and report progress. A job cancelled "

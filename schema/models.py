@@ -6,7 +6,7 @@ where registering, updating and deleting are spelled out."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.file_uploads import Upload
@@ -26,6 +26,7 @@ from .types import (
     ModelInput,
     ModelStatus,
     ModelUpdateInput,
+    ProfileFilterInput,
     StaticProfileResultInput,
     Task,
 )
@@ -54,11 +55,38 @@ def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
     return changes
 
 
+def profile_filter(given: ProfileFilterInput | None) -> domain.ProfileFilter | None:
+    """The domain's profile filter, or BAD_USER_INPUT for one no result could meet."""
+    if given is None:
+        return None
+    where = validated(given, "profile")
+    if where.batch is not None and (where.min_batch is not None or where.max_batch is not None):
+        raise BadUserInput(
+            "profile: give batch (one size) or minBatch/maxBatch (a range), not both",
+            field="profile.batch",
+        )
+    low, high = where.min_batch, where.max_batch
+    if low is not None and high is not None and low > high:
+        raise BadUserInput(
+            f"profile: minBatch {low} is above maxBatch {high}", field="profile.minBatch"
+        )
+    return where
+
+
 @strawberry.type
 class ModelQueries:
-    @strawberry.field(description="One model by id.", metadata=needs(Scope.read))
-    async def model(self, info: HubInfo, id: strawberry.ID) -> MLModel:
-        return await info.context.registry.get(id)  # type: ignore[return-value]
+    @strawberry.field(
+        description="One model, by id or by an alias that names it (give exactly one).",
+        metadata=needs(Scope.read),
+    )
+    async def model(
+        self, info: HubInfo, id: strawberry.ID | None = None, alias: str | None = None
+    ) -> MLModel:
+        if (id is None) == (alias is None):
+            raise BadUserInput("give exactly one of id and alias", field="id")
+        if alias is not None:
+            return await info.context.model_service.named(alias)  # type: ignore[return-value]
+        return await info.context.registry.get(str(id))  # type: ignore[return-value]
 
     @strawberry.field(
         description=f"Models matching every given filter, newest first; "
@@ -75,6 +103,12 @@ class ModelQueries:
         version: int | None = None,
         dataset: str | None = None,
         status: ModelStatus | None = None,
+        profile: Annotated[
+            ProfileFilterInput | None,
+            strawberry.argument(
+                description="Only models with a dynamic result that meets every condition here."
+            ),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -89,6 +123,7 @@ class ModelQueries:
             version=version,
             dataset=dataset,
             status=status,
+            profile=profile_filter(profile),
         )
         found = await info.context.registry.find(where, page)
         return connection(MODEL_CURSOR, found)  # type: ignore[return-value]
@@ -164,7 +199,9 @@ class ModelMutations:
 
     @strawberry.mutation(
         description="Delete a model, its weight bytes and its pending jobs; returns what was "
-        "deleted. A model with converted variants needs `cascade: true`, which deletes them too.",
+        "deleted. A model with converted variants, or one an alias names, needs "
+        "`cascade: true`, which deletes the variants too and removes the aliases of every "
+        "model deleted.",
         metadata=needs(Scope.write),
     )
     async def delete_model(

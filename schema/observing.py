@@ -8,35 +8,35 @@ import time
 from collections.abc import Iterator
 
 from graphql import OperationDefinitionNode
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from .auth import root_fields
 
 
-class ObserveOperations(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        except BaseException:  # refused before it ran (a missing scope, say): not ok
-            self.report(time.perf_counter() - started, refused=True)
-            raise
-        self.report(time.perf_counter() - started)
+def observe(context: ExecutionContext) -> Iterator[None]:
+    """An extension's ``on_operation`` body: times the operation around its ``yield``."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:  # refused before it ran (a missing scope, say): not ok
+        report(context, time.perf_counter() - started, refused=True)
+        raise
+    report(context, time.perf_counter() - started)
 
-    def report(self, seconds: float, refused: bool = False) -> None:
-        context = self.execution_context
-        observer = getattr(context.context, "observer", None)
-        if observer is None:
-            return
-        operation, kind = "unparsed", "unknown"
-        document = context.graphql_document
-        if document is not None:
-            for definition in document.definitions:
-                if isinstance(definition, OperationDefinitionNode):
-                    kind = definition.operation.value
-                    fields = list(root_fields(definition.selection_set, {}))
-                    operation = fields[0] if fields else "none"
-                    break
-        result = context.result
-        failed = refused or bool(context.pre_execution_errors) or bool(result and result.errors)
-        observer.observe(operation, kind, seconds, failed)
+
+def report(context: ExecutionContext, seconds: float, refused: bool = False) -> None:
+    observer = getattr(context.context, "observer", None)
+    if observer is None:
+        return
+    operation, kind = "unparsed", "unknown"
+    document = context.graphql_document
+    if document is not None:
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                kind = definition.operation.value
+                fields = list(root_fields(definition.selection_set, {}))
+                operation = fields[0] if fields else "none"
+                break
+    result = context.result
+    failed = refused or bool(context.pre_execution_errors) or bool(result and result.errors)
+    observer.observe(operation, kind, seconds, failed)

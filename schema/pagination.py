@@ -42,10 +42,9 @@ class Edge(Generic[NodeT]):
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     page_info: PageInfo
-
-    @strawberry.field
-    def nodes(self) -> list[NodeT]:
-        return [edge.node for edge in self.edges]
+    # The edges' nodes, kept as a list rather than computed by a resolver, so that the
+    # executor reads a page's nodes as plain data (``execution``).
+    nodes: list[NodeT]
 
 
 def encode_cursor(kind: str, item_id: str) -> str:
@@ -93,6 +92,7 @@ def connection(kind: str, page: Page[ItemT]) -> Connection[ItemT]:
     edges = [Edge(cursor=encode_cursor(kind, item.id), node=item) for item in page.items]
     return Connection(
         edges=edges,
+        nodes=page.items,
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             end_cursor=edges[-1].cursor if edges else None,

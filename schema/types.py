@@ -20,6 +20,7 @@ from .domain import (
     Metric,
     ModelInputFormat,
     ModelStatus,
+    SweepStopReason,
     Task,
     WeightFormat,
 )
@@ -33,6 +34,7 @@ for enum in (
     ModelInputFormat,
     ModelStatus,
     WeightFormat,
+    SweepStopReason,
 ):
     strawberry.enum(enum)
 
@@ -130,7 +132,9 @@ class ProfileThroughput:
 
 @strawberry_pydantic.type(
     model=domain.Measurement,
-    description="How a dynamic result was measured: windows of timed runs until stable.",
+    description="How a dynamic result was measured: windows of timed runs until stable "
+    "(unstable: the last windows never agreed; show it as such), and whether the batch "
+    "sweep stopped at this batch (sweepStop).",
 )
 class Measurement:
     runtime: strawberry.auto
@@ -140,6 +144,7 @@ class Measurement:
     stable: strawberry.auto
     iqr_over_median: strawberry.auto
     percentile_method: strawberry.auto
+    sweep_stop: strawberry.auto
 
 
 @strawberry_pydantic.type(
@@ -219,6 +224,10 @@ class MLModel:
     @strawberry.field(description="The variants converted from this model.")
     async def children(self, info: HubInfo) -> list[LazyMLModel]:
         return await info.context.loaders.children.load(str(self.id))  # type: ignore[return-value]
+
+    @strawberry.field(description="The aliases that name this model (setModelAlias), by name.")
+    async def aliases(self, info: HubInfo) -> list[str]:
+        return await info.context.loaders.aliases.load(str(self.id))
 
 
 # Inputs
@@ -322,6 +331,7 @@ class MeasurementInput:
     stable: strawberry.auto
     iqr_over_median: strawberry.auto
     percentile_method: strawberry.auto
+    sweep_stop: strawberry.auto
 
 
 @strawberry_pydantic.input(model=domain.DynamicProfileResult)
@@ -334,3 +344,23 @@ class DynamicProfileResultInput:
     latency: strawberry.auto
     throughput: strawberry.auto
     measurement: strawberry.auto
+
+
+@strawberry_pydantic.input(
+    model=domain.ProfileFilter,
+    description="Measured performance a model must show: one of its dynamic results meets "
+    "every condition given. `device` is a device id as workers report them (cpu, cuda:0) "
+    "or, in any other form, a device's name (NVIDIA A100-SXM4-40GB). Latencies are the "
+    "inference latency's percentiles in seconds, throughput inference items/s; a result "
+    "without a p99 (under 100 samples) never meets maxP99Latency.",
+)
+class ProfileFilterInput:
+    device: strawberry.auto
+    device_kind: strawberry.auto
+    batch: strawberry.auto
+    min_batch: strawberry.auto
+    max_batch: strawberry.auto
+    max_p99_latency: strawberry.auto
+    max_p50_latency: strawberry.auto
+    min_throughput: strawberry.auto
+    stable_only: strawberry.auto

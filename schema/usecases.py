@@ -1,8 +1,9 @@
 """What each change asked of the hub does: the use cases between resolvers and repositories.
 
 ``ModelService``: register a model (and queue its conversion and profiling), register a
-converted variant, update, delete (with its variants and its jobs), record profiling
-results. ``JobService``: queue profiling or conversion, cancel, and the worker's side
+converted variant, update, delete (with its variants, jobs and aliases), record profiling
+results, point aliases, and choose among models by what they measured (recommend,
+compare). ``JobService``: queue profiling or conversion, cancel, and the worker's side
 of a job (claim, heartbeat, release, finish). Each method takes domain values and the
 caller's name, never a GraphQL ``info``; the rules (batch sizes, devices, conversion
 targets, inputs a job needs, quotas, fencing) live here and nowhere else. Reads have
@@ -11,10 +12,13 @@ no rules: resolvers read from the repositories (``context``) directly.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import choosing
 from .domain import (
     ConversionCheck,
     Device,
@@ -22,37 +26,118 @@ from .domain import (
     Engine,
     JobKind,
     MLModel,
+    ModelAlias,
     ModelFields,
+    ModelFilter,
     ModelStatus,
     ProfilingJob,
     StaticProfileResult,
+    SweepOutcome,
+    Task,
     WeightFormat,
 )
-from .errors import BadUserInput
+from .errors import BadUserInput, Conflict, NotFound
 from .weight_formats import WEIGHT_FORMATS, may_lack_input_shapes
 
 if TYPE_CHECKING:
-    from .context import DeviceRegistry, JobQueue, ModelRegistry, UploadedWeight
+    from .context import AliasRegistry, DeviceRegistry, JobQueue, ModelRegistry, UploadedWeight
 
-DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 MAX_BATCH_SIZE = 4096
+# A profiling job's time budget and latency limit, in seconds: beyond these a value is
+# a mistake (milliseconds given as seconds, say), not a wish.
+MIN_BUDGET_S = 1.0
+MAX_BUDGET_S = 24 * 3600.0
+MAX_LATENCY_LIMIT_S = 3600.0
 DEFAULT_LEASE_S = 60.0
 MAX_LEASE_S = 3600.0
 MAX_RELEASE_REASON = 1024
+
+# Choosing: how many models a recommendation weighs (the newest that match), how many
+# options it returns at most, and how many models one comparison may hold.
+MAX_CANDIDATES = 1000
+MAX_OPTIONS = 100
+MAX_COMPARED = 20
+
+ALIAS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MODEL_ID_PATTERN = re.compile(r"[0-9a-fA-F]{24}")
 
 INPUTS_EXAMPLE = 'inputs: [{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]'
 CLI_INPUTS_EXAMPLE = "--input input:-1x3x224x224:FP32"
 
 
-def checked_batch_sizes(batch_sizes: list[int] | None) -> list[int]:
+def checked_batch_sizes(batch_sizes: list[int] | None, max_batch: int | None) -> list[int]:
+    """The batch sizes to measure, in order; empty (none given): an adaptive sweep, which
+    grows the batch while throughput pays for it."""
     if batch_sizes is None:
-        return list(DEFAULT_BATCH_SIZES)
+        return []
     if not batch_sizes or any(not 1 <= size <= MAX_BATCH_SIZE for size in batch_sizes):
         raise BadUserInput(
-            f"batchSizes: give one or more sizes between 1 and {MAX_BATCH_SIZE}",
+            f"batchSizes: give one or more sizes between 1 and {MAX_BATCH_SIZE}, or none "
+            "for an adaptive sweep",
+            field="batchSizes",
+        )
+    if max_batch is not None and min(batch_sizes) > max_batch:
+        raise BadUserInput(
+            f"batchSizes: every size asked for is above maxBatch ({max_batch})",
             field="batchSizes",
         )
     return sorted(set(batch_sizes))
+
+
+def checked_budget(budget_seconds: float | None, default: float) -> float:
+    if budget_seconds is None:
+        return default
+    if not (math.isfinite(budget_seconds) and MIN_BUDGET_S <= budget_seconds <= MAX_BUDGET_S):
+        raise BadUserInput(
+            f"budgetSeconds: give a time budget between {MIN_BUDGET_S:.0f} and "
+            f"{MAX_BUDGET_S:.0f} seconds ({MAX_BUDGET_S / 3600:.0f} hours); "
+            f"none gives the default, {default:g} s",
+            field="budgetSeconds",
+        )
+    return budget_seconds
+
+
+def checked_latency_limit(max_p99_latency: float | None) -> float | None:
+    if max_p99_latency is None:
+        return None
+    if not (math.isfinite(max_p99_latency) and 0 < max_p99_latency <= MAX_LATENCY_LIMIT_S):
+        raise BadUserInput(
+            f"maxP99Latency: give a latency in seconds above 0 and at most "
+            f"{MAX_LATENCY_LIMIT_S:.0f} (10 ms is 0.01)",
+            field="maxP99Latency",
+        )
+    return max_p99_latency
+
+
+def checked_max_batch(max_batch: int | None) -> int | None:
+    if max_batch is not None and not 1 <= max_batch <= MAX_BATCH_SIZE:
+        raise BadUserInput(
+            f"maxBatch: give a batch size between 1 and {MAX_BATCH_SIZE}", field="maxBatch"
+        )
+    return max_batch
+
+
+def checked_alias(alias: str) -> str:
+    """A name an alias may have: letters, digits, '.', '_', '-'; never one that reads as a
+    model id, so that wherever an id or an alias is taken (`modelci show`) it is one."""
+    if not ALIAS_PATTERN.fullmatch(alias):
+        raise BadUserInput(
+            "alias: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or "
+            f"digit (got {alias[:140]!r})",
+            field="alias",
+        )
+    if MODEL_ID_PATTERN.fullmatch(alias):
+        raise BadUserInput(
+            f"alias: {alias!r} reads as a model id (24 hexadecimal digits); choose a name",
+            field="alias",
+        )
+    return alias
+
+
+def checked_count(value: int, argument: str, most: int) -> int:
+    if not 1 <= value <= most:
+        raise BadUserInput(f"{argument}: must be between 1 and {most}", field=argument)
+    return value
 
 
 def checked_lease(lease_seconds: float) -> float:
@@ -130,12 +215,29 @@ class JobService:
         batch_sizes: list[int] | None,
         devices: list[str] | None,
         owner: str | None,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
-        sizes = checked_batch_sizes(batch_sizes)
+        """Profiling under a time budget (default: the hub's), at the batch sizes given or
+        (none given) in an adaptive sweep, which may stop at a latency limit or batch."""
+        limit = checked_max_batch(max_batch)
+        sizes = checked_batch_sizes(batch_sizes, limit)
+        budget = checked_budget(budget_seconds, self.queue.default_budget_s)
+        latency = checked_latency_limit(max_p99_latency)
         wanted = await self.checked_devices(devices)
         model = await self.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
         require_inputs(model, "profiling")
-        return await self.queue.enqueue(model_id, JobKind.PROFILE, sizes, wanted, owner=owner)
+        return await self.queue.enqueue(
+            model_id,
+            JobKind.PROFILE,
+            sizes,
+            wanted,
+            owner=owner,
+            budget_seconds=budget,
+            max_p99_latency=latency,
+            max_batch=limit,
+        )
 
     async def checked_devices(self, devices: list[str] | None) -> list[str]:
         """The devices asked for, each one a worker has reported (or the CPU)."""
@@ -187,10 +289,15 @@ class JobService:
         )
 
     async def queue_default_profiling(self, model_id: str, owner: str | None) -> ProfilingJob:
-        """Profiling at the default batch sizes, queued with a model its owner registered
-        (its quota was checked before the model was stored)."""
+        """An adaptive sweep under the default budget, queued with a model its owner
+        registered (its quota was checked before the model was stored)."""
         return await self.queue.enqueue(
-            model_id, JobKind.PROFILE, list(DEFAULT_BATCH_SIZES), owner=owner, quota=False
+            model_id,
+            JobKind.PROFILE,
+            [],
+            owner=owner,
+            quota=False,
+            budget_seconds=self.queue.default_budget_s,
         )
 
     async def check_quota(self, owner: str | None, jobs: int) -> None:
@@ -227,12 +334,27 @@ class JobService:
         return await self.queue.cancel(job_id)
 
     async def claim(
-        self, worker: str, devices: list[Device], lease_seconds: float
+        self,
+        worker: str,
+        devices: list[Device],
+        lease_seconds: float,
+        kinds: list[JobKind] | None = None,
     ) -> ProfilingJob | None:
-        """The worker's devices recorded, then the oldest job it can run, if any."""
+        """The worker's devices recorded, then the oldest job of ``kinds`` (default:
+        any) it can run, if any."""
+        if kinds is not None and not kinds:
+            raise BadUserInput(
+                "kinds: give one kind of job or more, or none for all", field="kinds"
+            )
         await self.devices.report(devices)
         device_ids = [device.device_id for device in devices]
-        return await self.queue.claim(worker, device_ids, checked_lease(lease_seconds))
+        wanted = sorted(set(kinds or JobKind), key=lambda kind: kind.value)
+        return await self.queue.claim(worker, device_ids, checked_lease(lease_seconds), wanted)
+
+    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+        """A device's sweep outcome on the worker's job (refused, CONFLICT, once the job is
+        not RUNNING under that worker)."""
+        return await self.queue.record_sweep(job_id, worker, sweep)
 
     async def heartbeat(
         self,
@@ -266,9 +388,10 @@ class ModelService:
     """Models and their profiling results; the jobs a change queues or ends go through
     ``JobService``."""
 
-    def __init__(self, registry: ModelRegistry, jobs: JobService) -> None:
+    def __init__(self, registry: ModelRegistry, jobs: JobService, aliases: AliasRegistry) -> None:
         self.registry = registry
         self.jobs = jobs
+        self.aliases = aliases
 
     async def register(
         self,
@@ -332,10 +455,85 @@ class ModelService:
         return await self.registry.update(model_id, changes, weight)
 
     async def delete(self, model_id: str, cascade: bool) -> MLModel:
-        """The model (with ``cascade``, its variants too) and its jobs; the model deleted."""
+        """The model (with ``cascade``, its variants too), its jobs and, with ``cascade``,
+        the aliases that name any of them; the model deleted. Without ``cascade`` a model
+        an alias names is a CONFLICT (as one with variants is): an alias is how a team
+        serves a model, so it is not dropped unasked."""
+        model = await self.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
+        if not cascade:
+            (names,) = await self.aliases.of_models([model.id])
+            if names:
+                raise Conflict(
+                    f"model {model.id} is named by the alias(es) {', '.join(names)}; move "
+                    "them first (setModelAlias), or delete it and remove them with "
+                    f'deleteModel(id: "{model.id}", cascade: true) in the API or '
+                    f"`modelci rm {model.id} --cascade` on the command line (which deletes "
+                    "its variants too)",
+                    aliases=names,
+                )
         deleted = await self.registry.delete(model_id, cascade)
+        # After the models: an alias pointed at one meanwhile goes too (see set_alias).
+        await self.aliases.drop_for([each.id for each in deleted])
         await self.jobs.forget_models(deleted)
         return deleted[0]
+
+    # Aliases
+
+    async def set_alias(self, alias: str, model_id: str) -> ModelAlias:
+        """Point ``alias`` at the model, creating it or moving it in one write."""
+        checked_alias(alias)
+        await self.registry.get(model_id)
+        pointed = await self.aliases.point(alias, model_id)
+        # A delete of the model between the check and the write dropped its aliases
+        # before this one was written: drop it too, so that no alias names a deleted model.
+        if (await self.registry.get_many([model_id]))[0] is None:
+            await self.aliases.drop_for([model_id])
+            raise NotFound(f"no model with id {model_id}")
+        return pointed
+
+    async def delete_alias(self, alias: str) -> ModelAlias:
+        return await self.aliases.remove(checked_alias(alias))
+
+    async def named(self, alias: str) -> MLModel:
+        """The model ``alias`` names."""
+        model_id = await self.aliases.resolve(checked_alias(alias))
+        try:
+            return await self.registry.get(model_id)
+        except NotFound:
+            raise NotFound(f"alias {alias!r} names model {model_id}, which is gone") from None
+
+    # Choosing
+
+    async def recommend(
+        self, task: Task, architecture: str | None, dataset: str | None, goal: choosing.Goal
+    ) -> choosing.Recommendation:
+        """The (model, device, batch) options of the newest ``MAX_CANDIDATES`` models of the
+        task (and architecture, dataset, which variants share with their source) weighed
+        against the goal (``choosing.recommend``)."""
+        from .context import PageRequest  # the context imports this module
+
+        where = ModelFilter(task=task, architecture=architecture, dataset=dataset)
+        page = await self.registry.find(where, PageRequest(first=MAX_CANDIDATES))
+        found = choosing.recommend(page.items, goal)
+        found.truncated = page.has_next_page
+        return found
+
+    async def compare(
+        self, model_ids: list[str]
+    ) -> tuple[list[MLModel], list[choosing.ComparisonRow]]:
+        """The models, in the order asked, and their dynamic results aligned by (device,
+        batch)."""
+        if not 1 <= len(model_ids) <= MAX_COMPARED:
+            raise BadUserInput(f"ids: give 1 to {MAX_COMPARED} model ids", field="ids")
+        repeated = sorted({each for each in model_ids if model_ids.count(each) > 1})
+        if repeated:
+            raise BadUserInput(f"ids: {', '.join(repeated)} given more than once", field="ids")
+        found = await self.registry.get_many(model_ids)
+        missing = [model_id for model_id, model in zip(model_ids, found, strict=True) if not model]
+        if missing:
+            raise NotFound(f"no model with id {', '.join(missing)}", ids=missing)
+        models = [model for model in found if model is not None]
+        return models, choosing.compare(models)
 
     async def set_static_result(
         self,

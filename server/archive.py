@@ -3,10 +3,12 @@
 The archive is a plain tar file, members in this order:
 
 - ``manifest.json``: the format and its version, and the size and sha256 of every
-  other member (the two document files and each weight);
+  other member (the document files and each weight);
 - ``models.jsonl``: every model document, one a line, as MongoDB extended JSON (relaxed),
   so ids, lineage (``parent_model_id``) and profiles come back exactly as stored;
 - ``jobs.jsonl``: the profiling and conversion jobs that had finished at export time;
+- ``aliases.jsonl``: every alias and the model it names (since format version 2; an
+  archive of version 1 has none and is still read);
 - ``weights/<sha256>``: each distinct weight's bytes, once however many models share them.
 
 API tokens are never exported: secrets stay with the hub that issued them. Devices are
@@ -14,8 +16,9 @@ not either: workers report theirs again when they connect to the new hub.
 
 An import checks everything before it writes anything: the manifest, each document
 against the domain model, each weight's bytes against its sha256 and size, and the
-target hub for models that would collide. Only then are the bytes committed and the
-documents written, parents before their variants, each model after its bytes.
+target hub for models and aliases that would collide (an alias already naming another
+model). Only then are the bytes committed and the documents written, parents before
+their variants, each model after its bytes, aliases after the models they name.
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 import modelci
-from modelci.schema.domain import FINISHED_JOB_STATUSES, MLModel, ProfilingJob
+from modelci.schema.domain import FINISHED_JOB_STATUSES, MLModel, ModelAlias, ProfilingJob
+from modelci.schema.errors import BadUserInput
+from modelci.schema.usecases import checked_alias
 
+from .aliases import ALIASES, alias_from_document
 from .inspection import ModelInspector
 from .intake import WeightIntake
 from .jobs import job_from_document
@@ -57,10 +63,12 @@ from .storage import JOBS, MODELS, model_from_document, to_bson
 from .weights import CHUNK_SIZE, SHA256_HEX, StagedWeight, WeightStore
 
 ARCHIVE_FORMAT = "modelci-hub-archive"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no aliases.jsonl
 MANIFEST = "manifest.json"
 MODELS_FILE = "models.jsonl"
 JOBS_FILE = "jobs.jsonl"
+ALIASES_FILE = "aliases.jsonl"
 WEIGHTS_PREFIX = "weights/"
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 LOOKUP_BATCH = 1000  # ids per query when checking the target hub
@@ -107,6 +115,7 @@ class Manifest(BaseModel):
     exported_by: str
     models: DocumentFile
     jobs: DocumentFile
+    aliases: DocumentFile | None = None  # format version 1 had none
     weights: list[WeightEntry]
     left_out: dict[str, str | int]
 
@@ -118,6 +127,8 @@ class ExportSummary:
     weights: int = 0
     bytes: int = 0
     jobs_left_out: int = 0  # unfinished, or of a model that no longer exists
+    aliases: int = 0
+    aliases_left_out: int = 0  # naming a model that no longer exists
 
 
 @dataclass
@@ -129,6 +140,8 @@ class ImportSummary:
     weights: int = 0  # weights in the archive, all verified
     bytes: int = 0
     weights_committed: int = 0  # of those, stored for the models written
+    aliases: int = 0
+    aliases_skipped: int = 0  # already there, naming the same model
 
 
 # Export
@@ -150,9 +163,11 @@ async def export_hub(
     with (
         tempfile.TemporaryFile(dir=path.parent) as models_file,
         tempfile.TemporaryFile(dir=path.parent) as jobs_file,
+        tempfile.TemporaryFile(dir=path.parent) as aliases_file,
     ):
         sizes, model_ids = await spool_models(db, models_file, summary)
         await spool_jobs(db, jobs_file, model_ids, summary)
+        await spool_aliases(db, aliases_file, model_ids, summary)
         entries = [WeightEntry(sha256=sha256, size=size) for sha256, size in sorted(sizes.items())]
         summary.weights, summary.bytes = len(entries), sum(sizes.values())
         manifest = Manifest(
@@ -162,11 +177,13 @@ async def export_hub(
             exported_by=f"modelci {modelci.__version__}",
             models=await described(models_file, summary.models),
             jobs=await described(jobs_file, summary.jobs),
+            aliases=await described(aliases_file, summary.aliases),
             weights=entries,
             left_out={
                 "api_tokens": "never exported: secrets stay with their hub",
                 "devices": "reported again by workers",
                 "unfinished_or_orphaned_jobs": summary.jobs_left_out,
+                "aliases_of_missing_models": summary.aliases_left_out,
             },
         )
         try:
@@ -176,6 +193,7 @@ async def export_hub(
                 await writer.add_bytes(MANIFEST, manifest.model_dump_json(indent=1).encode())
                 await writer.add_file(MODELS_FILE, models_file)
                 await writer.add_file(JOBS_FILE, jobs_file)
+                await writer.add_file(ALIASES_FILE, aliases_file)
                 done = 0
                 for entry in entries:
                     await writer.add_weight(entry, weights)
@@ -239,6 +257,25 @@ async def spool_jobs(
             ) from None
         lines.append(json_util.dumps(document, json_options=RELAXED_JSON_OPTIONS).encode() + b"\n")
         summary.jobs += 1
+    await asyncio.to_thread(file.writelines, lines)
+
+
+async def spool_aliases(
+    db: AsyncDatabase[dict[str, Any]], file: IO[bytes], model_ids: set[str], summary: ExportSummary
+) -> None:
+    """The aliases of the exported models into ``file`` (one naming a model deleted while
+    it was being moved is left out: no hub could resolve it)."""
+    lines: list[bytes] = []
+    async for document in db[ALIASES].find().sort("_id", 1):
+        if document.get("model_id") not in model_ids:
+            summary.aliases_left_out += 1
+            continue
+        try:
+            alias_from_document(document)
+        except (KeyError, ValidationError) as error:
+            raise ExportError(f"alias {document.get('_id')!r} does not validate: {error}") from None
+        lines.append(json_util.dumps(document, json_options=RELAXED_JSON_OPTIONS).encode() + b"\n")
+        summary.aliases += 1
     await asyncio.to_thread(file.writelines, lines)
 
 
@@ -328,6 +365,7 @@ class TarWriter:
 class ImportPlan:
     models: list[MLModel] = field(default_factory=list)  # to write, parents first
     jobs: list[ProfilingJob] = field(default_factory=list)
+    aliases: list[ModelAlias] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     needed: set[str] = field(default_factory=set)  # weights the written models reference
 
@@ -349,8 +387,10 @@ async def import_hub(
         async with ArchiveReader.opened(path) as archive:
             manifest = await archive.read_manifest()
             models = await archive.read_models(manifest)
-            jobs = await archive.read_jobs(manifest, {model.id for model in models})
-            plan = await plan_import(db, models, jobs)
+            model_ids = {model.id for model in models}
+            jobs = await archive.read_jobs(manifest, model_ids)
+            aliases = await archive.read_aliases(manifest, model_ids)
+            plan = await plan_import(db, models, jobs, aliases)
             staged = await archive.read_weights(manifest, weights, plan.needed, progress)
             verified = list(staged.values())
         summary.weights = len(manifest.weights)
@@ -366,6 +406,7 @@ async def import_hub(
             item.discard()
     summary.models_skipped = len(models) - summary.models
     summary.jobs_skipped = len(jobs) - summary.jobs
+    summary.aliases_skipped = len(aliases) - summary.aliases
     return summary
 
 
@@ -420,15 +461,22 @@ class ArchiveReader:
                 f"{MANIFEST}: not a ModelCI Hub archive (format is not {ARCHIVE_FORMAT!r})"
             )
         version = content.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ArchiveError(
                 f"{MANIFEST}: archive format version {version!r}; this hub "
-                f"(modelci {modelci.__version__}) reads version {FORMAT_VERSION}"
+                f"(modelci {modelci.__version__}) reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
         try:
             manifest = Manifest.model_validate(content)
         except ValidationError as error:
             raise ArchiveError(f"{MANIFEST}: {brief(error)}") from None
+        if (manifest.aliases is None) != (version == 1):
+            raise ArchiveError(
+                f"{MANIFEST}: version {version} archives "
+                + ("have no" if version == 1 else "list their")
+                + f" {ALIASES_FILE}"
+            )
         hashes = [entry.sha256 for entry in manifest.weights]
         if len(set(hashes)) != len(hashes):
             raise ArchiveError(f"{MANIFEST}: a weight is listed twice")
@@ -515,6 +563,31 @@ class ArchiveReader:
                 raise ArchiveError(f"{where}: job {job.id}'s model {job.model_id} is not in it")
             jobs.append(job)
         return jobs
+
+    async def read_aliases(self, manifest: Manifest, model_ids: set[str]) -> list[ModelAlias]:
+        """The aliases, each a valid name naming a model in the archive (none in version 1)."""
+        if manifest.aliases is None:
+            return []
+        documents = await self.read_documents(ALIASES_FILE, manifest.aliases)
+        aliases = []
+        for number, document in enumerate(documents, start=1):
+            where = f"{ALIASES_FILE} line {number}"
+            try:
+                alias = alias_from_document(document)
+                checked_alias(alias.alias)
+            except (KeyError, ValidationError) as error:
+                raise ArchiveError(f"{where}: not an alias ({error})") from None
+            except BadUserInput as error:
+                raise ArchiveError(f"{where}: {error.message}") from None
+            if alias.model_id not in model_ids:
+                raise ArchiveError(
+                    f"{where}: alias {alias.alias} names model {alias.model_id}, "
+                    "which is not in the archive"
+                )
+            aliases.append(alias)
+        if len({alias.alias for alias in aliases}) != len(aliases):
+            raise ArchiveError(f"{ALIASES_FILE}: an alias appears twice")
+        return aliases
 
     async def read_weights(
         self,
@@ -620,9 +693,13 @@ def parents_first(models: dict[str, MLModel]) -> list[MLModel]:
 
 
 async def plan_import(
-    db: AsyncDatabase[dict[str, Any]], models: list[MLModel], jobs: list[ProfilingJob]
+    db: AsyncDatabase[dict[str, Any]],
+    models: list[MLModel],
+    jobs: list[ProfilingJob],
+    aliases: list[ModelAlias],
 ) -> ImportPlan:
-    """What to write, and every clash with the hub's models and jobs (read, not written)."""
+    """What to write, and every clash with the hub's models, jobs and aliases (read, not
+    written)."""
     plan = ImportPlan()
     existing = await documents_by_id(db, MODELS, [model.id for model in models])
     for model in models:
@@ -648,6 +725,19 @@ async def plan_import(
             plan.jobs.append(job)
         elif job_from_document(existing_jobs[job.id]) != job:
             plan.conflicts.append(f"profiling job {job.id} exists in this hub with other content")
+    names = [alias.alias for alias in aliases]
+    existing_aliases = {
+        document["_id"]: document async for document in db[ALIASES].find({"_id": {"$in": names}})
+    }
+    for alias in aliases:
+        held = existing_aliases.get(alias.alias)
+        if held is None:
+            plan.aliases.append(alias)
+        elif held.get("model_id") != alias.model_id:
+            plan.conflicts.append(
+                f"alias {alias.alias} names model {held.get('model_id')} in this hub, "
+                f"model {alias.model_id} in the archive"
+            )
     return plan
 
 
@@ -674,6 +764,10 @@ def model_document(model: MLModel) -> dict[str, Any]:
     return document
 
 
+def alias_document(alias: ModelAlias) -> dict[str, Any]:
+    return {"_id": alias.alias, "model_id": alias.model_id, "update_time": alias.update_time}
+
+
 def job_document(job: ProfilingJob) -> dict[str, Any]:
     document: dict[str, Any] = to_bson(job.model_dump(exclude={"id"}))
     document["_id"] = ObjectId(job.id)
@@ -696,6 +790,7 @@ async def write_plan(
     """
     written_models: list[MLModel] = []
     written_jobs: list[str] = []
+    written_aliases: list[str] = []
     try:
         for model in plan.models:
             sha256 = model.weight.sha256
@@ -711,12 +806,17 @@ async def write_plan(
             await db[JOBS].insert_many([job_document(job) for job in batch])
             written_jobs += [job.id for job in batch]
             summary.jobs += len(batch)
+        for start in range(0, len(plan.aliases), LOOKUP_BATCH):
+            names = plan.aliases[start : start + LOOKUP_BATCH]
+            await db[ALIASES].insert_many([alias_document(alias) for alias in names])
+            written_aliases += [alias.alias for alias in names]
+            summary.aliases += len(names)
     except BaseException as error:
-        await undo(db, weights, written_models, written_jobs)
-        summary.models = summary.jobs = summary.weights_committed = 0
+        await undo(db, weights, written_models, written_jobs, written_aliases)
+        summary.models = summary.jobs = summary.weights_committed = summary.aliases = 0
         if isinstance(error, DuplicateKeyError | BulkWriteError):
             raise ImportConflict(
-                f"another writer added a clashing model or job during the import; "
+                f"another writer added a clashing model, job or alias during the import; "
                 f"nothing was imported ({error})"
             ) from None
         raise
@@ -727,8 +827,11 @@ async def undo(
     weights: WeightStore,
     models: list[MLModel],
     job_ids: Iterable[str],
+    aliases: list[str],
 ) -> None:
-    """Remove what a failed import wrote: jobs, then variants before their parents."""
+    """Remove what a failed import wrote: aliases, jobs, then variants before parents."""
+    if aliases:
+        await db[ALIASES].delete_many({"_id": {"$in": aliases}})
     ids = [ObjectId(job_id) for job_id in job_ids]
     if ids:
         await db[JOBS].delete_many({"_id": {"$in": ids}})

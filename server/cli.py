@@ -162,14 +162,30 @@ def worker(
         str | None,
         typer.Option(help="The worker's name on its jobs (default: host:pid:random)."),
     ] = None,
+    lane: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Lanes to claim jobs in (repeat; default both): device (profiling, one job "
+            "at a time: it needs the devices to itself) and light (conversions, run beside it)."
+        ),
+    ] = None,
 ) -> None:
     """Run a profiling worker that claims jobs from a hub (a GPU host, say).
 
-    SIGTERM or SIGINT stops it gracefully: the job under way stops at its next check and
-    is handed back to the queue at once, and the worker exits 0; a second signal stops
+    It claims in two lanes at once: profiling jobs one at a time, conversions beside
+    them, so that a long profile never holds a conversion behind it.
+
+    SIGTERM or SIGINT stops it gracefully: the jobs under way stop at their next check and
+    are handed back to the queue at once, and the worker exits 0; a second signal stops
     it at once."""
     from modelci.profiling.dynamic import MeasurementSettings
-    from modelci.profiling.worker import main
+    from modelci.profiling.worker import LANES, main
+
+    unknown = sorted(set(lane or []) - set(LANES))
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: the lanes are {', '.join(LANES)}", param_hint="--lane"
+        )
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -188,6 +204,7 @@ def worker(
         measurement,
         allow_pickle or settings.allow_pickle,
         name,
+        tuple(dict.fromkeys(lane)) if lane else tuple(LANES),
     )
 
 
@@ -466,7 +483,8 @@ def export_archive(
     data_dir: DataDirOption = None,
     mongodb_url: MongoDbUrlOption = None,
 ) -> None:
-    """Write every model, its weights, profiles, lineage and finished jobs into one archive.
+    """Write every model, its weights, profiles, lineage, aliases and finished jobs into one
+    archive.
 
     API tokens are not exported: secrets stay with their hub.
     """
@@ -487,8 +505,9 @@ def export_archive(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"exported {summary.models} models, {summary.jobs} finished jobs and "
-        f"{summary.weights} weights ({size_text(summary.bytes)}) to {path}"
+        f"exported {summary.models} models, {summary.jobs} finished jobs, "
+        f"{summary.aliases} aliases and {summary.weights} weights "
+        f"({size_text(summary.bytes)}) to {path}"
     )
     if summary.jobs_left_out:
         typer.echo(
@@ -530,6 +549,7 @@ def import_archive(
     typer.echo(
         f"imported {summary.models} models ({summary.models_skipped} skipped: already here), "
         f"{summary.jobs} jobs ({summary.jobs_skipped} skipped), "
+        f"{summary.aliases} aliases ({summary.aliases_skipped} skipped), "
         f"{summary.weights} weights verified ({size_text(summary.bytes)}), "
         f"{summary.weights_committed} stored"
     )

@@ -1,4 +1,5 @@
-"""`modelci register / ls / show / download / profile / rm / jobs`: the hub from a shell.
+"""`modelci register / ls / show / download / profile / rm / jobs / recommend / alias`: the
+hub from a shell.
 
 Every command talks to a hub through ``modelci.client`` (``--server``, ``--token`` or
 MODELCI_SERVER / MODELCI_TOKEN), prints tables and progress bars with rich, or JSON
@@ -23,12 +24,15 @@ from rich.table import Table
 
 from modelci.client import (
     DataType,
+    DeviceKind,
+    JobKind,
     JobStatus,
     MLModel,
     ModelHub,
     ModelInputFormat,
     ProfilingJob,
 )
+from modelci.graphql_client import RecommendationOption
 from modelci.profiling.formats import UnsupportedModel, detect_format
 from modelci.schema.domain import Framework
 from modelci.schema.errors import (
@@ -78,6 +82,7 @@ Token = Annotated[str | None, typer.Option(envvar="MODELCI_TOKEN", help="API tok
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 ID_WIDTH = 24  # an ObjectId in hex: never cut, whatever the terminal's width
+MODEL_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
 def fail(message: str, next_step: str, code: int) -> typer.Exit:
@@ -224,6 +229,39 @@ def io_shape(spec: str, option: str) -> dict[str, Any]:
     return shape_input
 
 
+DURATION = re.compile(
+    r"^(?P<value>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+    r"(?P<unit>h|min|m|s|ms|us|µs|ns)$"
+)
+DURATION_UNITS = {
+    "h": 3600.0,
+    "min": 60.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ns": 1e-9,
+}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``10ms``, ``0.01s``, ``250us`` (or ``250µs``, ``5e-3s``), ``2m`` (or ``2min``),
+    ``1h`` in seconds, as the API takes durations; a bare number is refused, since nobody
+    can tell 10 of what."""
+    found = DURATION.match(text.strip())
+    if not found:
+        raise typer.BadParameter(
+            f"{text!r} is not a duration: a number and a unit, e.g. 10ms, 0.01s, 250us or "
+            "2m (units: h, m or min, s, ms, us, ns)",
+            param_hint=option,
+        )
+    seconds = float(found["value"]) * DURATION_UNITS[found["unit"]]
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r}: give a duration above zero", param_hint=option)
+    return seconds
+
+
 def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
     """(framework, engine) the file's content implies; (None, None) when it says nothing."""
     try:
@@ -303,6 +341,18 @@ def register(
         )
 
 
+MEASURED = "Measured (one dynamic result meets all)"
+DEVICE_KINDS = {"cpu": DeviceKind.CPU, "cuda": DeviceKind.CUDA, "gpu": DeviceKind.CUDA}
+
+
+def device_or_kind(device: str | None) -> dict[str, Any]:
+    """``--device``: a kind (cpu; cuda or gpu, any GPU), or one device by id or name."""
+    if device is None:
+        return {}
+    kind = DEVICE_KINDS.get(device.lower())
+    return {"device_kind": kind} if kind else {"device": device}
+
+
 def ls(
     architecture: Annotated[str | None, typer.Option()] = None,
     task: Annotated[str | None, typer.Option()] = None,
@@ -311,12 +361,61 @@ def ls(
     version: Annotated[int | None, typer.Option()] = None,
     dataset: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="e.g. PUBLISHED, CONVERTED.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Measured on: cpu, cuda (any GPU), or one device by id or name (cuda:1).",
+            rich_help_panel=MEASURED,
+        ),
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="At this batch size.", rich_help_panel=MEASURED)
+    ] = None,
+    min_batch: Annotated[
+        int | None, typer.Option(help="At a batch size at least this.", rich_help_panel=MEASURED)
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option(help="At a batch size at most this.", rich_help_panel=MEASURED)
+    ] = None,
+    p99: Annotated[
+        str | None,
+        typer.Option(
+            "--p99",
+            help="Inference p99 latency at most this: 10ms, 0.01s, 250us.",
+            rich_help_panel=MEASURED,
+        ),
+    ] = None,
+    p50: Annotated[
+        str | None,
+        typer.Option("--p50", help="Inference p50 latency at most this.", rich_help_panel=MEASURED),
+    ] = None,
+    min_throughput: Annotated[
+        float | None,
+        typer.Option(help="Inference items per second, at least.", rich_help_panel=MEASURED),
+    ] = None,
+    stable: Annotated[
+        bool,
+        typer.Option(help="Only measurements that settled.", rich_help_panel=MEASURED),
+    ] = False,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """List models, newest first."""
+    """List models, newest first; with a measured condition (--device, --batch, --p99, …),
+    those with one dynamic result that meets all of them."""
+    measured = {
+        **device_or_kind(device),
+        "batch": batch,
+        "min_batch": min_batch,
+        "max_batch": max_batch,
+        "max_p99_latency": parse_duration(p99, "--p99") if p99 is not None else None,
+        "max_p50_latency": parse_duration(p50, "--p50") if p50 is not None else None,
+        "min_throughput": min_throughput,
+    }
+    profile = {name: value for name, value in measured.items() if value is not None}
+    if stable:
+        profile["stable_only"] = True
     with hub_client(server, token) as hub:
         models = hub.get_models(
             limit=limit,
@@ -327,29 +426,41 @@ def ls(
             version=version,
             dataset=dataset,
             status=status,
+            profile=profile or None,
         )
     print_json(models) if as_json else console.print(models_table(models))
 
 
 def show(
-    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    model_id: Annotated[str, typer.Argument(help="The model's id, or an alias naming it.")],
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """A model: metadata, variants, static and dynamic profiles."""
-    with hub_client(server, token) as hub:
-        model = hub.get_by_id(model_id)
-        children = hub.get_variants(model_id)
+    """A model (by id or alias): metadata, aliases, variants, static and dynamic profiles."""
+    by_id = MODEL_ID.fullmatch(model_id) is not None  # an alias never reads as an id
+    next_steps = {NotFound.code: "`modelci ls` lists the models, `modelci alias ls` the aliases"}
+    with hub_client(server, token, next_steps) as hub:
+        model = hub.get_model(model_id) if by_id else hub.get_model(alias=model_id)
+        children = hub.get_variants(model.id)
+        profiling = latest_profiling_job(hub, model.id)
     dynamic = sorted(
         model.profile_result.dynamic_results, key=lambda r: (r.device_id, r.ip, r.batch)
     )
     if as_json:
         shown = model.model_dump(mode="json")
         shown["profile_result"]["dynamic_results"] = [r.model_dump(mode="json") for r in dynamic]
-        print_json({**shown, "children": [child.model_dump(mode="json") for child in children]})
+        print_json(
+            {
+                **shown,
+                "children": [child.model_dump(mode="json") for child in children],
+                "profiling_job": profiling.model_dump(mode="json") if profiling else None,
+            }
+        )
         return
     console.print(models_table([model]))
+    if model.aliases:
+        console.print(f"aliases: {', '.join(model.aliases)}")
     weight = model.weight
     kind = weight.format.value if weight.format else "unknown format"
     console.print(
@@ -387,20 +498,81 @@ def show(
         console.print(table)
     if dynamic:
         table = Table(
-            "device", "batch", "p50 ms", "p95 ms", "p99 ms", "items/s", "memory", title="dynamic"
+            "device",
+            "batch",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "items/s",
+            "memory",
+            "measured",
+            "sweep",
+            title="dynamic",
         )
         for result in dynamic:
             latency = result.latency.inference_latency
-            p99 = f"{latency.p99 * 1e3:.3f}" if latency.p99 is not None else "-"
-            unstable = result.measurement is not None and not result.measurement.stable
+            measurement = result.measurement
+            # An unstable figure is shown, marked: its windows never agreed.
+            mark = "~" if measurement is not None and not measurement.stable else ""
+            p99 = f"{mark}{latency.p99 * 1e3:.3f}" if latency.p99 is not None else "-"
+            stop = measurement.sweep_stop if measurement is not None else None
             table.add_row(
                 f"{result.device_id} @ {result.ip}",
                 str(result.batch),
-                f"{latency.p50 * 1e3:.3f}" + (" (unstable)" if unstable else ""),
-                f"{latency.p95 * 1e3:.3f}",
+                f"{mark}{latency.p50 * 1e3:.3f}",
+                f"{mark}{latency.p95 * 1e3:.3f}",
                 p99,
-                f"{result.throughput.inference_throughput:,.0f}",
+                f"{mark}{result.throughput.inference_throughput:,.0f}",
                 f"{result.memory.memory_usage:,}",
+                measurement_text(measurement),
+                f"stopped: {stop.value}" if stop else "",
+            )
+        console.print(table)
+        if any(r.measurement is not None and not r.measurement.stable for r in dynamic):
+            console.print(
+                "~ unstable: the last windows never agreed within 10 %, so the figure is "
+                "rough (IQR/median: the spread of the runs)"
+            )
+    if profiling is not None:
+        print_profiling_job(profiling)
+
+
+def measurement_text(measurement: Any) -> str:
+    """How sure a dynamic result is: stable or not, windows, samples, IQR/median."""
+    if measurement is None:
+        return "-"
+    return (
+        f"{'stable' if measurement.stable else 'unstable'} ({measurement.windows} windows, "
+        f"{measurement.samples} samples, IQR/median {measurement.iqr_over_median:.2f})"
+    )
+
+
+def latest_profiling_job(hub: ModelHub, model_id: str) -> ProfilingJob | None:
+    """The model's newest profiling job (among its 20 newest jobs), if any."""
+    jobs = hub.get_jobs(model_id=model_id, limit=20)
+    return next((job for job in jobs if job.kind is JobKind.PROFILE), None)
+
+
+def print_profiling_job(job: ProfilingJob) -> None:
+    """A profiling job's state and, per device, where its sweep stopped and why."""
+    state = f"profiling job {job.id}: {job.status.value}"
+    if job.status is JobStatus.RUNNING:
+        state += f" ({job.progress:.0%}" + (f", {job.log[-1].message}" if job.log else "") + ")"
+    limits = [f"budget {job.budget_seconds:g} s" if job.budget_seconds else ""]
+    limits.append(f"p99 ≤ {job.max_p99_latency * 1e3:g} ms" if job.max_p99_latency else "")
+    limits.append(f"batch ≤ {job.max_batch}" if job.max_batch else "")
+    limits.append(f"batch sizes {job.batch_sizes}" if job.batch_sizes else "adaptive sweep")
+    console.print(f"{state}; {', '.join(limit for limit in limits if limit)}", highlight=False)
+    if job.error:
+        console.print(f"  error: {job.error}", highlight=False)
+    if job.sweeps:
+        table = Table("device", "batches measured", "stopped", "why", title="sweeps")
+        for sweep in job.sweeps:
+            table.add_row(
+                sweep.device_id,
+                ", ".join(map(str, sweep.batches)) or "none",
+                sweep.reason_code.value,
+                sweep.reason,
             )
         console.print(table)
 
@@ -447,24 +619,49 @@ def download(
 
 def profile(
     model_id: Annotated[str, typer.Argument(help="The model's id.")],
-    batch: Annotated[list[int] | None, typer.Option(help="Batch sizes (repeat).")] = None,
+    batch: Annotated[
+        list[int] | None,
+        typer.Option(help="Batch sizes (repeat); none: an adaptive sweep (1, 2, 4, …)."),
+    ] = None,
     device: Annotated[list[str] | None, typer.Option(help="Devices, e.g. cuda:0.")] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Time the job may take, shared by its devices: 2m, 90s, 1h "
+            "(default: the hub's, MODELCI_PROFILE_BUDGET_S)."
+        ),
+    ] = None,
+    p99: Annotated[
+        str | None,
+        typer.Option("--p99", help="The sweep stops past this latency p99: 10ms, 0.01s."),
+    ] = None,
+    max_batch: Annotated[int | None, typer.Option(help="The largest batch size.")] = None,
     follow: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = True,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Queue profiling and follow the job live."""
+    """Queue profiling and follow the job live: an adaptive batch sweep (or --batch sizes)
+    under a time budget; each device's sweep says where it stopped and why."""
+    budget_s = parse_duration(budget, "--budget") if budget is not None else None
+    latency = parse_duration(p99, "--p99") if p99 is not None else None
     with hub_client(server, token) as hub:
-        job = hub.profile_model(model_id, batch_sizes=batch, devices=device)
+        job = hub.profile_model(
+            model_id,
+            batch_sizes=batch,
+            devices=device,
+            budget_seconds=budget_s,
+            max_p99_latency=latency,
+            max_batch=max_batch,
+        )
         if follow:
             job = follow_job(hub, job.id)
     if as_json:
         print_json(job)
+    elif follow:
+        print_profiling_job(job)
     else:
-        console.print(
-            f"job {job.id}: {job.status.value}" + (f" ({job.error})" if job.error else "")
-        )
+        console.print(f"job {job.id}: {job.status.value}")
     if follow and job.status is not JobStatus.SUCCEEDED:
         if not as_json:
             errors.print(
@@ -491,6 +688,22 @@ def follow_job(hub: ModelHub, job_id: str) -> ProfilingJob:
         return hub.wait_for_job(job_id, on_update=show_state)
 
 
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="The job's id (`modelci jobs` lists them).")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a queued or running job: nothing more is written for it once this answers."""
+    next_steps = {
+        Conflict.code: f"the job has ended already; `modelci jobs` shows how (job {job_id})",
+        NotFound.code: "`modelci jobs` lists the jobs",
+    }
+    with hub_client(server, token, next_steps) as hub:
+        job = hub.cancel_job(job_id)
+    print_json(job) if as_json else console.print(f"job {job.id}: {job.status.value}")
+
+
 def rm(
     model_id: Annotated[str, typer.Argument(help="The model's id.")],
     cascade: Annotated[bool, typer.Option(help="Delete its converted variants too.")] = False,
@@ -499,8 +712,8 @@ def rm(
 ) -> None:
     """Delete a model and its weight (--cascade: its converted variants too)."""
     next_steps = {
-        Conflict.code: f"`modelci rm {model_id} --cascade` deletes it with its variants "
-        f"(`modelci show {model_id}` lists them)",
+        Conflict.code: f"`modelci rm {model_id} --cascade` deletes it with its variants and "
+        f"removes its aliases (`modelci show {model_id}` lists both)",
         NotFound.code: "`modelci ls` lists the models there are",
     }
     with hub_client(server, token, next_steps) as hub:
@@ -524,9 +737,188 @@ def jobs(
     print_json(found) if as_json else console.print(jobs_table(found))
 
 
-COMMANDS: list[Callable[..., None]] = [register, ls, show, download, profile, rm, jobs]
+def milliseconds(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def option_row(option: RecommendationOption) -> list[str]:
+    model = option.model
+    variant = " (variant)" if model.parent_model_id else ""
+    return [
+        model.id,
+        f"{model.architecture} {model.engine.value} v{model.version}{variant}",
+        f"{option.device_id} ({option.device_name})" if option.device_name else option.device_id,
+        str(option.batch),
+        milliseconds(option.p50),
+        milliseconds(option.p99) + ("" if option.stable else " (unstable)"),
+        f"{option.throughput:,.1f}",
+        "★" if option.on_frontier else "",
+    ]
+
+
+def options_table(options: list[RecommendationOption], title: str, why: bool = False) -> Table:
+    columns = ["model", "what", "device", "batch", "p50 ms", "p99 ms", "items/s", "frontier"]
+    table = id_table(*columns, *(["why not"] if why else []), title=title)
+    for option in options:
+        reasons = ", ".join(each.value.lower().replace("_", " ") for each in option.shortfalls)
+        table.add_row(*option_row(option), *([reasons] if why else []))
+    return table
+
+
+def goal_text(p99: float | None, min_throughput: float | None, device: str | None) -> str:
+    parts = [f"p99 ≤ {p99 * 1e3:g} ms" if p99 is not None else ""]
+    parts.append(f"≥ {min_throughput:g} items/s" if min_throughput is not None else "")
+    parts.append(f"on {device}" if device else "")
+    return " ".join(part for part in parts if part) or "no limits"
+
+
+def recommend(
+    task: Annotated[str, typer.Option(help="e.g. Image_Classification.")],
+    architecture: Annotated[str | None, typer.Option(help="Only this architecture.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    p99: Annotated[
+        str | None,
+        typer.Option("--p99", help="Inference p99 latency at most this: 10ms, 0.01s, 250us."),
+    ] = None,
+    min_throughput: Annotated[
+        float | None, typer.Option(help="Inference items per second, at least.")
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu, cuda (any GPU), or one device by id or name (cuda:1)."),
+    ] = None,
+    max_batch: Annotated[int | None, typer.Option(help="Batch sizes up to this.")] = None,
+    allow_unstable: Annotated[
+        bool, typer.Option(help="Admit results whose measurement never settled.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many options (and rejected).")] = 10,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Which model, device and batch size to serve a task with under a latency goal: the
+    most throughput within it first, the latency/throughput frontier marked (★)."""
+    latency = parse_duration(p99, "--p99") if p99 is not None else None
+    kinds = {"cpu": DeviceKind.CPU, "cuda": DeviceKind.CUDA, "gpu": DeviceKind.CUDA}
+    kind = kinds.get(device.lower()) if device else None
+    with hub_client(server, token) as hub:
+        found = hub.recommend(
+            task,
+            architecture=architecture,
+            dataset=dataset,
+            max_p99_latency=latency,
+            min_throughput=min_throughput,
+            device=None if kind else device,
+            device_kind=kind,
+            max_batch=max_batch,
+            allow_unstable=allow_unstable,
+            first=limit,
+        )
+    if as_json:
+        print_json(found)
+        return
+    goal = goal_text(latency, min_throughput, device)
+    if found.options:
+        title = (
+            f"meets {goal}: {found.options_found} option(s) from {found.candidates} model(s), "
+            "most throughput first"
+        )
+        console.print(options_table(found.options, title))
+    elif found.closest:
+        closest = found.closest
+        why = ", ".join(each.value.lower().replace("_", " ") for each in closest.shortfalls)
+        console.print(
+            f"nothing meets the goal ({goal}); closest: {closest.model.id} "
+            f"({closest.model.architecture} {closest.model.engine.value} "
+            f"v{closest.model.version}) on {closest.device_id} at batch {closest.batch}: "
+            f"p99 {milliseconds(closest.p99)} ms, {closest.throughput:,.1f} items/s ({why})"
+        )
+    else:
+        console.print(
+            f"nothing meets the goal ({goal}): none of the {found.candidates} model(s) of "
+            "this task has results there"
+        )
+    if found.rejected:
+        console.print(options_table(found.rejected, "missed the goal, nearest first", why=True))
+    if found.not_profiled:
+        shown = ", ".join(model.id for model in found.not_profiled[:5])
+        more = found.not_profiled_found - min(5, len(found.not_profiled))
+        console.print(f"not profiled there: {shown}" + (f" and {more} more" if more > 0 else ""))
+    if found.truncated:
+        errors.print(
+            f"  note: only the {found.candidates} newest models were weighed; narrow with "
+            "--architecture or --dataset"
+        )
+
+
+alias_app = typer.Typer(
+    help="Aliases: one name for one model at a time (resnet50-prod), moved atomically.",
+    no_args_is_help=True,
+)
+
+
+@alias_app.command("set")
+def alias_set(
+    name: Annotated[str, typer.Argument(help="The alias, e.g. resnet50-prod.")],
+    model_id: Annotated[str, typer.Argument(help="The model it is to name.")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Point NAME at a model: created, or moved from the model it named."""
+    with hub_client(server, token) as hub:
+        pointed = hub.set_alias(name, model_id)
+    if as_json:
+        print_json(pointed)
+    else:
+        console.print(f"{pointed.alias} → {pointed.model_id}")
+
+
+@alias_app.command("rm")
+def alias_rm(
+    name: Annotated[str, typer.Argument(help="The alias.")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """Remove an alias (the model stays)."""
+    with hub_client(server, token, {NotFound.code: "`modelci alias ls` lists the aliases"}) as hub:
+        removed = hub.delete_alias(name)
+    console.print(f"removed {removed.alias} (it named {removed.model_id})")
+
+
+@alias_app.command("ls")
+def alias_ls(
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the aliases and the models they name."""
+    with hub_client(server, token) as hub:
+        found = hub.aliases()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("alias", "model", "since")
+    table.columns[1].no_wrap, table.columns[1].min_width = True, ID_WIDTH
+    for alias in found:
+        table.add_row(alias.alias, alias.model_id, f"{alias.update_time:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+COMMANDS: list[Callable[..., None]] = [
+    register,
+    ls,
+    show,
+    download,
+    profile,
+    cancel,
+    rm,
+    jobs,
+    recommend,
+]
 
 
 def add_client_commands(app: typer.Typer) -> None:
     for command in COMMANDS:
         app.command()(command)
+    app.add_typer(alias_app, name="alias")

@@ -96,7 +96,8 @@ class HubGraphQL(GraphQL[HubContext, None]):
             registry=services.registry,
             jobs=services.jobs,
             devices=services.devices,
-            loaders=Loaders.of(services.registry),
+            aliases=services.aliases,
+            loaders=Loaders.of(services.registry, services.aliases),
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 

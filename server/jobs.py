@@ -30,11 +30,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from modelci.schema.context import Page, PageRequest
 from modelci.schema.domain import (
+    DEFAULT_PROFILE_BUDGET_S,
     FINISHED_JOB_STATUSES,
     Engine,
     JobKind,
     JobStatus,
     ProfilingJob,
+    SweepOutcome,
     utcnow,
 )
 from modelci.schema.errors import Conflict, NotFound, TooManyRequests
@@ -82,10 +84,12 @@ class MongoJobQueue:
         listing: Listing,
         *,
         max_queued_per_owner: int = 500,
+        default_budget_s: float = DEFAULT_PROFILE_BUDGET_S,
     ) -> None:
         self.jobs = jobs
         self.listing = listing
         self.max_queued_per_owner = max_queued_per_owner
+        self.default_budget_s = default_budget_s
         self.changed = asyncio.Event()
 
     def announce_change(self) -> None:
@@ -103,6 +107,9 @@ class MongoJobQueue:
         profile_variants: bool = False,
         owner: str | None = None,
         quota: bool = True,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
     ) -> ProfilingJob:
         if quota:
             await self.check_quota(owner, 1)
@@ -115,6 +122,10 @@ class MongoJobQueue:
             "devices": devices or [],
             "targets": [target.value for target in targets or []],
             "profile_variants": profile_variants,
+            "budget_seconds": budget_seconds,
+            "max_p99_latency": max_p99_latency,
+            "max_batch": max_batch,
+            "sweeps": [],
             "progress": 0.0,
             "log": [log_entry("queued")],
             "error": None,
@@ -191,17 +202,7 @@ class MongoJobQueue:
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            job = await self.get(job_id)
-            if job.status is JobStatus.CANCELLED:
-                reason = "it was cancelled: nothing more is written for it"
-            elif job.status is JobStatus.RUNNING:
-                reason = f"it is running under worker {job.worker}"
-            else:
-                reason = f"it is {job.status.value}"
-            raise Conflict(
-                f"profiling job {job_id}: a write from worker {worker} is refused; {reason}",
-                jobStatus=job.status.value,
-            )
+            raise await self.write_refused(job_id, worker)
         try:
             yield job_from_document(document)
         finally:
@@ -209,6 +210,41 @@ class MongoJobQueue:
                 {"_id": document["_id"]}, {"$pull": {"writes": {"token": token}}}
             )
             self.announce_change()
+
+    async def write_refused(self, job_id: str, worker: str) -> Conflict:
+        """Why a worker's write for the job is refused: it is not RUNNING under it."""
+        job = await self.get(job_id)
+        if job.status is JobStatus.CANCELLED:
+            reason = "it was cancelled: nothing more is written for it"
+        elif job.status is JobStatus.RUNNING:
+            reason = f"it is running under worker {job.worker}"
+        else:
+            reason = f"it is {job.status.value}"
+        return Conflict(
+            f"profiling job {job_id}: a write from worker {worker} is refused; {reason}",
+            jobStatus=job.status.value,
+        )
+
+    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+        """One atomic write, checked against the job's state as it lands: either before a
+        cancel or refused (so it needs no record in ``writes``)."""
+        measured = ", ".join(map(str, sweep.batches)) or "none"
+        message = (
+            f"{sweep.device_id}: sweep stopped ({sweep.reason_code.value}): {sweep.reason}; "
+            f"batches measured: {measured}"
+        )
+        document = await self.jobs.find_one_and_update(
+            self.held_by(job_id, worker),
+            {
+                "$push": {"sweeps": sweep.model_dump(mode="json"), **push_log(message)},
+                "$set": {"update_time": utcnow()},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            raise await self.write_refused(job_id, worker)
+        self.announce_change()
+        return job_from_document(document)
 
     async def writes_ended(self, job_id: str) -> None:
         """Wait until no fenced write for the job is under way (bounded by WRITE_FENCE)."""
@@ -234,8 +270,17 @@ class MongoJobQueue:
         self.announce_change()
 
     async def claim(
-        self, worker: str, device_ids: list[str], lease_s: float
+        self,
+        worker: str,
+        device_ids: list[str],
+        lease_s: float,
+        kinds: list[JobKind] | None = None,
     ) -> ProfilingJob | None:
+        """The oldest job of ``kinds`` (default: any) whose devices are all this worker's.
+
+        A worker claims in lanes (``profiling/worker.py``): one for jobs that use a device
+        exclusively (PROFILE), one for the rest (CONVERT), so a long profile never holds a
+        conversion behind it. The fair turns below are taken among the jobs of the lane."""
         now = utcnow()
         lost = {"status": JobStatus.RUNNING.value, "lease_expires_at": {"$lt": now}}
         # Jobs whose workers kept dying: no more attempts.
@@ -251,8 +296,10 @@ class MongoJobQueue:
                 "$push": push_log("failed: attempts used up"),
             },
         )
-        # Every device the job asks for is one of this worker's.
-        fits = {"$expr": {"$setIsSubset": ["$devices", device_ids]}}
+        # Every device the job asks for is one of this worker's, and it is of the lane's kinds.
+        fits: dict[str, Any] = {"$expr": {"$setIsSubset": ["$devices", device_ids]}}
+        if kinds is not None:
+            fits["kind"] = {"$in": [kind.value for kind in kinds]}
         queued = {"status": JobStatus.QUEUED.value}
         owner = await self.next_owner(fits)
         runnable: dict[str, Any] = {"$or": [queued, lost], **fits}
@@ -268,6 +315,7 @@ class MongoJobQueue:
                     "lease_expires_at": now + timedelta(seconds=lease_s),
                     "start_time": now,
                     "update_time": now,
+                    "sweeps": [],  # an attempt's sweeps: those of this one
                 },
                 "$inc": {"attempts": 1},
                 "$push": push_log(f"claimed by {worker}"),

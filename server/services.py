@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from .aliases import ALIASES, MongoAliasRegistry
 from .devices import MongoDeviceRegistry
 from .inspection import ModelInspector
 from .intake import WeightIntake
@@ -42,6 +43,7 @@ class Services:
     registry: MongoModelRegistry
     jobs: MongoJobQueue
     devices: MongoDeviceRegistry
+    aliases: MongoAliasRegistry
     tokens: TokenStore
     auth_enabled: bool
     metrics: Metrics
@@ -57,6 +59,7 @@ async def prepared_database(db: AsyncDatabase[dict[str, Any]]) -> Listing:
     """The database's indexes created, and the listing strategy for it, with its own."""
     listing = await listing_for(db)
     await ensure_indexes(db)
+    await MongoAliasRegistry(db[ALIASES]).ensure_indexes()
     await listing.prepare(db)
     return listing
 
@@ -98,9 +101,13 @@ async def hub_services(
             inspector=inspector,
             registry=MongoModelRegistry(db[MODELS], intake, listing),
             jobs=MongoJobQueue(
-                db[JOBS], listing, max_queued_per_owner=settings.max_queued_jobs_per_token
+                db[JOBS],
+                listing,
+                max_queued_per_owner=settings.max_queued_jobs_per_token,
+                default_budget_s=settings.profile_budget_s,
             ),
             devices=MongoDeviceRegistry(db[DEVICES]),
+            aliases=MongoAliasRegistry(db[ALIASES]),
             tokens=TokenStore(db[TOKENS]),
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,

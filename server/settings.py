@@ -9,6 +9,9 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S
+from modelci.schema.usecases import MAX_BUDGET_S
+
 LOOPBACK_HOSTS = ("localhost", "::1")
 GiB = 1024**3
 MiB = 1024**2
@@ -102,9 +105,21 @@ class Settings(BaseSettings):
     profile_window_s: float = Field(
         default=1.0, gt=0, description="Length of a timed profiling window, in seconds."
     )
-    profile_min_runs: int = Field(default=50, ge=1, description="Timed runs per window, at least.")
+    profile_min_runs: int = Field(
+        default=5,
+        ge=1,
+        description="Timed runs per window, at least (a floor: a window lasts its length "
+        "or this many runs, whichever is longer).",
+    )
     profile_max_windows: int = Field(
         default=10, ge=3, description="Windows before a result is published as unstable."
+    )
+    profile_budget_s: float = Field(
+        default=DEFAULT_PROFILE_BUDGET_S,
+        ge=1,
+        le=MAX_BUDGET_S,
+        description="Seconds a profiling job may take when its caller gives no budget, "
+        "shared across its devices and batch sizes.",
     )
     profile_threads: int | None = Field(
         default=None, ge=1, description="Intra-op threads for profiling; unset: CPUs available."

@@ -26,6 +26,7 @@ WEIGHTS_BUCKET = "weights"
 WEIGHT_LOCKS = "weight_locks"  # GridFS: who is committing or dropping which bytes
 
 MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
+DYNAMIC_RESULTS = "profile_result.dynamic_results"
 
 MODEL_INDEXES = [
     IndexModel([(field, ASCENDING) for field in MODEL_KEY_FIELDS], unique=True, name="model_key"),
@@ -41,6 +42,23 @@ MODEL_INDEXES = [
     IndexModel([("dataset", ASCENDING), ("_id", DESCENDING)], name="by_dataset"),
     IndexModel([("model_status", ASCENDING), ("_id", DESCENDING)], name="by_status"),
     IndexModel([("parent_model_id", ASCENDING)], name="by_parent"),
+    # models(profile: …): a device's results (by id, or by name), batch sizes in order.
+    IndexModel(
+        [
+            (f"{DYNAMIC_RESULTS}.device_id", ASCENDING),
+            (f"{DYNAMIC_RESULTS}.batch", ASCENDING),
+            ("_id", DESCENDING),
+        ],
+        name="by_profiled_device",
+    ),
+    IndexModel(
+        [
+            (f"{DYNAMIC_RESULTS}.device_name", ASCENDING),
+            (f"{DYNAMIC_RESULTS}.batch", ASCENDING),
+            ("_id", DESCENDING),
+        ],
+        name="by_profiled_device_name",
+    ),
     IndexModel([("weight.sha256", ASCENDING)], name="by_weight"),
 ]
 

@@ -1,10 +1,12 @@
 """The profiling workers `modelci serve` runs beside itself, kept alive while it serves.
 
 Models are loaded, converted and run by workers (in their cage), never in the web
-process. Each worker has a known name (``--name``), so that the jobs a worker leaves
-behind can be handed back (``MongoJobQueue.release_workers``); one that dies (killed,
-out of memory) is started again with the same name after its jobs are handed back,
-so profiling never stays down until the next restart.
+process. Each worker claims in both lanes (``profiling/worker.py``: profiling one job
+at a time, conversions beside it), so a long profile holds no conversion behind it.
+Each worker has a known name (``--name``), so that the jobs a worker leaves behind can
+be handed back (``MongoJobQueue.release_workers``); one that dies (killed, out of
+memory) is started again with the same name after its jobs are handed back, so
+profiling never stays down until the next restart.
 
 With ``serve --processes N`` the workers are started once, before the web processes
 (``prepare_processes``), and their jobs handed back once after (``hand_back_jobs``).

@@ -52,6 +52,8 @@ UPDATE = (
     "mutation($id: ID!, $input: ModelUpdateInput!) { updateModel(id: $id, input: $input) { id } }"
 )
 COUNT = "{ models(first: 100) { edges { node { id } } } }"
+SET_ALIAS = "mutation($a: String!, $id: ID!) { setModelAlias(alias: $a, modelId: $id) { alias } }"
+ALIASES = "{ modelAliases { alias modelId updateTime } }"
 NONE = {"models": {"edges": []}}
 STATIC_RESULT = {"parameters": 11, "flops": 22, "memory": 33, "mread": 4, "mwrite": 5, "mrw": 9}
 
@@ -139,7 +141,8 @@ async def stored_weights(hub: Hub) -> list[str]:
 
 async def populated(hub: Hub) -> dict[str, Any]:
     """A model with static and dynamic results, a converted variant, a model sharing the
-    first one's bytes, a finished job and a queued one."""
+    first one's bytes, a finished job and a queued one, an alias for the model and one
+    for its variant."""
     parent = await hub.api.register(weight=os.urandom(64 * 1024), filename="resnet.pt")
     await hub.api.data(STATIC, {"id": parent["id"], "result": STATIC_RESULT})
     await hub.api.data(DYNAMIC, {"id": parent["id"], "result": dynamic_result(batch=1)})
@@ -157,7 +160,14 @@ async def populated(hub: Hub) -> dict[str, Any]:
     await hub.services.jobs.cancel(finished.id)
     queued = (await hub.api.data(PROFILE, {"id": twin["id"]}))["profileModel"]
     assert queued["status"] == "QUEUED"
+    await hub.api.data(SET_ALIAS, {"a": "resnet-prod", "id": parent["id"]})
+    await hub.api.data(SET_ALIAS, {"a": "resnet-onnx", "id": variant.id})
     return {"parent": parent, "variant": variant, "twin": twin, "finished": finished.id}
+
+
+async def all_aliases(api: Api) -> list[dict[str, Any]]:
+    aliases: list[dict[str, Any]] = (await api.data(ALIASES))["modelAliases"]
+    return aliases
 
 
 async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_nothing(
@@ -166,11 +176,11 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
     made = await populated(source)
     archive = tmp_path / "hub.tar"
     exported = await export_hub(source.services.db, source.services.weights, archive)
-    assert (exported.models, exported.weights, exported.jobs) == (3, 2, 1)
+    assert (exported.models, exported.weights, exported.jobs, exported.aliases) == (3, 2, 1, 2)
     assert exported.jobs_left_out == 1  # the queued one
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2 and manifest["aliases"]["count"] == 2
     assert {entry["sha256"] for entry in manifest["weights"]} == {
         made["parent"]["weight"]["sha256"],
         made["variant"].weight.sha256,
@@ -178,7 +188,12 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
 
     imported = await import_hub(target.services.db, target.services.weights, archive)
     assert (imported.models, imported.models_skipped, imported.jobs) == (3, 0, 1)
-    assert imported.weights_committed == 2
+    assert imported.weights_committed == 2 and imported.aliases == 2
+    assert await all_aliases(target.api) == await all_aliases(source.api)
+    assert [alias["modelId"] for alias in await all_aliases(target.api)] == [
+        made["variant"].id,  # resnet-onnx
+        made["parent"]["id"],  # resnet-prod
+    ]
 
     models = await all_models(target.api)
     assert models == await all_models(source.api)  # ids, lineage, profiles, times
@@ -196,6 +211,7 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
     again = await import_hub(target.services.db, target.services.weights, archive)
     assert (again.models, again.models_skipped, again.jobs, again.jobs_skipped) == (0, 3, 0, 1)
     assert again.weights_committed == 0
+    assert (again.aliases, again.aliases_skipped) == (0, 2)
     assert await all_models(target.api) == models
     assert await stored_weights(target) == stored
 
@@ -268,6 +284,32 @@ def future_version(manifest: dict[str, Any]) -> None:
     manifest["format_version"] = 99
 
 
+def with_aliases(archive: Path, out: Path, lines: bytes | None) -> Path:
+    """A copy whose aliases.jsonl holds ``lines`` (None: a version 1 archive, without
+    it), the manifest updated to match."""
+
+    def manifest(content: dict[str, Any]) -> None:
+        if lines is None:
+            content["format_version"] = 1
+            del content["aliases"]
+        else:
+            content["aliases"].update(
+                sha256=hashlib.sha256(lines).hexdigest(), size=len(lines), count=lines.count(b"\n")
+            )
+
+    def change(name: str, content: bytes) -> tuple[str, bytes] | None:
+        if name == "aliases.jsonl":
+            return None if lines is None else (name, lines)
+        return with_manifest(manifest)(name, content)  # type: ignore[no-any-return]
+
+    return rewritten(archive, out, change)
+
+
+def alias_of_a_stranger(archive: Path, out: Path) -> Path:
+    line = b'{"_id": "lost", "model_id": "%s", "update_time": {"$date": 0}}\n' % (b"f" * 24)
+    return with_aliases(archive, out, line)
+
+
 DAMAGES: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
     "truncated": (truncated, "truncated"),
     "tampered weight": (tampered_weight, "sha256"),
@@ -282,6 +324,7 @@ DAMAGES: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
         "format version 99",
     ),
     "invalid model": (invalid_model, "version"),
+    "alias of a model not in it": (alias_of_a_stranger, "not in the archive"),
 }
 
 
@@ -323,6 +366,40 @@ async def test_an_import_that_clashes_with_the_hub_writes_nothing(
     with pytest.raises(ImportConflict, match=f"model {made['variant'].id} exists .*creator"):
         await import_hub(source.services.db, source.services.weights, archive)
     assert await all_models(source.api) == before
+
+
+async def test_an_alias_naming_another_model_here_is_a_clash(
+    source: Hub, target: Hub, tmp_path: Path
+) -> None:
+    made = await populated(source)
+    archive = tmp_path / "hub.tar"
+    await export_hub(source.services.db, source.services.weights, archive)
+
+    theirs = await target.api.register(weight=b"someone else's", version=9)
+    await target.api.data(SET_ALIAS, {"a": "resnet-prod", "id": theirs["id"]})
+    stored = await stored_weights(target)
+    with pytest.raises(
+        ImportConflict, match=f"alias resnet-prod names model {theirs['id']} in this hub, "
+        f"model {made['parent']['id']} in the archive",
+    ):  # fmt: skip
+        await import_hub(target.services.db, target.services.weights, archive)
+    assert [model["id"] for model in await all_models(target.api)] == [theirs["id"]]
+    assert [alias["alias"] for alias in await all_aliases(target.api)] == ["resnet-prod"]
+    assert await stored_weights(target) == stored
+
+
+async def test_an_archive_of_version_1_without_aliases_still_imports(
+    source: Hub, target: Hub, tmp_path: Path
+) -> None:
+    await populated(source)
+    archive = tmp_path / "hub.tar"
+    await export_hub(source.services.db, source.services.weights, archive)
+    older = with_aliases(archive, tmp_path / "v1.tar", None)
+
+    imported = await import_hub(target.services.db, target.services.weights, older)
+    assert (imported.models, imported.aliases) == (3, 0)
+    assert await all_models(target.api) == await all_models(source.api)
+    assert await all_aliases(target.api) == []
 
 
 def modelci(*arguments: str) -> subprocess.CompletedProcess[str]:

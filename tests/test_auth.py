@@ -85,6 +85,7 @@ async def test_scopes(hub: tuple[Api, dict[str, str]]) -> None:
         "heartbeatProfilingJob",
         "finishProfilingJob",
         "releaseProfilingJob",
+        "recordProfilingSweep",
         "registerConvertedModel",
     }
     admin_fields = {"createApiToken", "revokeApiToken", "apiTokens"}

@@ -20,7 +20,7 @@ from modelci.server.embedded import free_port
 
 T = TypeVar("T")
 
-JOB_FIELDS = "id status worker attempts progress log { message }"
+JOB_FIELDS = "id status worker attempts progress log { message } sweeps { deviceId }"
 RESULTS = """
 query Results($id: ID!) {
   model(id: $id) {
@@ -154,6 +154,7 @@ def test_a_cancelled_profile_writes_nothing_more(hub: str, onnx_weight: bytes) -
     assert final["status"] == "CANCELLED"
     assert messages(final)[-1] == "cancelled"
     assert final["progress"] == cancelled["progress"]
+    assert final["sweeps"] == []  # cancelled mid-sweep: no outcome written after the cancel
 
 
 async def test_the_hub_refuses_writes_fenced_to_a_job_not_running_there(api: Api) -> None:

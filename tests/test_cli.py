@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,3 +158,29 @@ def test_a_server_killed_mid_upload_leaves_nothing_behind(tmp_path: Path) -> Non
         assert body.json()["data"]["models"]["nodes"] == []
     assert list((tmp_path / "staging").iterdir()) == []
     assert list((tmp_path / "weights" / "blobs").glob("*/*")) == []
+
+
+def test_profile_takes_a_budget_and_limits_and_cancel_cancels(tmp_path: Path) -> None:
+    runner = CliRunner()
+    with modelci_serve(tmp_path, free_port(), workers="0") as (url, _):
+        request = multipart(REGISTER, {"input": model_input()}, {"weight": ("r.pt", b"w")})
+        model_id = httpx.post(f"{url}/graphql", headers=PREFLIGHT, **request).json()["data"][
+            "registerModel"
+        ]["id"]
+        limits = ["--budget", "2m", "--p99", "10ms", "--max-batch", "64"]
+        queued = runner.invoke(
+            app, ["profile", model_id, *limits, "--no-follow", "--json", "--server", url]
+        )
+        assert queued.exit_code == 0, queued.output
+        job = json.loads(queued.stdout)
+        assert (job["budget_seconds"], job["max_p99_latency"], job["max_batch"]) == (120, 0.01, 64)
+        assert job["batch_sizes"] == []  # none given: an adaptive sweep
+
+        bad = runner.invoke(app, ["profile", model_id, "--budget", "2", "--server", url])
+        assert bad.exit_code == 2 and "not a duration" in bad.output
+
+        cancelled = runner.invoke(app, ["cancel", job["id"], "--server", url])
+        assert cancelled.exit_code == 0, cancelled.output
+        assert f"job {job['id']}: CANCELLED" in cancelled.stdout
+        again = runner.invoke(app, ["cancel", job["id"], "--server", url])
+        assert again.exit_code == 5  # CONFLICT: it has ended already

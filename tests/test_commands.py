@@ -78,6 +78,8 @@ def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path
     code, _ = modelci(hub, "show", model["id"])
     assert code == 4  # NOT_FOUND
     code, _ = modelci(hub, "show", "not-an-id")
+    assert code == 4  # NOT_FOUND: not an id, so an alias, and no alias has that name
+    code, _ = modelci(hub, "show", "neither an id nor an alias!")
     assert code == 2  # BAD_USER_INPUT
 
 

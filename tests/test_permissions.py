@@ -48,6 +48,7 @@ def test_the_declared_scopes() -> None:
         "heartbeatProfilingJob",
         "releaseProfilingJob",
         "finishProfilingJob",
+        "recordProfilingSweep",
         "registerConvertedModel",
     }
     assert {name for name, scope in mutations.items() if scope is Scope.admin} == {
@@ -55,8 +56,14 @@ def test_the_declared_scopes() -> None:
         "revokeApiToken",
     }
     assert set(mutations.values()) == {Scope.write, Scope.worker, Scope.admin}
+    # Choosing a model (SPEC §9): everyone who reads may ask; moving an alias is a write.
+    assert {name: mutations[name] for name in ("setModelAlias", "deleteModelAlias")} == {
+        "setModelAlias": Scope.write,
+        "deleteModelAlias": Scope.write,
+    }
     queries = scopes[OperationType.QUERY]
     assert {name for name, scope in queries.items() if scope is not Scope.read} == {"apiTokens"}
+    assert {"recommend", "compareModels", "modelAliases", "model"} <= set(queries)
     assert set(scopes[OperationType.SUBSCRIPTION].values()) == {Scope.read}
 
 
@@ -122,6 +129,11 @@ def to_snake_case(name: str) -> str:
         ("{ models { nodes { id } } devices { host } }", {Scope.read}),
         ("{ __typename apiTokens { name } }", {Scope.read, Scope.admin}),
         ('mutation { deleteModel(id: "x") { id } }', {Scope.write}),
+        ('mutation { setModelAlias(alias: "a", modelId: "x") { alias } }', {Scope.write}),
+        ('mutation { deleteModelAlias(alias: "a") { alias } }', {Scope.write}),
+        ("{ recommend(task: Other) { options { batch } } }", {Scope.read}),
+        ('{ compareModels(ids: ["x"]) { rows { batch } } }', {Scope.read}),
+        ('{ modelAliases { alias } model(alias: "a") { id } }', {Scope.read}),
         # Aliases and fragments do not hide a field from the check.
         (
             "mutation { ...F } fragment F on Mutation { c: claimProfilingJob { id } }",

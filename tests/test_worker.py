@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 
 from modelci.profiling.static import onnx_static_profile
 from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType
+from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S, DataType
 from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 
@@ -49,15 +49,21 @@ query Results($id: ID!) {
         latency { inferenceLatency { avg p50 p95 p99 } initializationLatency { avg } }
         throughput { inferenceThroughput }
         memory { totalMemory memoryUsage utilization }
-        measurement { runtime samples windows stable intraOpThreads }
+        measurement { runtime samples windows stable intraOpThreads iqrOverMedian sweepStop }
       }
     }
   }
 }"""
 
 PROFILE = """
-mutation($id: ID!, $sizes: [Int!]) { profileModel(modelId: $id, batchSizes: $sizes) { id } }
-"""
+mutation($id: ID!, $sizes: [Int!], $budget: Float) {
+  profileModel(modelId: $id, batchSizes: $sizes, budgetSeconds: $budget) { id }
+}"""
+
+SWEEPS = """
+query($id: ID!) {
+  profilingJob(id: $id) { status budgetSeconds sweeps { deviceId batches reasonCode reason } }
+}"""
 
 
 @contextmanager
@@ -104,12 +110,16 @@ def register(hub: str, weight: Path, profile: bool = False) -> str:
 
 
 def queue_profiling(
-    hub: str, model_id: str, sizes: list[int] | None = None, headers: dict[str, str] | None = None
+    hub: str,
+    model_id: str,
+    sizes: list[int] | None = None,
+    headers: dict[str, str] | None = None,
+    budget: float | None = None,
 ) -> str:
     body = httpx.post(
         f"{hub}/graphql",
         headers=headers,
-        json={"query": PROFILE, "variables": {"id": model_id, "sizes": sizes}},
+        json={"query": PROFILE, "variables": {"id": model_id, "sizes": sizes, "budget": budget}},
     )
     job_id: str = body.json()["data"]["profileModel"]["id"]
     return job_id
@@ -172,9 +182,19 @@ def test_register_profile_and_follow_to_the_end(hub: str, onnx_model: Path) -> N
     assert static["parameters"] == expected.parameters
     assert (static["mread"], static["mwrite"]) == (expected.mread, expected.mwrite)
 
+    # An adaptive sweep: batch 1, 2, 4, … until it stopped paying (or another stop), which
+    # the job records with its reason and the result where it stopped is marked with.
+    job = gql(hub, SWEEPS, id=job_id)["profilingJob"]
+    assert job["budgetSeconds"] == DEFAULT_PROFILE_BUDGET_S
+    (sweep,) = [each for each in job["sweeps"] if each["deviceId"] == "cpu"]
+    assert sweep["batches"] == [2**power for power in range(len(sweep["batches"]))]
+    assert sweep["reasonCode"] in ("SATURATED", "MAX_BATCH", "BUDGET") and sweep["reason"]
+    assert any(sweep["reason"] in message for message in messages)  # in the job's log too
     dynamic = result["dynamicResults"]
     cpu = [entry for entry in dynamic if entry["deviceId"] == "cpu"]
-    assert [entry["batch"] for entry in cpu] == [1, 2, 4, 8, 16, 32]
+    assert [entry["batch"] for entry in cpu] == sweep["batches"]
+    stops = [entry["measurement"]["sweepStop"] for entry in cpu]
+    assert stops == [None] * (len(cpu) - 1) + [sweep["reasonCode"]]
     for entry in cpu:
         latency = entry["latency"]["inferenceLatency"]
         assert 0 < latency["p50"] <= latency["p95"]
@@ -183,8 +203,50 @@ def test_register_profile_and_follow_to_the_end(hub: str, onnx_model: Path) -> N
         assert entry["throughput"]["inferenceThroughput"] == pytest.approx(
             entry["batch"] / latency["avg"]
         )
-        assert entry["measurement"]["runtime"].startswith("onnxruntime")
-        assert entry["measurement"]["intraOpThreads"] == 1
+        measurement = entry["measurement"]
+        assert measurement["runtime"].startswith("onnxruntime")
+        assert measurement["intraOpThreads"] == 1
+        # How sure each figure is: stable or not, from how many windows and samples.
+        assert isinstance(measurement["stable"], bool) and measurement["windows"] >= 1
+        assert measurement["samples"] >= 1 and measurement["iqrOverMedian"] >= 0
+
+    # The CLI shows it: each result's stability, and where and why the sweep stopped.
+    shown = CliRunner().invoke(cli, ["show", model_id, "--server", hub])
+    assert shown.exit_code == 0, shown.output
+    assert f"{cpu[0]['measurement']['windows']} windows" in shown.output
+    assert "IQR/median" in shown.output
+    assert f"stopped: {sweep['reasonCode']}" in shown.output and "sweeps" in shown.output
+    if not all(entry["measurement"]["stable"] for entry in cpu):
+        assert "~ unstable" in shown.output
+
+
+def gql(hub: str, query: str, **variables: Any) -> dict[str, Any]:
+    body = httpx.post(f"{hub}/graphql", json={"query": query, "variables": variables}).json()
+    assert not body.get("errors"), body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def test_a_budget_ends_the_sweep_and_says_so(hub: str, onnx_model: Path) -> None:
+    """32 batch sizes at windows of 0.3 s need far more than 8 s: the sweep stops at the
+    budget, the job still succeeds, and the job and the last result say why."""
+    model_id = register(hub, onnx_model)
+    sizes = list(range(1, 33))
+    with worker(hub, "--window-seconds", "0.3", "--min-runs", "5"):
+        job_id = queue_profiling(hub, model_id, sizes, budget=8)
+        final = list(follow(hub, job_id))[-1]
+    assert final["status"] == "SUCCEEDED", final
+    job = gql(hub, SWEEPS, id=job_id)["profilingJob"]
+    assert job["budgetSeconds"] == 8
+    (sweep,) = job["sweeps"]
+    assert sweep["deviceId"] == "cpu" and sweep["reasonCode"] == "BUDGET", sweep
+    assert len(sweep["batches"]) < len(sizes)
+    assert sweep["batches"] == sizes[: len(sweep["batches"])]  # in order, none skipped
+    body = httpx.post(f"{hub}/graphql", json={"query": RESULTS, "variables": {"id": model_id}})
+    dynamic = body.json()["data"]["model"]["profileResult"]["dynamicResults"]
+    assert [entry["batch"] for entry in dynamic] == sweep["batches"]
+    if dynamic:
+        assert dynamic[-1]["measurement"]["sweepStop"] == "BUDGET"
 
 
 def test_a_killed_workers_job_completes_on_another(hub: str, onnx_model: Path) -> None:

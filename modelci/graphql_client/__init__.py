@@ -3,6 +3,13 @@ from .base_model import BaseModel, Upload
 from .cancel_job import CancelJob, CancelJobCancelProfilingJob
 from .claim_profiling_job import ClaimProfilingJob, ClaimProfilingJobClaimProfilingJob
 from .client import HubOperations
+from .compare_models import (
+    CompareModels,
+    CompareModelsCompareModels,
+    CompareModelsCompareModelsModels,
+    CompareModelsCompareModelsRows,
+    CompareModelsCompareModelsRowsResults,
+)
 from .convert_model import ConvertModel, ConvertModelConvertModel
 from .create_api_token import (
     CreateApiToken,
@@ -14,6 +21,7 @@ from .delete_dynamic_profiling_result import (
     DeleteDynamicProfilingResultDeleteDynamicProfilingResult,
 )
 from .delete_model import DeleteModel, DeleteModelDeleteModel
+from .delete_model_alias import DeleteModelAlias, DeleteModelAliasDeleteModelAlias
 from .enums import (
     DataType,
     DeviceKind,
@@ -25,6 +33,8 @@ from .enums import (
     ModelInputFormat,
     ModelStatus,
     Scope,
+    Shortfall,
+    SweepStopReason,
     Task,
     WeightFormat,
 )
@@ -53,6 +63,9 @@ from .fragments import (
     MLModelWeight,
     ProfilingJob,
     ProfilingJobLog,
+    ProfilingJobSweeps,
+    RecommendationOption,
+    RecommendationOptionModel,
 )
 from .get_api_tokens import GetApiTokens, GetApiTokensApiTokens
 from .get_by_id import GetById, GetByIdModel
@@ -71,6 +84,8 @@ from .get_lineage import (
     GetLineageModelChildren,
     GetLineageModelChildrenWeight,
 )
+from .get_model import GetModel, GetModelModel
+from .get_model_aliases import GetModelAliases, GetModelAliasesModelAliases
 from .get_models import (
     GetModels,
     GetModelsModels,
@@ -91,10 +106,13 @@ from .input_types import (
     MetricValueInput,
     ModelInput,
     ModelUpdateInput,
+    ProfileFilterInput,
     ProfileLatencyInput,
     ProfileMemoryInput,
     ProfileThroughputInput,
+    RecommendationGoalInput,
     StaticProfileResultInput,
+    SweepOutcomeInput,
 )
 from .model_to_process import (
     ModelToProcess,
@@ -104,6 +122,18 @@ from .model_to_process import (
     ModelToProcessModelWeight,
 )
 from .profile_model import ProfileModel, ProfileModelProfileModel
+from .recommend import (
+    Recommend,
+    RecommendRecommend,
+    RecommendRecommendClosest,
+    RecommendRecommendNotProfiled,
+    RecommendRecommendOptions,
+    RecommendRecommendRejected,
+)
+from .record_profiling_sweep import (
+    RecordProfilingSweep,
+    RecordProfilingSweepRecordProfilingSweep,
+)
 from .register_converted_model import (
     RegisterConvertedModel,
     RegisterConvertedModelRegisterConvertedModel,
@@ -130,6 +160,7 @@ from .report_static_profiling_result import (
     ReportStaticProfilingResultRegisterStaticProfilingResult,
 )
 from .revoke_api_token import RevokeApiToken, RevokeApiTokenRevokeApiToken
+from .set_model_alias import SetModelAlias, SetModelAliasSetModelAlias
 from .update_dynamic_profiling_result import (
     UpdateDynamicProfilingResult,
     UpdateDynamicProfilingResultUpdateDynamicProfilingResult,
@@ -142,6 +173,11 @@ __all__ = [
     "CancelJobCancelProfilingJob",
     "ClaimProfilingJob",
     "ClaimProfilingJobClaimProfilingJob",
+    "CompareModels",
+    "CompareModelsCompareModels",
+    "CompareModelsCompareModelsModels",
+    "CompareModelsCompareModelsRows",
+    "CompareModelsCompareModelsRowsResults",
     "ConversionCheckInput",
     "ConvertModel",
     "ConvertModelConvertModel",
@@ -152,6 +188,8 @@ __all__ = [
     "DeleteDynamicProfilingResult",
     "DeleteDynamicProfilingResultDeleteDynamicProfilingResult",
     "DeleteModel",
+    "DeleteModelAlias",
+    "DeleteModelAliasDeleteModelAlias",
     "DeleteModelDeleteModel",
     "DeviceInput",
     "DeviceKind",
@@ -187,6 +225,10 @@ __all__ = [
     "GetLineageModel",
     "GetLineageModelChildren",
     "GetLineageModelChildrenWeight",
+    "GetModel",
+    "GetModelAliases",
+    "GetModelAliasesModelAliases",
+    "GetModelModel",
     "GetModels",
     "GetModelsModels",
     "GetModelsModelsNodes",
@@ -220,6 +262,7 @@ __all__ = [
     "ModelToProcessModelOutputs",
     "ModelToProcessModelWeight",
     "ModelUpdateInput",
+    "ProfileFilterInput",
     "ProfileLatencyInput",
     "ProfileMemoryInput",
     "ProfileModel",
@@ -227,6 +270,18 @@ __all__ = [
     "ProfileThroughputInput",
     "ProfilingJob",
     "ProfilingJobLog",
+    "ProfilingJobSweeps",
+    "Recommend",
+    "RecommendRecommend",
+    "RecommendRecommendClosest",
+    "RecommendRecommendNotProfiled",
+    "RecommendRecommendOptions",
+    "RecommendRecommendRejected",
+    "RecommendationGoalInput",
+    "RecommendationOption",
+    "RecommendationOptionModel",
+    "RecordProfilingSweep",
+    "RecordProfilingSweepRecordProfilingSweep",
     "RegisterConvertedModel",
     "RegisterConvertedModelRegisterConvertedModel",
     "RegisterDynamicProfilingResult",
@@ -244,7 +299,12 @@ __all__ = [
     "RevokeApiToken",
     "RevokeApiTokenRevokeApiToken",
     "Scope",
+    "SetModelAlias",
+    "SetModelAliasSetModelAlias",
+    "Shortfall",
     "StaticProfileResultInput",
+    "SweepOutcomeInput",
+    "SweepStopReason",
     "Task",
     "UpdateDynamicProfilingResult",
     "UpdateDynamicProfilingResultUpdateDynamicProfilingResult",

@@ -20,6 +20,9 @@ class ClaimProfilingJobClaimProfilingJob(BaseModel):
     devices: list[str]
     targets: list[Engine]
     profile_variants: bool = Field(alias="profileVariants")
+    budget_seconds: Optional[float] = Field(alias="budgetSeconds")
+    max_p99_latency: Optional[float] = Field(alias="maxP99Latency")
+    max_batch: Optional[int] = Field(alias="maxBatch")
     attempts: int
 
 

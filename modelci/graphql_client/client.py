@@ -4,11 +4,13 @@ from .base_client import HubTransport
 from .base_model import UNSET, UnsetType, Upload
 from .cancel_job import CancelJob
 from .claim_profiling_job import ClaimProfilingJob
+from .compare_models import CompareModels
 from .convert_model import ConvertModel
 from .create_api_token import CreateApiToken
 from .delete_dynamic_profiling_result import DeleteDynamicProfilingResult
 from .delete_model import DeleteModel
-from .enums import Engine, Framework, JobStatus, ModelStatus, Scope, Task
+from .delete_model_alias import DeleteModelAlias
+from .enums import Engine, Framework, JobKind, JobStatus, ModelStatus, Scope, Task
 from .finish_profiling_job import FinishProfilingJob
 from .get_api_tokens import GetApiTokens
 from .get_by_id import GetById
@@ -17,6 +19,8 @@ from .get_job import GetJob
 from .get_job_status import GetJobStatus
 from .get_jobs import GetJobs
 from .get_lineage import GetLineage
+from .get_model import GetModel
+from .get_model_aliases import GetModelAliases
 from .get_models import GetModels
 from .heartbeat_profiling_job import HeartbeatProfilingJob
 from .input_types import (
@@ -25,10 +29,15 @@ from .input_types import (
     DynamicProfileResultInput,
     ModelInput,
     ModelUpdateInput,
+    ProfileFilterInput,
+    RecommendationGoalInput,
     StaticProfileResultInput,
+    SweepOutcomeInput,
 )
 from .model_to_process import ModelToProcess
 from .profile_model import ProfileModel
+from .recommend import Recommend
+from .record_profiling_sweep import RecordProfilingSweep
 from .register_converted_model import RegisterConvertedModel
 from .register_dynamic_profiling_result import RegisterDynamicProfilingResult
 from .register_model import RegisterModel
@@ -37,6 +46,7 @@ from .release_profiling_job import ReleaseProfilingJob
 from .report_dynamic_profiling_result import ReportDynamicProfilingResult
 from .report_static_profiling_result import ReportStaticProfilingResult
 from .revoke_api_token import RevokeApiToken
+from .set_model_alias import SetModelAlias
 from .update_dynamic_profiling_result import UpdateDynamicProfilingResult
 from .update_model import UpdateModel
 
@@ -46,16 +56,438 @@ def gql(q: str) -> str:
 
 
 class HubOperations(HubTransport):
+    def recommend(
+        self,
+        task: Task,
+        first: int,
+        architecture: Union[Optional[str], UnsetType] = UNSET,
+        dataset: Union[Optional[str], UnsetType] = UNSET,
+        goal: Union[Optional[RecommendationGoalInput], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> Recommend:
+        query = gql("""
+            query recommend($task: Task!, $architecture: String, $dataset: String, $goal: RecommendationGoalInput, $first: Int! = 10) {
+              recommend(
+                task: $task
+                architecture: $architecture
+                dataset: $dataset
+                goal: $goal
+                first: $first
+              ) {
+                options {
+                  ...RecommendationOption
+                }
+                rejected {
+                  ...RecommendationOption
+                }
+                closest {
+                  ...RecommendationOption
+                }
+                notProfiled {
+                  id
+                  architecture
+                  framework
+                  engine
+                  version
+                  parentModelId
+                }
+                optionsFound
+                rejectedFound
+                notProfiledFound
+                candidates
+                truncated
+              }
+            }
+
+            fragment RecommendationOption on RecommendationOption {
+              model {
+                id
+                architecture
+                framework
+                engine
+                version
+                dataset
+                parentModelId
+              }
+              deviceId
+              deviceName
+              ip
+              batch
+              p50
+              p99
+              throughput
+              stable
+              onFrontier
+              shortfalls
+            }
+            """)
+        variables: dict[str, object] = {
+            "task": task,
+            "architecture": architecture,
+            "dataset": dataset,
+            "goal": goal,
+            "first": first,
+        }
+        response = self.execute(
+            query=query, operation_name="recommend", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return Recommend.model_validate(data)
+
+    def compare_models(self, ids: list[str], **kwargs: Any) -> CompareModels:
+        query = gql("""
+            query compareModels($ids: [ID!]!) {
+              compareModels(ids: $ids) {
+                models {
+                  ...MLModel
+                }
+                rows {
+                  deviceId
+                  deviceName
+                  batch
+                  results {
+                    ...DynamicProfileResult
+                  }
+                }
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+                sweepStop
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"ids": ids}
+        response = self.execute(
+            query=query, operation_name="compareModels", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CompareModels.model_validate(data)
+
+    def get_model(
+        self,
+        id: Union[Optional[str], UnsetType] = UNSET,
+        alias: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> GetModel:
+        query = gql("""
+            query getModel($id: ID, $alias: String) {
+              model(id: $id, alias: $alias) {
+                ...MLModel
+                aliases
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+                sweepStop
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              metric {
+                name
+                value
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "alias": alias}
+        response = self.execute(
+            query=query, operation_name="getModel", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetModel.model_validate(data)
+
+    def get_model_aliases(self, **kwargs: Any) -> GetModelAliases:
+        query = gql("""
+            query getModelAliases {
+              modelAliases {
+                alias
+                modelId
+                updateTime
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = self.execute(
+            query=query, operation_name="getModelAliases", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetModelAliases.model_validate(data)
+
+    def set_model_alias(
+        self, alias: str, model_id: str, **kwargs: Any
+    ) -> SetModelAlias:
+        query = gql("""
+            mutation setModelAlias($alias: String!, $modelId: ID!) {
+              setModelAlias(alias: $alias, modelId: $modelId) {
+                alias
+                modelId
+                updateTime
+              }
+            }
+            """)
+        variables: dict[str, object] = {"alias": alias, "modelId": model_id}
+        response = self.execute(
+            query=query, operation_name="setModelAlias", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return SetModelAlias.model_validate(data)
+
+    def delete_model_alias(self, alias: str, **kwargs: Any) -> DeleteModelAlias:
+        query = gql("""
+            mutation deleteModelAlias($alias: String!) {
+              deleteModelAlias(alias: $alias) {
+                alias
+                modelId
+                updateTime
+              }
+            }
+            """)
+        variables: dict[str, object] = {"alias": alias}
+        response = self.execute(
+            query=query,
+            operation_name="deleteModelAlias",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return DeleteModelAlias.model_validate(data)
+
     def profile_model(
         self,
         model_id: str,
         batch_sizes: Union[Optional[list[int]], UnsetType] = UNSET,
         devices: Union[Optional[list[str]], UnsetType] = UNSET,
+        budget_seconds: Union[Optional[float], UnsetType] = UNSET,
+        max_p99_latency: Union[Optional[float], UnsetType] = UNSET,
+        max_batch: Union[Optional[int], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> ProfileModel:
         query = gql("""
-            mutation profileModel($modelId: ID!, $batchSizes: [Int!], $devices: [String!]) {
-              profileModel(modelId: $modelId, batchSizes: $batchSizes, devices: $devices) {
+            mutation profileModel($modelId: ID!, $batchSizes: [Int!], $devices: [String!], $budgetSeconds: Float, $maxP99Latency: Float, $maxBatch: Int) {
+              profileModel(
+                modelId: $modelId
+                batchSizes: $batchSizes
+                devices: $devices
+                budgetSeconds: $budgetSeconds
+                maxP99Latency: $maxP99Latency
+                maxBatch: $maxBatch
+              ) {
                 ...ProfilingJob
               }
             }
@@ -69,6 +501,15 @@ class HubOperations(HubTransport):
               devices
               targets
               profileVariants
+              budgetSeconds
+              maxP99Latency
+              maxBatch
+              sweeps {
+                deviceId
+                batches
+                reasonCode
+                reason
+              }
               progress
               error
               worker
@@ -89,6 +530,9 @@ class HubOperations(HubTransport):
             "modelId": model_id,
             "batchSizes": batch_sizes,
             "devices": devices,
+            "budgetSeconds": budget_seconds,
+            "maxP99Latency": max_p99_latency,
+            "maxBatch": max_batch,
         }
         response = self.execute(
             query=query, operation_name="profileModel", variables=variables, **kwargs
@@ -119,6 +563,15 @@ class HubOperations(HubTransport):
               devices
               targets
               profileVariants
+              budgetSeconds
+              maxP99Latency
+              maxBatch
+              sweeps {
+                deviceId
+                batches
+                reasonCode
+                reason
+              }
               progress
               error
               worker
@@ -163,6 +616,15 @@ class HubOperations(HubTransport):
               devices
               targets
               profileVariants
+              budgetSeconds
+              maxP99Latency
+              maxBatch
+              sweeps {
+                deviceId
+                batches
+                reasonCode
+                reason
+              }
               progress
               error
               worker
@@ -216,6 +678,15 @@ class HubOperations(HubTransport):
               devices
               targets
               profileVariants
+              budgetSeconds
+              maxP99Latency
+              maxBatch
+              sweeps {
+                deviceId
+                batches
+                reasonCode
+                reason
+              }
               progress
               error
               worker
@@ -261,6 +732,15 @@ class HubOperations(HubTransport):
               devices
               targets
               profileVariants
+              budgetSeconds
+              maxP99Latency
+              maxBatch
+              sweeps {
+                deviceId
+                batches
+                reasonCode
+                reason
+              }
               progress
               error
               worker
@@ -355,6 +835,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -490,6 +971,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -571,11 +1053,12 @@ class HubOperations(HubTransport):
         version: Union[Optional[int], UnsetType] = UNSET,
         dataset: Union[Optional[str], UnsetType] = UNSET,
         status: Union[Optional[ModelStatus], UnsetType] = UNSET,
+        profile: Union[Optional[ProfileFilterInput], UnsetType] = UNSET,
         after: Union[Optional[str], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> GetModels:
         query = gql("""
-            query getModels($architecture: String, $task: Task, $framework: Framework, $engine: Engine, $version: Int, $dataset: String, $status: ModelStatus, $first: Int!, $after: String) {
+            query getModels($architecture: String, $task: Task, $framework: Framework, $engine: Engine, $version: Int, $dataset: String, $status: ModelStatus, $profile: ProfileFilterInput, $first: Int!, $after: String) {
               models(
                 architecture: $architecture
                 task: $task
@@ -584,6 +1067,7 @@ class HubOperations(HubTransport):
                 version: $version
                 dataset: $dataset
                 status: $status
+                profile: $profile
                 first: $first
                 after: $after
               ) {
@@ -648,6 +1132,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -720,6 +1205,7 @@ class HubOperations(HubTransport):
             "version": version,
             "dataset": dataset,
             "status": status,
+            "profile": profile,
             "first": first,
             "after": after,
         }
@@ -818,6 +1304,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -948,6 +1435,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -1080,6 +1568,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -1215,6 +1704,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -1358,6 +1848,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -1507,6 +1998,7 @@ class HubOperations(HubTransport):
                 stable
                 iqrOverMedian
                 percentileMethod
+                sweepStop
               }
             }
 
@@ -1678,14 +2170,16 @@ class HubOperations(HubTransport):
         worker: str,
         devices: list[DeviceInput],
         lease_seconds: float,
+        kinds: Union[Optional[list[JobKind]], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> ClaimProfilingJob:
         query = gql("""
-            mutation claimProfilingJob($worker: String!, $devices: [DeviceInput!]!, $leaseSeconds: Float!) {
+            mutation claimProfilingJob($worker: String!, $devices: [DeviceInput!]!, $leaseSeconds: Float!, $kinds: [JobKind!]) {
               claimProfilingJob(
                 worker: $worker
                 devices: $devices
                 leaseSeconds: $leaseSeconds
+                kinds: $kinds
               ) {
                 id
                 modelId
@@ -1694,6 +2188,9 @@ class HubOperations(HubTransport):
                 devices
                 targets
                 profileVariants
+                budgetSeconds
+                maxP99Latency
+                maxBatch
                 attempts
               }
             }
@@ -1702,6 +2199,7 @@ class HubOperations(HubTransport):
             "worker": worker,
             "devices": devices,
             "leaseSeconds": lease_seconds,
+            "kinds": kinds,
         }
         response = self.execute(
             query=query,
@@ -1711,6 +2209,26 @@ class HubOperations(HubTransport):
         )
         data = self.get_data(response)
         return ClaimProfilingJob.model_validate(data)
+
+    def record_profiling_sweep(
+        self, id: str, worker: str, sweep: SweepOutcomeInput, **kwargs: Any
+    ) -> RecordProfilingSweep:
+        query = gql("""
+            mutation recordProfilingSweep($id: ID!, $worker: String!, $sweep: SweepOutcomeInput!) {
+              recordProfilingSweep(id: $id, worker: $worker, sweep: $sweep) {
+                status
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "worker": worker, "sweep": sweep}
+        response = self.execute(
+            query=query,
+            operation_name="recordProfilingSweep",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RecordProfilingSweep.model_validate(data)
 
     def heartbeat_profiling_job(
         self,

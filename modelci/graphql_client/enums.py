@@ -92,6 +92,23 @@ class Scope(str, Enum):
     admin = "admin"
 
 
+class Shortfall(str, Enum):
+    OVER_LATENCY = "OVER_LATENCY"
+    NO_P99 = "NO_P99"
+    UNDER_THROUGHPUT = "UNDER_THROUGHPUT"
+    UNSTABLE = "UNSTABLE"
+
+
+class SweepStopReason(str, Enum):
+    SATURATED = "SATURATED"
+    LATENCY_LIMIT = "LATENCY_LIMIT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    BUDGET = "BUDGET"
+    MAX_BATCH = "MAX_BATCH"
+    LIST_DONE = "LIST_DONE"
+    NOT_BATCHABLE = "NOT_BATCHABLE"
+
+
 class Task(str, Enum):
     Image_Classification = "Image_Classification"
     Object_Detection = "Object_Detection"

@@ -13,6 +13,8 @@ from .enums import (
     Metric,
     ModelInputFormat,
     ModelStatus,
+    Shortfall,
+    SweepStopReason,
     Task,
     WeightFormat,
 )
@@ -94,6 +96,7 @@ class DynamicProfileResultMeasurement(BaseModel):
     stable: bool
     iqr_over_median: float = Field(alias="iqrOverMedian")
     percentile_method: str = Field(alias="percentileMethod")
+    sweep_stop: Optional[SweepStopReason] = Field(alias="sweepStop")
 
 
 class MLModel(BaseModel):
@@ -186,6 +189,10 @@ class ProfilingJob(BaseModel):
     devices: list[str]
     targets: list[Engine]
     profile_variants: bool = Field(alias="profileVariants")
+    budget_seconds: Optional[float] = Field(alias="budgetSeconds")
+    max_p99_latency: Optional[float] = Field(alias="maxP99Latency")
+    max_batch: Optional[int] = Field(alias="maxBatch")
+    sweeps: list["ProfilingJobSweeps"]
     progress: float
     error: Optional[str]
     worker: Optional[str]
@@ -199,11 +206,43 @@ class ProfilingJob(BaseModel):
     log: list["ProfilingJobLog"]
 
 
+class ProfilingJobSweeps(BaseModel):
+    device_id: str = Field(alias="deviceId")
+    batches: list[int]
+    reason_code: SweepStopReason = Field(alias="reasonCode")
+    reason: str
+
+
 class ProfilingJobLog(BaseModel):
     time: datetime
     message: str
 
 
+class RecommendationOption(BaseModel):
+    model: "RecommendationOptionModel"
+    device_id: str = Field(alias="deviceId")
+    device_name: str = Field(alias="deviceName")
+    ip: str
+    batch: int
+    p50: float
+    p99: Optional[float]
+    throughput: float
+    stable: bool
+    on_frontier: bool = Field(alias="onFrontier")
+    shortfalls: list[Shortfall]
+
+
+class RecommendationOptionModel(BaseModel):
+    id: str
+    architecture: str
+    framework: Framework
+    engine: Engine
+    version: int
+    dataset: str
+    parent_model_id: Optional[str] = Field(alias="parentModelId")
+
+
 DynamicProfileResult.model_rebuild()
 MLModel.model_rebuild()
 ProfilingJob.model_rebuild()
+RecommendationOption.model_rebuild()

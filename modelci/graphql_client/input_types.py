@@ -11,6 +11,7 @@ from .enums import (
     Metric,
     ModelInputFormat,
     ModelStatus,
+    SweepStopReason,
     Task,
 )
 
@@ -66,6 +67,8 @@ class MeasurementInput(BaseModel):
     stable: bool
     iqr_over_median: float = Field(alias="iqrOverMedian")
     percentile_method: str = Field(alias="percentileMethod", default="nearest-rank")
+    sweep_stop: Optional[SweepStopReason] = Field(alias="sweepStop", default=None)
+    "why the sweep stopped at this batch; null: it went on"
 
 
 class MetricValueInput(BaseModel):
@@ -107,6 +110,21 @@ class ModelUpdateInput(BaseModel):
     creator: Optional[str] = None
 
 
+class ProfileFilterInput(BaseModel):
+    """Measured performance a model must show: one of its dynamic results meets every condition given. `device` is a device id as workers report them (cpu, cuda:0) or, in any other form, a device's name (NVIDIA A100-SXM4-40GB). Latencies are the inference latency's percentiles in seconds, throughput inference items/s; a result without a p99 (under 100 samples) never meets maxP99Latency."""
+
+    device: Optional[str] = None
+    "a device id or name"
+    device_kind: Optional[DeviceKind] = Field(alias="deviceKind", default=None)
+    batch: Optional[int] = None
+    min_batch: Optional[int] = Field(alias="minBatch", default=None)
+    max_batch: Optional[int] = Field(alias="maxBatch", default=None)
+    max_p99_latency: Optional[float] = Field(alias="maxP99Latency", default=None)
+    max_p50_latency: Optional[float] = Field(alias="maxP50Latency", default=None)
+    min_throughput: Optional[float] = Field(alias="minThroughput", default=None)
+    stable_only: bool = Field(alias="stableOnly", default=False)
+
+
 class ProfileLatencyInput(BaseModel):
     initialization_latency: "InfoTupleInput" = Field(alias="initializationLatency")
     preprocess_latency: "InfoTupleInput" = Field(alias="preprocessLatency")
@@ -127,6 +145,23 @@ class ProfileThroughputInput(BaseModel):
     postprocess_throughput: float = Field(alias="postprocessThroughput")
 
 
+class RecommendationGoalInput(BaseModel):
+    """What to choose for; a field left out leaves that dimension free. Latency is the inference latency's p99 in seconds, throughput inference items/s."""
+
+    max_p99_latency: Optional[float] = Field(alias="maxP99Latency", default=None)
+    "Inference latency p99 at most this, in seconds."
+    min_throughput: Optional[float] = Field(alias="minThroughput", default=None)
+    "Inference throughput at least this, in items/s."
+    device: Optional[str] = None
+    "Only this device: an id (cpu, cuda:0) or a name (NVIDIA A100 …)."
+    device_kind: Optional[DeviceKind] = Field(alias="deviceKind", default=None)
+    "Only this kind."
+    max_batch: Optional[int] = Field(alias="maxBatch", default=None)
+    "Batches up to this."
+    allow_unstable: bool = Field(alias="allowUnstable", default=False)
+    "Admit results whose measurement never settled."
+
+
 class StaticProfileResultInput(BaseModel):
     parameters: int
     flops: int
@@ -139,6 +174,13 @@ class StaticProfileResultInput(BaseModel):
         alias="uncountedOperators", default_factory=lambda: []
     )
     method: str = ""
+
+
+class SweepOutcomeInput(BaseModel):
+    device_id: str = Field(alias="deviceId")
+    batches: list[int] = Field(default_factory=lambda: [])
+    reason_code: SweepStopReason = Field(alias="reasonCode")
+    reason: str
 
 
 DynamicProfileResultInput.model_rebuild()

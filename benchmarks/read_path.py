@@ -1,0 +1,201 @@
+"""What a page of models costs on top of the database read of the same page.
+
+One `modelci serve` (`benchmarks/hub.py`: embedded database, no workers, one web
+process) holds --models models, half of them in one architecture, each profiled as
+`mlflow_registry.py` seeds them (a static result and --dynamic-results dynamic ones).
+The page is `models(architecture: ..., first: 100)`; read, one request at a time,
+request by request in turn, so that whatever else the machine does weighs on all alike:
+- database: PyMongo straight against the hub's embedded database, the same filter, sort
+  (`_id` descending) and limit (`first + 1`) as a plain keyset page, documents decoded;
+- GraphQL `nodes { id }`, ten scalar fields, and the client's full model selection (the
+  request `ModelHub.get_models` sends, recorded from it), each a POST on one keep-alive
+  connection with the JSON answer parsed;
+- the client itself, `ModelHub.get_models(limit=100, architecture=...)`.
+Each kind's p50 and p95 are the medians over --rounds of --requests; last column: p50
+over the database's.
+
+    python benchmarks/read_path.py [--models 300] [--requests 50] [--rounds 5] [--dynamic-results 2]
+
+With --profile OUT, py-spy samples the hub (every process, idle time left out) while
+only full-selection pages are requested for --profile-seconds, and writes its raw
+collapsed stacks to OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hub import serve, wait_until_up
+from mlflow_registry import (
+    ARCHITECTURES,
+    JSON,
+    Raw,
+    nearest_rank,
+    recorded,
+    seed_one,
+    seeded,
+)
+from pymongo import DESCENDING, MongoClient
+
+from modelci.client import ModelHub
+from modelci.server.embedded import free_port, running_database_url
+from modelci.server.settings import Settings
+
+PAGE = 100
+IDS = """query page($architecture: String, $first: Int!) {
+  models(architecture: $architecture, first: $first) { nodes { id } }
+}"""
+SCALARS = """query page($architecture: String, $first: Int!) {
+  models(architecture: $architecture, first: $first) {
+    nodes { id architecture framework engine version dataset task creator createTime updateTime }
+  }
+}"""
+KINDS = ("database", "graphql ids", "graphql 10 scalars", "graphql full selection", "client")
+
+
+def seed(url: str, models: int, dynamic_results: int) -> dict[str, Any]:
+    """The models, and the client's own request for a full page."""
+    seeded(lambda: ModelHub(url), lambda hub, index: seed_one(hub, index, dynamic_results), models)
+    with ModelHub(url) as hub:
+        return recorded(hub, lambda: hub.get_models(limit=PAGE, architecture=ARCHITECTURES[0]))
+
+
+def readers(url: str, database_url: str, full: dict[str, Any]) -> dict[str, Callable[[], int]]:
+    """Each kind of read of the page; each returns how many models it got."""
+    client: MongoClient[dict[str, Any]] = MongoClient(database_url)
+    models = client[Settings(_env_file=None).database]["models"]
+    raw = Raw(url)
+    hub = ModelHub(url)
+    variables = {"architecture": ARCHITECTURES[0], "first": PAGE}
+
+    def database() -> int:
+        query = {"architecture": ARCHITECTURES[0]}
+        return len(list(models.find(query).sort("_id", DESCENDING).limit(PAGE + 1))[:PAGE])
+
+    def graphql(body: dict[str, Any]) -> Callable[[], int]:
+        encoded = json.dumps(body).encode()
+
+        def read() -> int:
+            answer = raw.request("POST", "/graphql", encoded, JSON)
+            if answer.get("errors"):
+                raise RuntimeError(answer["errors"])
+            return len(answer["data"]["models"]["nodes"])
+
+        return read
+
+    return {
+        "database": database,
+        "graphql ids": graphql({"query": IDS, "variables": variables}),
+        "graphql 10 scalars": graphql({"query": SCALARS, "variables": variables}),
+        "graphql full selection": graphql(full),
+        "client": lambda: len(hub.get_models(limit=PAGE, architecture=ARCHITECTURES[0])),
+    }
+
+
+def measure(reads: dict[str, Callable[[], int]], requests: int) -> dict[str, list[float]]:
+    latencies: dict[str, list[float]] = {kind: [] for kind in reads}
+    for _ in range(requests):
+        for kind, read in reads.items():
+            started = time.perf_counter()
+            got = read()
+            latencies[kind].append(time.perf_counter() - started)
+            if got != PAGE:
+                raise RuntimeError(f"{kind} read {got} models, not {PAGE}")
+    return latencies
+
+
+def profile(hub_pid: int, read: Callable[[], int], seconds: float, out: Path) -> None:
+    """py-spy on the hub's processes while ``read`` runs back to back."""
+    spy = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(hub_pid)),
+            *("--subprocesses", "--rate", "250", "--format", "raw", "-o", str(out)),
+            *("--duration", str(int(seconds))),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # py-spy attaches
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    count = 0
+    while not stop.is_set():
+        read()
+        count += 1
+    spy.wait()
+    print(f"profiled {count} full-selection pages in {seconds:g} s: {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", type=int, default=300, help="half of them on the page's filter")
+    parser.add_argument("--requests", type=int, default=50, help="of each kind, a round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--dynamic-results", type=int, default=2, help="per model, with a static result (0: none)"
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy's raw stacks go here")
+    parser.add_argument("--profile-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if args.models < 2 * PAGE:
+        parser.error(f"--models must be at least {2 * PAGE}: the page needs {PAGE} matches")
+
+    with tempfile.TemporaryDirectory() as folder:
+        port = free_port()
+        server = serve(Path(folder), port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(url)
+            database_url = running_database_url(Settings(data_dir=Path(folder)).embedded_db_dir)
+            if database_url is None:
+                raise RuntimeError("the hub's embedded database does not answer")
+            reads = readers(url, database_url, seed(url, args.models, args.dynamic_results))
+            measure(reads, 5)  # warm-up
+            rounds = [measure(reads, args.requests) for _ in range(args.rounds)]
+            if args.profile:
+                profile(
+                    server.pid, reads["graphql full selection"], args.profile_seconds, args.profile
+                )
+        finally:
+            server.terminate()
+            server.wait()
+
+    def median_of(kind: str, percent: float) -> float:
+        return statistics.median(nearest_rank(sorted(r[kind]), percent) for r in rounds)
+
+    database = median_of("database", 50)
+    print(
+        f"\n| page of {PAGE} models, {args.models} stored | p50 (ms) | p95 (ms) | p50 / database |"
+    )
+    print("|---|---|---|---|")
+    for kind in KINDS:
+        p50 = median_of(kind, 50)
+        print(
+            f"| {kind} | {p50 * 1e3:.2f} | {median_of(kind, 95) * 1e3:.2f} | {p50 / database:.2f} |"
+        )
+    spreads = [
+        max(nearest_rank(sorted(r[kind]), 50) for r in rounds)
+        / min(nearest_rank(sorted(r[kind]), 50) for r in rounds)
+        for kind in KINDS
+    ]
+    print(
+        f"\nMedians of {args.rounds} rounds of {args.requests} requests of each kind, in turn. "
+        f"Noise: a kind's slowest round p50 / fastest, up to {max(spreads):.2f}."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+from .base_model import BaseModel
+from .fragments import (  # noqa: F401
+    MLModel,
+    MLModelConversion,
+    MLModelInputs,
+    MLModelMetric,
+    MLModelOutputs,
+    MLModelProfileResult,
+    MLModelWeight,
+)
+
+
+class GetModel(BaseModel):
+    model: "GetModelModel"
+
+
+class GetModelModel(MLModel):
+    aliases: list[str]
+
+
+GetModel.model_rebuild()
