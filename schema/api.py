@@ -30,6 +30,7 @@ from strawberry.types import ExecutionContext
 from .auth import Authorization
 from .choices import ChoiceMutations, ChoiceQueries
 from .error_codes import assign_codes
+from .execution import HubExecutionContext
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
 from .observing import observe
@@ -189,6 +190,8 @@ def expanded_fields(document: DocumentNode) -> int:
 
 
 def build_schema(**kwargs: Any) -> strawberry.Schema:
+    # Plain attributes completed by a plan per selection (``execution.py``).
+    kwargs.setdefault("execution_context_class", HubExecutionContext)
     return HubSchema(
         query=Query,
         mutation=Mutation,
