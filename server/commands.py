@@ -799,8 +799,7 @@ def recommend(
     """Which model, device and batch size to serve a task with under a latency goal: the
     most throughput within it first, the latency/throughput frontier marked (★)."""
     latency = parse_duration(p99, "--p99") if p99 is not None else None
-    kinds = {"cpu": DeviceKind.CPU, "cuda": DeviceKind.CUDA, "gpu": DeviceKind.CUDA}
-    kind = kinds.get(device.lower()) if device else None
+    kind = DEVICE_KINDS.get(device.lower()) if device else None
     with hub_client(server, token) as hub:
         found = hub.recommend(
             task,

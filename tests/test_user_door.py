@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import modelci_serve
+from networks import ResNet18
 from torch import nn
 from typer.testing import CliRunner
 
@@ -47,47 +48,6 @@ from modelci.server.embedded import free_port
 SIDE = 64
 INPUT = f"x:-1x3x{SIDE}x{SIDE}:FP32"
 runner = CliRunner()
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample: nn.Module = nn.Identity()
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.downsample(x))
-
-
-class ResNet18(nn.Module):
-    """torchvision's resnet18 architecture, random weights."""
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
-        blocks, inplanes = [], 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [BasicBlock(inplanes, planes, stride), BasicBlock(planes, planes)]
-            inplanes = planes
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
 
 
 @dataclass
