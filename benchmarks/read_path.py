@@ -15,6 +15,7 @@ Each kind's p50 and p95 are the medians over --rounds of --requests; last column
 over the database's.
 
     python benchmarks/read_path.py [--models 300] [--requests 50] [--rounds 5] [--dynamic-results 2]
+                                   [--kept-models-mb N]
 
 With --profile OUT, py-spy samples the hub (every process, idle time left out) while
 only full-selection pages are requested for --profile-seconds, and writes its raw
@@ -147,6 +148,11 @@ def main() -> None:
     parser.add_argument(
         "--dynamic-results", type=int, default=2, help="per model, with a static result (0: none)"
     )
+    parser.add_argument(
+        "--kept-models-mb",
+        type=int,
+        help="the hub's MODELCI_KEPT_MODELS_MB (0: every read validates its documents anew)",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy's raw stacks go here")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     args = parser.parse_args()
@@ -155,7 +161,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        server = serve(Path(folder), port)
+        kept = {} if args.kept_models_mb is None else {"kept_models_mb": str(args.kept_models_mb)}
+        server = serve(Path(folder), port, **kept)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_up(url)

@@ -34,7 +34,14 @@ from modelci.schema.errors import Conflict, NotFound, invalid_input
 from .inspection import check_declaration
 from .intake import WeightIntake
 from .listing import Listing
-from .storage import DYNAMIC_RESULTS, MODEL_KEY_FIELDS, model_from_document, object_id, to_bson
+from .storage import (
+    DYNAMIC_RESULTS,
+    MODEL_KEY_FIELDS,
+    ModelDocuments,
+    model_from_document,
+    object_id,
+    to_bson,
+)
 
 # A converted variant's file name: its source's, with the extension of its own format.
 FORMAT_EXTENSIONS = {
@@ -129,8 +136,10 @@ class MongoModelRegistry:
         models: AsyncCollection[dict[str, Any]],
         intake: WeightIntake,
         listing: Listing,
+        kept_models_bytes: int = 0,
     ) -> None:
-        self.models = models
+        self.documents = ModelDocuments(models, kept_models_bytes)
+        self.models = self.documents.collection  # reads undecoded: see ModelDocuments
         self.intake = intake
         self.listing = listing
 
@@ -140,7 +149,7 @@ class MongoModelRegistry:
         document = await self.models.find_one({"_id": object_id(model_id)})
         if document is None:
             raise NotFound(f"no model with id {model_id}")
-        return model_from_document(document)
+        return self.documents.model(document)
 
     async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]:
         query: dict[str, Any] = {
@@ -154,9 +163,7 @@ class MongoModelRegistry:
         if where.profile is not None:
             query.update(profile_condition(where.profile))
         documents, has_next, has_previous = await self.listing.page(self.models, query, page)
-        return Page(
-            [model_from_document(document) for document in documents], has_next, has_previous
-        )
+        return Page(self.documents.models(documents), has_next, has_previous)
 
     # Registering, updating, deleting
 
@@ -242,7 +249,7 @@ class MongoModelRegistry:
             ) from None
         if document is None:
             raise NotFound(f"no model with id {oid}")
-        return model_from_document(document)
+        return self.documents.model(document)
 
     async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
         root = await self.get(model_id)
@@ -250,7 +257,7 @@ class MongoModelRegistry:
         frontier = [root.id]
         while frontier:  # variants, and variants of variants
             children = await self.models.find({"parent_model_id": {"$in": frontier}}).to_list()
-            found = [model_from_document(document) for document in children]
+            found = self.documents.models(children)
             if found and not cascade:
                 raise Conflict(
                     f"model {model_id} has {len(found)} converted variant(s) "
@@ -264,7 +271,7 @@ class MongoModelRegistry:
         for model in reversed(doomed):  # variants first: a crash never orphans one
             document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
             if document is not None:
-                deleted.append(model_from_document(document))
+                deleted.append(self.documents.model(document))
                 await self.intake.release(model.weight.sha256)
         if not any(model.id == root.id for model in deleted):
             raise NotFound(f"no model with id {model_id}")
@@ -275,7 +282,7 @@ class MongoModelRegistry:
         documents = await self.models.find(
             {"_id": {"$in": [object_id(model_id) for model_id in model_ids]}}
         ).to_list()
-        by_id = {str(document["_id"]): model_from_document(document) for document in documents}
+        by_id = {model.id: model for model in self.documents.models(documents)}
         return [by_id.get(model_id) for model_id in model_ids]
 
     async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]:
@@ -284,8 +291,8 @@ class MongoModelRegistry:
             await self.models.find({"parent_model_id": {"$in": model_ids}}).sort("_id", 1).to_list()
         )
         children: dict[str, list[MLModel]] = {model_id: [] for model_id in model_ids}
-        for document in documents:
-            children[document["parent_model_id"]].append(model_from_document(document))
+        for child in self.documents.models(documents):
+            children[child.parent_model_id or ""].append(child)
         return [children[model_id] for model_id in model_ids]
 
     # Profiling results
@@ -370,7 +377,7 @@ class MongoModelRegistry:
         )
         if document is None:
             raise NotFound(f"no model with id {model_id}")
-        return model_from_document(document)
+        return self.documents.model(document)
 
     @staticmethod
     def conflict(fields: ModelFields) -> Conflict:

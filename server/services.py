@@ -25,7 +25,7 @@ from .jobs import MongoJobQueue
 from .listing import Listing, listing_for
 from .metrics import Metrics
 from .registry import MongoModelRegistry
-from .settings import Settings
+from .settings import MiB, Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
 from .tokens import TokenStore
 from .uploads import UploadSlots
@@ -99,7 +99,7 @@ async def hub_services(
             db=db,
             weights=weights,
             inspector=inspector,
-            registry=MongoModelRegistry(db[MODELS], intake, listing),
+            registry=MongoModelRegistry(db[MODELS], intake, listing, settings.kept_models_mb * MiB),
             jobs=MongoJobQueue(
                 db[JOBS],
                 listing,

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(
         default=1 * MiB, gt=0, description="Largest plain JSON GraphQL request accepted."
     )
+    kept_models_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Memory a server process gives to models it has read, so that an "
+        "unchanged model read again is not validated again (0: none).",
+    )
     request_head_timeout_s: float = Field(
         default=10.0,
         gt=0,

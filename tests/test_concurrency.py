@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import REGISTER, Api, dynamic_result, model_input
+from conftest import REGISTER, Api, dynamic_result, model_input, serving
+from starlette.applications import Starlette
 from test_errors import model_count, staged_files, stored_blobs
 from test_model_service import GET_MODEL, UPDATE_DYNAMIC, UPDATE_MODEL
 
+from modelci.server.app import create_app
 from modelci.server.settings import Settings
+from modelci.server.storage import MEMORY_PER_STORED_BYTE
 
 
 async def test_twenty_identical_registrations_leave_one_model(api: Api, settings: Settings) -> None:
@@ -106,3 +109,43 @@ async def test_fifty_concurrent_mixed_requests_leave_the_database_consistent(
     referenced = {model["weight"]["sha256"] for model in models}
     assert {path.name for path in stored_blobs(settings)} == referenced  # no orphans
     assert staged_files(settings) == []
+
+
+async def test_a_model_changed_by_another_server_process_is_read_as_changed(
+    api: Api, settings: Settings, mongodb_url: str
+) -> None:
+    """Each server process keeps the models it has read (``kept_models_mb``); a change
+    made through another process on the same database shows at once, in a get and in a
+    page, and so does a deletion."""
+    model = await api.register()
+    listed = "query { models(first: 10) { nodes { id creator } } }"
+    assert (await api.data(GET_MODEL, {"id": model["id"]}))["model"]["creator"] == "tester"
+    assert (await api.data(listed))["models"]["nodes"][0]["creator"] == "tester"
+
+    async with serving(create_app(settings, mongodb_url=mongodb_url)) as other:
+        await other.data(UPDATE_MODEL, {"id": model["id"], "input": {"creator": "alice"}})
+        assert (await api.data(GET_MODEL, {"id": model["id"]}))["model"]["creator"] == "alice"
+        assert (await api.data(listed))["models"]["nodes"][0]["creator"] == "alice"
+        await other.data("mutation($id: ID!) { deleteModel(id: $id) { id } }", {"id": model["id"]})
+    assert await api.error_code(GET_MODEL, {"id": model["id"]}) == "NOT_FOUND"
+    assert (await api.data(listed))["models"]["nodes"] == []
+
+
+async def test_kept_models_stay_within_their_memory(api: Api, app: Starlette) -> None:
+    """A process keeps no more read models than ``kept_models_mb`` allows; what it reads
+    past that is still right."""
+    for version in range(1, 13):
+        await api.register(weight=f"weights {version}".encode(), version=version)
+    everything = "query { models(first: 20) { nodes { id version } } }"
+    await api.data(everything)
+    documents = app.state.services.registry.documents
+    sizes = {len(document) for document in documents.kept}
+    assert len(documents.kept) == 12 and len(sizes) == 1  # all alike: room for exactly 4
+    documents.memory_bytes = 4 * sizes.pop() * MEMORY_PER_STORED_BYTE
+    documents.kept.clear()
+    documents.kept_bytes = 0
+    for _ in range(2):
+        nodes = (await api.data(everything))["models"]["nodes"]
+        assert [node["version"] for node in nodes] == list(range(12, 0, -1))
+        assert len(documents.kept) == 4
+        assert documents.kept_bytes <= documents.memory_bytes
