@@ -1,7 +1,7 @@
 """GraphQL over HTTP for the generated operations (``modelci.graphql_client``).
 
 Small on purpose: a request is one ``json.dumps``, one write on a kept-alive
-``http.client`` connection and one ``json.loads``; httpx spends more CPU per request
+``http.client`` connection and one ``orjson.loads``; httpx spends more CPU per request
 than the hub spends answering a ``model(id)`` query. Connections are pooled (one per
 thread at a time), so a worker's heartbeat thread and its main thread share a client.
 Uploads (the ``Upload`` scalar) go as GraphQL multipart requests streamed from disk in
@@ -26,6 +26,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from pydantic import BaseModel
 
 from modelci.schema.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
@@ -237,7 +238,7 @@ class Transport:
         payload = {"query": query, "operationName": operation_name, "variables": variables}
         status, raw = self.request("POST", "/graphql", json.dumps(payload).encode())
         try:
-            return status, json.loads(raw)
+            return status, orjson.loads(raw)
         except ValueError:
             raise InternalServerError(f"HTTP {status}: {raw[:200]!r}") from None
 
@@ -304,7 +305,7 @@ class Transport:
         }
         status, raw = self.request("POST", "/graphql", body(), headers)
         try:
-            return status, json.loads(raw)
+            return status, orjson.loads(raw)
         except ValueError:
             raise InternalServerError(f"HTTP {status}: {raw[:200]!r}") from None
 

@@ -333,14 +333,22 @@ class ProfileFilter(Domain):
     a result without a p99 — under 100 samples — never meets ``max_p99_latency``)."""
 
     device: str | None = Field(default=None, max_length=256, description="a device id or name")
-    device_kind: DeviceKind | None = None
-    batch: int | None = Field(default=None, ge=1)
-    min_batch: int | None = Field(default=None, ge=1)
-    max_batch: int | None = Field(default=None, ge=1)
-    max_p99_latency: float | None = Field(default=None, gt=0)
-    max_p50_latency: float | None = Field(default=None, gt=0)
-    min_throughput: float | None = Field(default=None, ge=0)
-    stable_only: bool = False
+    device_kind: DeviceKind | None = Field(default=None, description="only devices of this kind")
+    batch: int | None = Field(default=None, ge=1, description="exactly this batch size")
+    min_batch: int | None = Field(default=None, ge=1, description="batch sizes from this one")
+    max_batch: int | None = Field(default=None, ge=1, description="batch sizes up to this one")
+    max_p99_latency: float | None = Field(
+        default=None, gt=0, description="inference latency p99 at most this, in seconds"
+    )
+    max_p50_latency: float | None = Field(
+        default=None, gt=0, description="inference latency p50 at most this, in seconds"
+    )
+    min_throughput: float | None = Field(
+        default=None, ge=0, description="inference throughput at least this, in items/s"
+    )
+    stable_only: bool = Field(
+        default=False, description="only results whose measurement settled (SPEC §7)"
+    )
 
     def is_empty(self) -> bool:
         return self == ProfileFilter()

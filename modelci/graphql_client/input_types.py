@@ -116,13 +116,21 @@ class ProfileFilterInput(BaseModel):
     device: Optional[str] = None
     "a device id or name"
     device_kind: Optional[DeviceKind] = Field(alias="deviceKind", default=None)
+    "only devices of this kind"
     batch: Optional[int] = None
+    "exactly this batch size"
     min_batch: Optional[int] = Field(alias="minBatch", default=None)
+    "batch sizes from this one"
     max_batch: Optional[int] = Field(alias="maxBatch", default=None)
+    "batch sizes up to this one"
     max_p99_latency: Optional[float] = Field(alias="maxP99Latency", default=None)
+    "inference latency p99 at most this, in seconds"
     max_p50_latency: Optional[float] = Field(alias="maxP50Latency", default=None)
+    "inference latency p50 at most this, in seconds"
     min_throughput: Optional[float] = Field(alias="minThroughput", default=None)
+    "inference throughput at least this, in items/s"
     stable_only: bool = Field(alias="stableOnly", default=False)
+    "only results whose measurement settled (SPEC §7)"
 
 
 class ProfileLatencyInput(BaseModel):
