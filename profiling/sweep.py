@@ -213,20 +213,29 @@ def sweep(
         outcome.elapsed_s = time.monotonic() - sweep_started
         return outcome
 
+    def over_budget(previous: BatchRecord, batch: int) -> tuple[float, SweepStop | None]:
+        """The least ``batch`` would cost, judged from ``previous``, and the stop when
+        the budget has less than that left."""
+        remaining = deadline - time.monotonic()
+        run_s = previous.result.latency.inference_latency.p50 * batch / previous.batch
+        minimum = estimated_cost_s(run_s, settings)
+        if minimum <= remaining:
+            return minimum, None
+        return minimum, SweepStop(
+            StopReason.BUDGET,
+            f"batch {batch} would need about {minimum:.1f} s; "
+            f"{max(0.0, remaining):.1f} s of the {plan.budget_s:.0f} s budget left",
+        )
+
     previous: BatchRecord | None = None
     for position, batch in enumerate(plan.batches):
         now = time.monotonic()
         remaining = deadline - now
         minimum = 0.0
         if previous is not None:
-            run_s = previous.result.latency.inference_latency.p50 * batch / previous.batch
-            minimum = estimated_cost_s(run_s, settings)
-            if minimum > remaining:
-                stop = SweepStop(
-                    StopReason.BUDGET,
-                    f"batch {batch} would need about {minimum:.1f} s; "
-                    f"{max(0.0, remaining):.1f} s of the {plan.budget_s:.0f} s budget left",
-                )
+            # Judged when the previous batch was published; checked again, as time passed.
+            minimum, stop = over_budget(previous, batch)
+            if stop is not None:
                 return finish(stop, batch)
         left = len(plan.batches) - position
         share = remaining / (min(left, ADAPTIVE_SHARE) if plan.adaptive else left)
@@ -255,6 +264,10 @@ def sweep(
                 StopReason.BUDGET,
                 f"the {plan.budget_s:.0f} s budget was spent during batch {batch}",
             )
+        if verdict is None:
+            # The next batch would not fit: this result is where the sweep stops, and it
+            # is published with its stop once, not published and then written again.
+            _, verdict = over_budget(record, plan.batches[position + 1])
         on_result(measured.result, verdict)
         if verdict is not None:
             return finish(verdict, batch)

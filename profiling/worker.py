@@ -561,8 +561,9 @@ class Worker:
                 continue
             if message["type"] == "sweep_end":
                 if last is not None and last.get("measurement"):
-                    # Stopped before the next batch (it would not fit the budget, it ran
-                    # out of memory): the last result measured is where the sweep stopped.
+                    # Stopped in the next batch (it ran out of memory) or, rarely, just
+                    # before it (the budget ran short while this result was written):
+                    # the last result measured is where the sweep stopped.
                     last["measurement"]["sweep_stop"] = message["reason_code"]
                     report(last)
                 return {
