@@ -108,7 +108,9 @@ def utcnow() -> datetime:
 
 
 class Domain(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No infinities or NaN: GraphQL's Float literal `1e400` parses to inf, and a stored inf
+    # made every page that selects the field fail for every caller.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class IOShape(Domain):

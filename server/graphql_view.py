@@ -4,6 +4,7 @@ built from the running services."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -34,8 +35,13 @@ class HubGraphQL(GraphQL[HubContext, None]):
     def encode_json(self, data: object) -> str:
         """Answers through orjson: a page of 100 full models is 250 KB of JSON, which the
         standard library encodes about ten times slower. Text, not bytes: Strawberry
-        sends bytes over a WebSocket as binary frames, which GraphQL clients refuse."""
-        return orjson.dumps(data).decode()
+        sends bytes over a WebSocket as binary frames, which GraphQL clients refuse.
+        What orjson refuses (an error message quoting a caller's lone surrogate, which
+        is not UTF-8) goes through the standard library, which escapes it."""
+        try:
+            return orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(data, separators=(",", ":"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""

@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 from contextvars import ContextVar
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
@@ -38,11 +39,20 @@ def error_response(
 ) -> JSONResponse:
     """A HubError as an HTTP response with a GraphQL-shaped body (with the error's own
     HTTP status unless another is given)."""
-    return JSONResponse(
+    return AsciiJSONResponse(
         {"errors": [{"message": error.message, "extensions": error.extensions}]},
         status_code=status_code or error.http_status,
         headers=headers,
     )
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a message that quotes a caller's
+    lone surrogate (the JSON escape of U+D800 in a request) is not UTF-8, and
+    Starlette's own encoding of it failed with a plain-text 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -222,3 +222,50 @@ async def test_one_token_cannot_flood_the_queue_nor_hold_others_behind_it(
             claimed.append(body["data"]["claimProfilingJob"]["modelId"])
         # Bob's one job, queued after Alice's three, runs second, not fourth.
         assert claimed == [alice, bob, alice]
+
+
+async def test_infinite_floats_are_bad_input_and_pages_keep_working(api: Api) -> None:
+    """GraphQL's Float literal ``1e400`` parses to infinity: written, it made every page
+    that selected the field fail for every caller. Now every such write is refused and
+    changes nothing."""
+    model = await api.register()
+    listed = """{ models(first: 10) {
+      nodes { id metric { name value } profileResult { dynamicResults { batch } } } } }"""
+    figures = "avg: 1, p50: 1, p95: 1"
+    update = "mutation($id: ID!) { updateModel(id: $id, input: {metric: [%s]}) { id } }"
+    writes = [
+        update % "{name: acc, value: 1e400}",
+        update % "{name: loss, value: -1e400}",
+        'mutation($id: ID!) { registerDynamicProfilingResult(modelId: $id, result: {ip: "1", '
+        'deviceId: "cpu", deviceName: "CPU", batch: 1, '
+        "memory: {totalMemory: 1, memoryUsage: 1, utilization: 1e400}, "
+        f"latency: {{initializationLatency: {{{figures}}}, preprocessLatency: {{{figures}}}, "
+        f"inferenceLatency: {{avg: 1, p50: 1e400, p95: 1}}, postprocessLatency: {{{figures}}}}}, "
+        "throughput: {batchFormationThroughput: 1, preprocessThroughput: 1, "
+        "inferenceThroughput: 1e400, postprocessThroughput: 1}}) { id } }",
+    ]
+    for write in writes:
+        assert await api.error_code(write, {"id": model["id"]}) == "BAD_USER_INPUT", write
+    nodes = (await api.data(listed))["models"]["nodes"]
+    assert nodes == [
+        {"id": model["id"], "metric": model["metric"], "profileResult": {"dynamicResults": []}}
+    ]
+
+
+async def test_a_lone_surrogate_in_a_request_gets_a_json_error(api: Api) -> None:
+    """``"\\ud800"`` is valid JSON but not UTF-8 once decoded: an error message quoting
+    it must still come back as the API's JSON error, not a plain-text 500."""
+    for body in (
+        '{"query": "query($a: Task) { models(task: $a) { nodes { id } } }", '
+        '"variables": {"a": "\\ud800"}}',
+        '{"query": "query($a: ProfileFilterInput) { models(profile: $a) { nodes { id } } }", '
+        '"variables": {"a": {"\\ud800": 1}}}',
+        '{"query": "query A { __typename }", "operationName": "\\ud800"}',
+    ):
+        response = await api.http.post(
+            "/graphql", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        errors = response.json()["errors"]
+        assert errors and errors[0]["message"], body
+    assert (await api.data("{ __typename }")) == {"__typename": "Query"}
