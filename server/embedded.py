@@ -107,6 +107,7 @@ class EmbeddedDatabase:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
+            "-P",  # not the current folder first on the import path (see workers.py)
             "-m",
             "secantus",
             "--host",

@@ -60,7 +60,10 @@ class WorkerProcesses:
             self.processes[name] = self.spawn(name)
 
     def spawn(self, name: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "modelci.server.cli", "worker"]
+        # -P: not the current folder first on the import path, where another `modelci`
+        # (a checkout, say) would be imported instead of this one and the worker would
+        # die at every start while the server reports ready.
+        command = [sys.executable, "-P", "-m", "modelci.server.cli", "worker"]
         command += ["--server", self.server_url, "--name", name]
         if self.allow_pickle:
             command.append("--allow-pickle")

@@ -247,26 +247,22 @@ def modelci_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def modelci_serve(
-    data_dir: Path, port: int, **settings: str
+    data_dir: Path, port: int, cwd: Path | None = None, **settings: str
 ) -> Iterator[tuple[str, psutil.Process]]:
     """`modelci serve` on the embedded database; yields its URL once it is listening.
 
-    ``settings`` become MODELCI_* environment variables (workers="0", say).
+    ``settings`` become MODELCI_* environment variables (workers="0", say). With ``cwd``
+    it runs there, started as a user starts it: the installed `modelci` command.
     """
+    command = [sys.executable, "-m", "modelci.server.cli"]
+    if cwd is not None:
+        command = [str(Path(sys.executable).with_name("modelci"))]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelci.server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
+        [*command, "serve", "--port", str(port), "--data-dir", str(data_dir)],
         stderr=subprocess.PIPE,
         text=True,
         env=modelci_env(**settings),
+        cwd=cwd,
     )
     assert process.stderr is not None
     log = []

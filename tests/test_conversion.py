@@ -7,6 +7,7 @@ import json
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -357,3 +358,32 @@ def test_onnx_models_convert_to_nothing_more_without_a_gpu(
     messages = " ".join(entry["message"] for entry in job["log"])
     assert "TensorRT skipped: no GPU" in messages
     assert graphql(hub, LINEAGE, id=source_id)["model"]["children"] == []
+
+
+def test_serve_started_in_a_folder_holding_another_modelci_still_runs_its_jobs(
+    tmp_path: Path, files: dict[str, bytes]
+) -> None:
+    """A user starts `modelci serve` in a project folder that holds another `modelci`
+    package (a checkout of this repository, say): the worker it starts imports the
+    installed hub, not that folder's, and the registration's conversion runs."""
+    project = tmp_path / "project"
+    (project / "modelci").mkdir(parents=True)
+    (project / "modelci" / "__init__.py").write_text(
+        'raise ImportError("this folder\'s modelci, not the installed hub")\n'
+    )
+    with modelci_serve(tmp_path / "data", free_port(), cwd=project) as (hub, _):
+        model_id = register_source(
+            hub,
+            files["torchscript"],
+            profile=False,
+            engine="TORCHSCRIPT",
+            inputs=SMALL_INPUTS,
+            outputs=[],
+        )
+        (job,) = graphql(hub, JOBS, id=model_id)["profilingJobs"]["nodes"]
+        assert job["kind"] == "CONVERT"
+        assert list(follow(hub, job["id"]))[-1]["status"] == "SUCCEEDED", graphql(
+            hub, JOBS, id=model_id
+        )["profilingJobs"]["nodes"][0]["error"]
+        (variant,) = graphql(hub, LINEAGE, id=model_id)["model"]["children"]
+        assert variant["engine"] == "ONNX"
