@@ -4,13 +4,11 @@ built from the running services."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -23,7 +21,7 @@ from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import BadUserInput, HubError
 
 from .access import identity_from_header
-from .http import MULTIPART, error_response, media_type
+from .http import MULTIPART, AnswerResponse, encode_answer, error_response, media_type
 from .services import services_of
 from .uploads import graphql_multipart
 
@@ -33,15 +31,9 @@ LOCAL_ASSETS = "/static/graphiql/"
 
 class HubGraphQL(GraphQL[HubContext, None]):
     def encode_json(self, data: object) -> str:
-        """Answers through orjson: a page of 100 full models is 250 KB of JSON, which the
-        standard library encodes about ten times slower. Text, not bytes: Strawberry
-        sends bytes over a WebSocket as binary frames, which GraphQL clients refuse.
-        What orjson refuses (an error message quoting a caller's lone surrogate, which
-        is not UTF-8) goes through the standard library, which escapes it."""
-        try:
-            return orjson.dumps(data).decode()
-        except orjson.JSONEncodeError:
-            return json.dumps(data, separators=(",", ":"))
+        """``encode_answer``; text, not bytes: Strawberry sends bytes over a WebSocket
+        as binary frames, which GraphQL clients refuse."""
+        return encode_answer(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""
@@ -95,7 +87,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
             raise BadUserInput(error.as_http_error_reason("POST")) from None
         except CannotGetOperationTypeError as error:
             raise BadUserInput(error.as_http_error_reason()) from None
-        return JSONResponse(await self.process_result(request, result))
+        return AnswerResponse(await self.process_result(request, result))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> HubContext:
         services = services_of(request)

@@ -10,6 +10,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,20 +40,32 @@ def error_response(
 ) -> JSONResponse:
     """A HubError as an HTTP response with a GraphQL-shaped body (with the error's own
     HTTP status unless another is given)."""
-    return AsciiJSONResponse(
+    return AnswerResponse(
         {"errors": [{"message": error.message, "extensions": error.extensions}]},
         status_code=status_code or error.http_status,
         headers=headers,
     )
 
 
-class AsciiJSONResponse(JSONResponse):
-    """JSON with every non-ASCII character escaped: a message that quotes a caller's
-    lone surrogate (the JSON escape of U+D800 in a request) is not UTF-8, and
-    Starlette's own encoding of it failed with a plain-text 500."""
+def encode_answer(data: object) -> str:
+    """An answer as JSON text, the one encoder of every GraphQL answer and refusal.
+
+    orjson: a page of 100 full models is 250 KB of JSON, which the standard library
+    encodes about ten times slower. What orjson refuses (a message quoting a caller's
+    lone surrogate, the JSON escape of U+D800, which is not UTF-8) goes through the
+    standard library, which escapes it; Starlette's own encoding of it failed with a
+    plain-text 500."""
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":"))
+
+
+class AnswerResponse(JSONResponse):
+    """A JSON response encoded by ``encode_answer``."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":")).encode("ascii")
+        return encode_answer(content).encode()
 
 
 class JsonLogFormatter(logging.Formatter):

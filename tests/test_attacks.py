@@ -268,4 +268,19 @@ async def test_a_lone_surrogate_in_a_request_gets_a_json_error(api: Api) -> None
         assert response.headers["content-type"].startswith("application/json"), response.text
         errors = response.json()["errors"]
         assert errors and errors[0]["message"], body
+    # The same through a multipart registration, whose answer the view builds itself.
+    operations = (
+        '{"query": "mutation($task: Task!, $weight: Upload!) { registerModel(input: '
+        '{architecture: \\"net\\", framework: PyTorch, engine: TORCHSCRIPT, version: 1, '
+        'dataset: \\"d\\", task: $task}, weight: $weight) { id } }", '
+        '"variables": {"task": "\\ud800", "weight": null}}'
+    )
+    response = await api.http.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={"operations": operations, "map": '{"0": ["variables.weight"]}'},
+        files={"0": ("model.pt", b"weights", "application/octet-stream")},
+    )
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert (await api.data("{ __typename }")) == {"__typename": "Query"}
