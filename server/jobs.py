@@ -145,7 +145,7 @@ class MongoJobQueue:
         return job_from_document(document)
 
     async def check_quota(self, owner: str | None, jobs: int) -> None:
-        if owner is None:
+        if owner is None or jobs <= 0:  # nothing to queue: no count to read
             return
         queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
         if queued + jobs > self.max_queued_per_owner:

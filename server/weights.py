@@ -78,7 +78,9 @@ class StagingWriter:
     keeps streaming in: one hashes the pieces in order, the other writes them in order
     with direct I/O (``O_DIRECT``: from the buffer to the disk, not through the page
     cache; plain writes where the file system refuses it). At most ``MAX_IN_FLIGHT``
-    buffers exist, so memory stays bounded whatever the file's size.
+    buffers exist, so memory stays bounded whatever the file's size. A weight of one
+    piece or less (most uploads) starts no threads: it is hashed, written and synced in
+    one trip to a thread when it ends.
     """
 
     def __init__(self, path: Path, fd: int, direct: bool) -> None:
@@ -89,8 +91,9 @@ class StagingWriter:
         self.free: list[mmap.mmap] = []
         self.current: mmap.mmap | None = None
         self.filled = 0
-        self.hashing = ThreadPoolExecutor(1, thread_name_prefix="staging-hash")
-        self.writing = ThreadPoolExecutor(1, thread_name_prefix="staging-write")
+        # Started with the first full piece: a weight that fits one piece is hashed,
+        # written and synced in one trip to a thread instead (``finish``).
+        self.threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
         self.in_flight: deque[asyncio.Task[mmap.mmap]] = deque()
 
     async def write(self, data: bytes | memoryview) -> None:
@@ -119,9 +122,15 @@ class StagingWriter:
             return
         buffer, length = self.current, self.filled
         self.size += length
+        if self.threads is None:
+            self.threads = (
+                ThreadPoolExecutor(1, thread_name_prefix="staging-hash"),
+                ThreadPoolExecutor(1, thread_name_prefix="staging-write"),
+            )
+        hashing, writing = self.threads
         loop = asyncio.get_running_loop()
-        hashed = loop.run_in_executor(self.hashing, self.hash_piece, buffer, length)
-        written = loop.run_in_executor(self.writing, self.write_piece, buffer, length)
+        hashed = loop.run_in_executor(hashing, self.hash_piece, buffer, length)
+        written = loop.run_in_executor(writing, self.write_piece, buffer, length)
         self.in_flight.append(asyncio.create_task(both_done(hashed, written, buffer)))
         self.current, self.filled = None, 0
 
@@ -147,9 +156,12 @@ class StagingWriter:
 
     async def finish(self) -> StagedWeight:
         try:
-            self.submit()
-            await self.drain()
-            await asyncio.to_thread(os.fsync, self.fd)
+            if self.threads is None:
+                await asyncio.to_thread(self.finish_in_one_piece)
+            else:
+                self.submit()
+                await self.drain()
+                await asyncio.to_thread(os.fsync, self.fd)
         finally:
             await self.close()
         return StagedWeight(sha256=self.hasher.hexdigest(), size=self.size, path=self.path)
@@ -161,10 +173,18 @@ class StagingWriter:
             await self.close()
             self.path.unlink(missing_ok=True)
 
+    def finish_in_one_piece(self) -> None:
+        """The whole weight, never more than one piece, hashed, written and synced."""
+        if self.current is not None and self.filled:
+            self.size += self.filled
+            self.hash_piece(self.current, self.filled)
+            self.write_piece(self.current, self.filled)
+        os.fsync(self.fd)
+
     async def close(self) -> None:
         await asyncio.to_thread(os.close, self.fd)
-        self.hashing.shutdown()
-        self.writing.shutdown()
+        for threads in self.threads or ():
+            threads.shutdown()
         for buffer in self.buffers:
             with contextlib.suppress(BufferError):  # a failed write's traceback holds a view
                 buffer.close()
