@@ -224,7 +224,7 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         (by identity, as the prepared document is shared between requests), unless
         variables choose fields (@skip, @include) or fragments take arguments."""
         if self.conditional is None:
-            self.conditional = has_conditions(self.operation, self.fragment_definitions)
+            self.conditional = operation_has_conditions(self.operation, self.fragment_definitions)
         if self.conditional:
             return None
         key: list[Any] = [parent_type]
@@ -440,6 +440,28 @@ def type_check(object_type: GraphQLObjectType) -> TypeCheck:
         assert object_type.is_type_of is not None
         found = TYPE_CHECKS[object_type] = TypeCheck(object_type.is_type_of)
     return found
+
+
+# Whether each operation has conditions, by the operation's node: the prepared document
+# is shared by the requests that send the same text, and walking a client's operation
+# with all its fragments took a quarter of a small request's time. The node is kept
+# with the answer, so that its id stays its own.
+CONDITIONS: OrderedDict[int, tuple[OperationDefinitionNode, bool]] = OrderedDict()
+
+
+def operation_has_conditions(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> bool:
+    """``has_conditions``, answered once for an operation that repeats."""
+    found = CONDITIONS.get(id(operation))
+    if found is not None and found[0] is operation:
+        CONDITIONS.move_to_end(id(operation))
+        return found[1]
+    answer = has_conditions(operation, fragments)
+    CONDITIONS[id(operation)] = (operation, answer)
+    if len(CONDITIONS) > MAX_SHARED_PLANS:
+        CONDITIONS.popitem(last=False)
+    return answer
 
 
 def has_conditions(
