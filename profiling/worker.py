@@ -399,7 +399,7 @@ class Worker:
                 "outputs": [output["name"] for output in model["outputs"]],
                 "targets": job["targets"],
             }
-            failures, produced, unavailable = [], [], []
+            failures, produced, unavailable, existing = [], [], [], []
             targets = max(1, len(job["targets"]))
             for done, outcome in enumerate(
                 self.caged(request, path, heartbeat, self.limits), start=1
@@ -434,7 +434,10 @@ class Worker:
                 except Conflict as error:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None
-                    heartbeat.report(progress, f"{engine}: already registered")
+                    variant_id = error.extensions.get("variantId")
+                    queued = ", profiling queued" if error.extensions.get("profilingQueued") else ""
+                    existing.append(f"{engine} ({variant_id}{queued})" if variant_id else engine)
+                    heartbeat.report(progress, error.message)
                     continue
                 produced.append(engine)
                 heartbeat.report(
@@ -445,6 +448,8 @@ class Worker:
         if failures:
             raise ConversionFailed("; ".join(failures))
         summary = f"variants registered: {', '.join(produced) or 'none'}"
+        if existing:
+            summary += f"; already registered: {', '.join(existing)}"
         return "; ".join([summary, *unavailable])
 
     def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:

@@ -435,18 +435,36 @@ class ModelService:
     ) -> MLModel:
         """A variant with the source's metadata, its own engine and status CONVERTED,
         written for the worker's job (see ``JobService.fenced``); ``profile`` queues its
-        profiling on behalf of whoever asked for the conversion."""
+        profiling on behalf of whoever asked for the conversion. Where the source already
+        has that variant, CONFLICT names it (``variantId``), and ``profile`` queues the
+        profiling of that one: converting again with profiling asked for profiles what
+        the conversion stands for."""
         source = await self.registry.get(source_id)
         fields = ModelFields.model_validate(
             source.model_dump(include=set(ModelFields.model_fields))
             | {"engine": engine, "model_status": [ModelStatus.CONVERTED]}
         )
         async with self.jobs.fenced(job_id, worker, source.id) as job:
-            variant = await self.registry.register(
-                fields, weight, parent_model_id=source.id, conversion=conversion
-            )
+            owner = job.owner if job else None
+            try:
+                variant = await self.registry.register(
+                    fields, weight, parent_model_id=source.id, conversion=conversion
+                )
+            except Conflict:
+                (variants,) = await self.registry.children_of([source.id])
+                existing = next((v for v in variants if v.engine == engine), None)
+                if existing is None:
+                    raise  # another model holds the key: not this source's variant
+                if profile:
+                    await self.jobs.queue_default_profiling(existing.id, owner)
+                raise Conflict(
+                    f"model {source.id} already has its {engine.value} variant, "
+                    f"{existing.id}" + ("; its profiling is queued" if profile else ""),
+                    variantId=existing.id,
+                    profilingQueued=profile,
+                ) from None
             if profile:
-                await self.jobs.queue_default_profiling(variant.id, job.owner if job else None)
+                await self.jobs.queue_default_profiling(variant.id, owner)
         return variant
 
     async def update(

@@ -27,6 +27,7 @@ from networks import SequenceClassifier, SmallConvNet
 from test_errors import model_count, staged_files, stored_blobs
 from test_worker import QUICK, follow, worker
 
+from modelci.client import ModelHub
 from modelci.server.app import create_app
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
@@ -345,6 +346,24 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
         (ours,) = session.run(None, {session.get_inputs()[0].name: tokens})
         expected = program.module()(torch.from_numpy(tokens)).detach().numpy()
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+    # Converting again with profiling asked for, through the client: the variants are
+    # there already, so the job names them and profiles those.
+    with ModelHub(hub) as client:
+        again = client.convert_model(source_id, profile=True)
+    jobs = {job["id"]: job for job in run_all_jobs(hub, source_id)}
+    summary = " ".join(entry["message"] for entry in jobs[again.id]["log"])
+    assert jobs[again.id]["status"] == "SUCCEEDED", jobs[again.id]
+    assert "variants registered: none" in summary, summary
+    for child in children:
+        assert f"{child['engine']} ({child['id']}, profiling queued)" in summary, summary
+        results = graphql(
+            hub,
+            "query($id: ID!) { model(id: $id) { profileResult { dynamicResults { batch } } } }",
+            id=child["id"],
+        )["model"]["profileResult"]["dynamicResults"]
+        assert results, child
+    assert len(graphql(hub, LINEAGE, id=source_id)["model"]["children"]) == 2
 
 
 def test_onnx_models_convert_to_nothing_more_without_a_gpu(
