@@ -671,6 +671,50 @@ def profile(
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
 
 
+def convert(
+    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="An engine to convert to (repeat): TORCHSCRIPT, ONNX, TRT; "
+            "none: every one the model's format converts to.",
+        ),
+    ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(help="Profile each variant, those the model already has too."),
+    ] = False,
+    follow: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = True,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Convert a registered model to other formats and follow the job live: each variant
+    is checked against the model on random inputs before it is registered."""
+    with hub_client(server, token) as hub:
+        job = hub.convert_model(model_id, targets=to, profile=profile)
+        if follow:
+            job = follow_job(hub, job.id)
+    if as_json:
+        print_json(job)
+        return
+    console.print(f"conversion job {job.id}: {job.status.value}", highlight=False)
+    if not follow:
+        return
+    summary = next(
+        (entry.message for entry in reversed(job.log) if "variants registered" in entry.message),
+        None,
+    )
+    for line in (summary, f"error: {job.error}" if job.error else None):
+        if line:
+            console.print(f"  {line}", highlight=False)
+    if job.status is not JobStatus.SUCCEEDED:
+        errors.print(f"  next: `modelci jobs --model {model_id}` shows its log")
+        raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
+    console.print(f"  next: `modelci show {model_id}` lists its variants", highlight=False)
+
+
 def follow_job(hub: ModelHub, job_id: str) -> ProfilingJob:
     with Progress(
         "[progress.description]{task.description}",
@@ -909,6 +953,7 @@ COMMANDS: list[Callable[..., None]] = [
     ls,
     show,
     download,
+    convert,
     profile,
     cancel,
     rm,

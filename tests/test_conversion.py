@@ -26,9 +26,10 @@ from conftest import (
 from networks import SequenceClassifier, SmallConvNet
 from test_errors import model_count, staged_files, stored_blobs
 from test_worker import QUICK, follow, worker
+from typer.testing import CliRunner
 
-from modelci.client import ModelHub
 from modelci.server.app import create_app
+from modelci.server.cli import app
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
 
@@ -347,16 +348,16 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
         expected = program.module()(torch.from_numpy(tokens)).detach().numpy()
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
 
-    # Converting again with profiling asked for, through the client: the variants are
+    # Converting again with profiling asked for, on the command line: the variants are
     # there already, so the job names them and profiles those.
-    with ModelHub(hub) as client:
-        again = client.convert_model(source_id, profile=True)
-    jobs = {job["id"]: job for job in run_all_jobs(hub, source_id)}
-    summary = " ".join(entry["message"] for entry in jobs[again.id]["log"])
-    assert jobs[again.id]["status"] == "SUCCEEDED", jobs[again.id]
-    assert "variants registered: none" in summary, summary
+    with worker(hub, *QUICK, "--lease-seconds", "30"):
+        again = CliRunner().invoke(app, ["convert", source_id, "--profile", "--server", hub])
+    assert again.exit_code == 0, again.output
+    printed = " ".join(again.output.split())  # as wrapped to the terminal's width
+    assert "SUCCEEDED" in printed and "variants registered: none" in printed, printed
+    run_all_jobs(hub, source_id)  # the variants' profiling
     for child in children:
-        assert f"{child['engine']} ({child['id']}, profiling queued)" in summary, summary
+        assert f"{child['engine']} ({child['id']}, profiling queued)" in printed, printed
         results = graphql(
             hub,
             "query($id: ID!) { model(id: $id) { profileResult { dynamicResults { batch } } } }",
