@@ -160,7 +160,7 @@ def test_a_server_killed_mid_upload_leaves_nothing_behind(tmp_path: Path) -> Non
     assert list((tmp_path / "weights" / "blobs").glob("*/*")) == []
 
 
-def test_profile_takes_a_budget_and_limits_and_cancel_cancels(tmp_path: Path) -> None:
+def test_profile_and_convert_take_their_limits_and_cancel_cancels(tmp_path: Path) -> None:
     runner = CliRunner()
     with modelci_serve(tmp_path, free_port(), workers="0") as (url, _):
         request = multipart(REGISTER, {"input": model_input()}, {"weight": ("r.pt", b"w")})
@@ -178,6 +178,12 @@ def test_profile_takes_a_budget_and_limits_and_cancel_cancels(tmp_path: Path) ->
 
         bad = runner.invoke(app, ["profile", model_id, "--budget", "2", "--server", url])
         assert bad.exit_code == 2 and "not a duration" in bad.output
+
+        converting = ["convert", model_id, "--no-follow", "--server", url]
+        unknown = runner.invoke(app, [*converting, "--to", "KERAS"])
+        assert unknown.exit_code == 2 and "one of NONE, TFS, TORCHSCRIPT" in unknown.output
+        to_onnx = runner.invoke(app, [*converting, "--to", "ONNX", "--profile"])
+        assert to_onnx.exit_code == 2 and "converts to nothing, not ONNX" in to_onnx.output
 
         cancelled = runner.invoke(app, ["cancel", job["id"], "--server", url])
         assert cancelled.exit_code == 0, cancelled.output
