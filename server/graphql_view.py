@@ -13,7 +13,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from modelci.schema.auth import Identity
@@ -21,7 +23,14 @@ from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import BadUserInput, HubError
 
 from .access import identity_from_header
-from .http import MULTIPART, AnswerResponse, encode_answer, error_response, media_type
+from .http import (
+    MULTIPART,
+    AnswerResponse,
+    encode_answer,
+    error_response,
+    idle_poll_var,
+    media_type,
+)
 from .services import services_of
 from .uploads import graphql_multipart
 
@@ -34,6 +43,15 @@ class HubGraphQL(GraphQL[HubContext, None]):
         """``encode_answer``; text, not bytes: Strawberry sends bytes over a WebSocket
         as binary frames, which GraphQL clients refuse."""
         return encode_answer(data)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Strawberry's answer; a worker's claim that found no job is marked an idle poll,
+        left out of the access log at INFO."""
+        if result.errors is None and result.data == {"claimProfilingJob": None}:
+            idle_poll_var.set(True)
+        return await super().process_result(request, result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""

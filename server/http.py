@@ -18,6 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelci.schema.errors import BadUserInput, HubError, PayloadTooLarge
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# Set while answering a request not worth an access-log line at INFO: a worker's claim
+# that found no job (each worker lane asks every two seconds).
+idle_poll_var: ContextVar[bool] = ContextVar("idle_poll", default=False)
 
 REQUEST_ID_HEADER = "x-request-id"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -88,6 +91,13 @@ class RequestLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+class IdlePollFilter(logging.Filter):
+    """Drops the access-log line of an idle poll unless the access log is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not idle_poll_var.get() or logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 class RequestIdMiddleware:
@@ -220,3 +230,6 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, IdlePollFilter) for known in access.filters):
+        access.addFilter(IdlePollFilter())

@@ -247,12 +247,17 @@ def modelci_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def modelci_serve(
-    data_dir: Path, port: int, cwd: Path | None = None, **settings: str
+    data_dir: Path,
+    port: int,
+    cwd: Path | None = None,
+    log: list[str] | None = None,
+    **settings: str,
 ) -> Iterator[tuple[str, psutil.Process]]:
     """`modelci serve` on the embedded database; yields its URL once it is listening.
 
     ``settings`` become MODELCI_* environment variables (workers="0", say). With ``cwd``
-    it runs there, started as a user starts it: the installed `modelci` command.
+    it runs there, started as a user starts it: the installed `modelci` command. With
+    ``log``, what it logs is gathered there, complete once the server has stopped.
     """
     command = [sys.executable, "-m", "modelci.server.cli"]
     if cwd is not None:
@@ -265,7 +270,7 @@ def modelci_serve(
         cwd=cwd,
     )
     assert process.stderr is not None
-    log = []
+    log = [] if log is None else log
     listening, started, processes = False, 0, int(settings.get("processes", "1"))
     for line in process.stderr:  # the server says when it listens and each process is up
         log.append(line)

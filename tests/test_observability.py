@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from pathlib import Path
 
-from conftest import Api
+import httpx
+from conftest import Api, modelci_serve
 from test_jobs import PROFILE
 
+from modelci.server.embedded import free_port
 from modelci.server.http import JsonLogFormatter, RequestLogFilter, request_id_var
 
 
@@ -62,3 +66,32 @@ def test_json_logs_carry_the_request_id() -> None:
     assert entry["message"] == "hello world"
     assert entry["request_id"] == "abc123"
     assert entry["level"] == "WARNING" and entry["logger"] == "modelci.test"
+
+
+def test_an_idle_workers_polls_stay_out_of_the_access_log(tmp_path: Path) -> None:
+    """A served hub's own worker asks for a job every two seconds a lane; those answers
+    ("no job") are not logged at INFO, while a user's request still is."""
+    log: list[str] = []
+    with modelci_serve(tmp_path, free_port(), log=log, workers="1") as (url, _):
+
+        def claims() -> float:
+            metrics = httpx.get(f"{url}/metrics").text
+            try:
+                return sample(
+                    metrics,
+                    "modelci_graphql_operations_total",
+                    operation="claimProfilingJob",
+                    type="mutation",
+                    outcome="ok",
+                )
+            except AssertionError:  # none yet
+                return 0
+
+        deadline = time.monotonic() + 120
+        while claims() < 3:
+            assert time.monotonic() < deadline, "".join(log)
+            time.sleep(0.2)
+        query = httpx.post(f"{url}/graphql", json={"query": "{ models { nodes { id } } }"})
+        assert query.status_code == 200
+    posts = [line for line in log if "uvicorn.access" in line and "POST /graphql" in line]
+    assert len(posts) == 1, "".join(log)  # the user's query alone
