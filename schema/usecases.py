@@ -25,6 +25,7 @@ from .domain import (
     DynamicProfileResult,
     Engine,
     JobKind,
+    JobStatus,
     MLModel,
     ModelAlias,
     ModelFields,
@@ -300,6 +301,15 @@ class JobService:
             budget_seconds=self.queue.default_budget_s,
         )
 
+    async def queue_default_profiling_once(self, model_id: str, owner: str | None) -> None:
+        """``queue_default_profiling``, unless the model's profiling is queued already: a
+        conversion found its variant there, and asking again must not pile up jobs."""
+        from .context import PageRequest  # the context imports this module
+
+        queued = await self.queue.find(model_id, JobStatus.QUEUED, PageRequest(first=100))
+        if not any(job.kind is JobKind.PROFILE for job in queued.items):
+            await self.queue_default_profiling(model_id, owner)
+
     async def check_quota(self, owner: str | None, jobs: int) -> None:
         await self.queue.check_quota(owner, jobs)
 
@@ -456,7 +466,7 @@ class ModelService:
                 if existing is None:
                     raise  # another model holds the key: not this source's variant
                 if profile:
-                    await self.jobs.queue_default_profiling(existing.id, owner)
+                    await self.jobs.queue_default_profiling_once(existing.id, owner)
                 raise Conflict(
                     f"model {source.id} already has its {engine.value} variant, "
                     f"{existing.id}" + ("; its profiling is queued" if profile else ""),

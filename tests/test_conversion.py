@@ -230,6 +230,21 @@ async def test_lineage_and_cascade_delete(
     assert variant["parent"] == {"id": source["id"]} and variant["parentModelId"] == source["id"]
     assert variant["conversion"]["maxRelDiff"] == 2e-7
 
+    # The variant again, with its profiling asked for, twice: a conflict naming it, and
+    # its profiling queued once, however often it is asked.
+    again = variant_query.replace("conversion: $check)", "conversion: $check, profile: true)")
+    for _ in range(2):
+        body = await api.post(
+            again, {"source": source["id"], "check": check}, {"weight": ("v.onnx", files["onnx"])}
+        )
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "CONFLICT"
+        assert error["extensions"]["variantId"] == variant_id
+        assert error["extensions"]["profilingQueued"] is True
+    jobs = (await api.data(JOBS, {"id": variant_id}))["profilingJobs"]["nodes"]
+    assert [(job["kind"], job["status"]) for job in jobs] == [("PROFILE", "QUEUED")]
+    assert await model_count(api) == 2
+
     assert await api.error_code(DELETE, {"id": source["id"], "cascade": False}) == "CONFLICT"
     assert await model_count(api) == 2
     await api.data(DELETE, {"id": source["id"], "cascade": True})
