@@ -30,7 +30,7 @@ from strawberry.types import ExecutionContext
 from .auth import Authorization
 from .choices import ChoiceMutations, ChoiceQueries
 from .error_codes import assign_codes
-from .execution import HubExecutionContext
+from .execution import MAX_CACHED_QUERY_CHARS, HubExecutionContext
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
 from .observing import observe
@@ -46,7 +46,6 @@ MAX_ALIASES = 32
 # size is counted first, in time linear in the text, and a query over it is refused.
 MAX_EXPANDED_FIELDS = 10_000
 CACHE_SIZE = 512
-MAX_CACHED_QUERY_CHARS = 16_384  # longer texts are prepared each time, never kept
 
 # Every operation is validated with the rules Strawberry runs (graphql-core's and its own
 # for Maybe and @oneOf inputs) plus the depth and alias limits.

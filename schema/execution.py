@@ -224,7 +224,9 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         (by identity, as the prepared document is shared between requests), unless
         variables choose fields (@skip, @include) or fragments take arguments."""
         if self.conditional is None:
-            self.conditional = operation_has_conditions(self.operation, self.fragment_definitions)
+            self.conditional = not kept_text(self.operation) or operation_has_conditions(
+                self.operation, self.fragment_definitions
+            )
         if self.conditional:
             return None
         key: list[Any] = [parent_type]
@@ -440,6 +442,17 @@ def type_check(object_type: GraphQLObjectType) -> TypeCheck:
         assert object_type.is_type_of is not None
         found = TYPE_CHECKS[object_type] = TypeCheck(object_type.is_type_of)
     return found
+
+
+# Query texts longer than this are prepared for each request and never kept (``HubSchema``
+# in api.py): nothing shared here keeps their nodes alive either, as a node's location
+# holds the whole text.
+MAX_CACHED_QUERY_CHARS = 16_384
+
+
+def kept_text(operation: OperationDefinitionNode) -> bool:
+    """Whether the operation's text is short enough for its nodes to be kept."""
+    return operation.loc is None or len(operation.loc.source.body) <= MAX_CACHED_QUERY_CHARS
 
 
 # Whether each operation has conditions, by the operation's node: the prepared document

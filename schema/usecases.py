@@ -302,13 +302,16 @@ class JobService:
         )
 
     async def queue_default_profiling_once(self, model_id: str, owner: str | None) -> None:
-        """``queue_default_profiling``, unless the model's profiling is queued already: a
-        conversion found its variant there, and asking again must not pile up jobs."""
+        """``queue_default_profiling``, unless the model's profiling is queued or running
+        already: a conversion found its variant there, and asking again must not pile up
+        jobs. (Two conversions finding it at the same instant may both queue one.)"""
         from .context import PageRequest  # the context imports this module
 
-        queued = await self.queue.find(model_id, JobStatus.QUEUED, PageRequest(first=100))
-        if not any(job.kind is JobKind.PROFILE for job in queued.items):
-            await self.queue_default_profiling(model_id, owner)
+        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            found = await self.queue.find(model_id, status, PageRequest(first=100))
+            if any(job.kind is JobKind.PROFILE for job in found.items):
+                return
+        await self.queue_default_profiling(model_id, owner)
 
     async def check_quota(self, owner: str | None, jobs: int) -> None:
         await self.queue.check_quota(owner, jobs)
@@ -462,16 +465,19 @@ class ModelService:
                 )
             except Conflict:
                 (variants,) = await self.registry.children_of([source.id])
-                existing = next((v for v in variants if v.engine == engine), None)
+                existing = next((v for v in variants if v.key() == fields.key()), None)
                 if existing is None:
                     raise  # another model holds the key: not this source's variant
-                if profile:
+                # Only for the conversion job that asked: a caller without one queues
+                # nothing this way (a worker token could otherwise queue without quota).
+                queued = profile and job is not None and job.kind is JobKind.CONVERT
+                if queued:
                     await self.jobs.queue_default_profiling_once(existing.id, owner)
                 raise Conflict(
                     f"model {source.id} already has its {engine.value} variant, "
-                    f"{existing.id}" + ("; its profiling is queued" if profile else ""),
+                    f"{existing.id}" + ("; its profiling is queued" if queued else ""),
                     variantId=existing.id,
-                    profilingQueued=profile,
+                    profilingQueued=queued,
                 ) from None
             if profile:
                 await self.jobs.queue_default_profiling(variant.id, owner)

@@ -702,16 +702,17 @@ def convert(
     console.print(f"conversion job {job.id}: {job.status.value}", highlight=False)
     if not follow:
         return
-    summary = next(
-        (entry.message for entry in reversed(job.log) if "variants registered" in entry.message),
-        None,
-    )
-    for line in (summary, f"error: {job.error}" if job.error else None):
-        if line:
-            console.print(f"  {line}", highlight=False)
     if job.status is not JobStatus.SUCCEEDED:
+        if job.error:
+            console.print(f"  error: {job.error}", highlight=False)
         errors.print(f"  next: `modelci jobs --model {model_id}` shows its log")
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
+    summary = next(
+        (entry.message for entry in reversed(job.log) if entry.message.startswith("variants ")),
+        None,
+    )
+    if summary:
+        console.print(f"  {summary}", highlight=False)
     console.print(f"  next: `modelci show {model_id}` lists its variants", highlight=False)
 
 

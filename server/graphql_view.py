@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from modelci.schema.auth import Identity
+from modelci.schema.auth import Scope as TokenScope
 from modelci.schema.context import HubContext, Loaders
 from modelci.schema.errors import BadUserInput, HubError
 
@@ -48,10 +49,23 @@ class HubGraphQL(GraphQL[HubContext, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         """Strawberry's answer; a worker's claim that found no job is marked an idle poll,
-        left out of the access log at INFO."""
-        if result.errors is None and result.data == {"claimProfilingJob": None}:
+        left out of the access log at INFO. Only a JSON request from a caller with the
+        worker scope qualifies: anyone else's request is logged whatever it answers."""
+        if (
+            result.errors is None
+            and result.data == {"claimProfilingJob": None}
+            and media_type(request.headers) != MULTIPART
+            and self.from_a_worker(request)
+        ):
             idle_poll_var.set(True)
         return await super().process_result(request, result)
+
+    @staticmethod
+    def from_a_worker(request: Request) -> bool:
+        if not services_of(request).auth_enabled:
+            return True  # loopback only: the local user's own workers
+        identity = request.scope.get("state", {}).get("identity")
+        return isinstance(identity, Identity) and identity.allows(TokenScope.worker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""

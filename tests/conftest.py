@@ -302,7 +302,9 @@ def register_live(hub: str, content: bytes, flags: str = "", **fields: Any) -> s
     )
     variables = {"input": model_input(**fields)}
     request = multipart(query, variables, {"weight": ("model.bin", content)})
-    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
+    # The first upload a server checks starts its check helper (onnx, onnxruntime, torch
+    # imported): seconds, more than httpx's default 5 s on a loaded machine.
+    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, timeout=120, **request).json()
     assert not body.get("errors"), body
     model_id: str = body["data"]["registerModel"]["id"]
     return model_id

@@ -52,6 +52,18 @@ query($id: ID) {
 }"""
 
 DELETE = "mutation($id: ID!, $cascade: Boolean!) { deleteModel(id: $id, cascade: $cascade) { id } }"
+CLAIM = """
+mutation($worker: String!, $devices: [DeviceInput!]!, $kinds: [JobKind!]) {
+  claimProfilingJob(worker: $worker, devices: $devices, kinds: $kinds) { id }
+}"""
+CPU_DEVICE = {
+    "host": "h",
+    "ip": "10.0.0.7",
+    "deviceId": "cpu",
+    "name": "CPU",
+    "kind": "CPU",
+    "totalMemory": 1024,
+}
 
 SMALL_INPUTS = [{"name": "input", "shape": [-1, 3, 16, 16], "dtype": "TYPE_FP32"}]
 
@@ -230,17 +242,24 @@ async def test_lineage_and_cascade_delete(
     assert variant["parent"] == {"id": source["id"]} and variant["parentModelId"] == source["id"]
     assert variant["conversion"]["maxRelDiff"] == 2e-7
 
-    # The variant again, with its profiling asked for, twice: a conflict naming it, and
-    # its profiling queued once, however often it is asked.
-    again = variant_query.replace("conversion: $check)", "conversion: $check, profile: true)")
-    for _ in range(2):
-        body = await api.post(
-            again, {"source": source["id"], "check": check}, {"weight": ("v.onnx", files["onnx"])}
-        )
+    # The variant again, with its profiling asked for: a conflict naming it. Its
+    # profiling is queued for the conversion job that asks, once however often it asks,
+    # and for no caller without a job.
+    again = variant_query.replace(
+        "conversion: $check)", "conversion: $check, profile: true, jobId: $job, worker: $worker)"
+    ).replace(
+        "$check: ConversionCheckInput!", "$check: ConversionCheckInput!, $job: ID, $worker: String"
+    )
+    claim = {"worker": "w1", "devices": [CPU_DEVICE], "kinds": ["CONVERT"]}
+    conversion = (await api.data(CLAIM, claim))["claimProfilingJob"]  # the source's own
+    for job_id, queued in [(None, False), (conversion["id"], True), (conversion["id"], True)]:
+        holder = "w1" if job_id else None
+        variables = {"source": source["id"], "check": check, "job": job_id, "worker": holder}
+        body = await api.post(again, variables, {"weight": ("v.onnx", files["onnx"])})
         (error,) = body["errors"]
         assert error["extensions"]["code"] == "CONFLICT"
         assert error["extensions"]["variantId"] == variant_id
-        assert error["extensions"]["profilingQueued"] is True
+        assert error["extensions"]["profilingQueued"] is queued
     jobs = (await api.data(JOBS, {"id": variant_id}))["profilingJobs"]["nodes"]
     assert [(job["kind"], job["status"]) for job in jobs] == [("PROFILE", "QUEUED")]
     assert await model_count(api) == 2
