@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 from conftest import Api, modelci_serve
 from test_jobs import PROFILE
+from typer.testing import CliRunner
 
+from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 from modelci.server.http import JsonLogFormatter, RequestLogFilter, request_id_var
 
@@ -70,12 +72,22 @@ def test_json_logs_carry_the_request_id() -> None:
 
 def test_an_idle_workers_polls_stay_out_of_the_access_log(tmp_path: Path) -> None:
     """A served hub's own worker asks for a job every two seconds a lane; those answers
-    ("no job") are not logged at INFO, while a user's request still is."""
+    ("no job") are not logged at INFO, while every other request still is, one that
+    answers as a claim would included."""
     log: list[str] = []
-    with modelci_serve(tmp_path, free_port(), log=log, workers="1") as (url, _):
+    with modelci_serve(tmp_path, free_port(), log=log, auth="on", workers="1") as (url, _):
+        tokens = {}
+        for scope in ("admin", "read"):
+            created = CliRunner().invoke(
+                cli,
+                ["token", "create", "--name", scope, "--scope", scope, "--data-dir", str(tmp_path)],
+                env={"MODELCI_SERVER": None, "MODELCI_TOKEN": None},
+            )
+            assert created.exit_code == 0, created.output
+            tokens[scope] = {"authorization": f"Bearer {created.stdout.strip()}"}
 
         def claims() -> float:
-            metrics = httpx.get(f"{url}/metrics").text
+            metrics = httpx.get(f"{url}/metrics", headers=tokens["admin"]).text
             try:
                 return sample(
                     metrics,
@@ -88,10 +100,17 @@ def test_an_idle_workers_polls_stay_out_of_the_access_log(tmp_path: Path) -> Non
                 return 0
 
         deadline = time.monotonic() + 120
-        while claims() < 3:
+        while claims() < 3:  # the worker's empty claims
             assert time.monotonic() < deadline, "".join(log)
             time.sleep(0.2)
-        query = httpx.post(f"{url}/graphql", json={"query": "{ models { nodes { id } } }"})
-        assert query.status_code == 200
+        requests = {
+            "query": "{ models { nodes { id } } }",
+            "lookalike": '{ claimProfilingJob: __type(name: "Nope") { name } }',
+        }
+        for name, query in requests.items():
+            headers = {**tokens["read"], "x-request-id": name}
+            answer = httpx.post(f"{url}/graphql", json={"query": query}, headers=headers)
+            assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
     posts = [line for line in log if "uvicorn.access" in line and "POST /graphql" in line]
-    assert len(posts) == 1, "".join(log)  # the user's query alone
+    assert len(posts) == 2, "".join(log)  # the read token's two requests, no claim
+    assert all(any(f"[{name}]" in line for line in posts) for name in requests), posts
