@@ -435,8 +435,15 @@ class Worker:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None
                     variant_id = error.extensions.get("variantId")
+                    if variant_id is None:  # another model holds the variant's key
+                        failures.append(
+                            f"{engine}: {error.message}, which is not a variant of this model; "
+                            "register this one with another version to convert it"
+                        )
+                        heartbeat.report(progress, f"{engine} not registered: {error.message}")
+                        continue
                     queued = ", profiling queued" if error.extensions.get("profilingQueued") else ""
-                    existing.append(f"{engine} ({variant_id}{queued})" if variant_id else engine)
+                    existing.append(f"{engine} ({variant_id}{queued})")
                     heartbeat.report(progress, error.message)
                     continue
                 produced.append(engine)

@@ -176,8 +176,9 @@ class MongoModelRegistry:
         accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
     ) -> MLModel:
         key = to_bson(fields.key().model_dump())
-        if await self.models.find_one(key, {"_id": 1}) is not None:
-            raise self.conflict(fields)
+        holder = await self.models.find_one(key, {"_id": 1})
+        if holder is not None:
+            raise self.conflict(fields, str(holder["_id"]))
         # Workers upload variants under a scratch name: a variant is named after its source.
         source = await self.get(parent_model_id) if parent_model_id is not None else None
         async with self.intake.checked(weight, fields) as checked:
@@ -380,8 +381,14 @@ class MongoModelRegistry:
         return self.documents.model(document)
 
     @staticmethod
-    def conflict(fields: ModelFields) -> Conflict:
+    def conflict(fields: ModelFields, holder: str | None = None) -> Conflict:
+        """CONFLICT for a key taken, naming the model that holds it where known."""
+        if holder is None:
+            return Conflict(
+                f"a model {describe_key(fields)} is already registered", key=list(MODEL_KEY_FIELDS)
+            )
         return Conflict(
-            f"a model {describe_key(fields)} is already registered",
+            f"a model {describe_key(fields)} is already registered: {holder}",
             key=list(MODEL_KEY_FIELDS),
+            modelId=holder,
         )

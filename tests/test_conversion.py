@@ -111,7 +111,7 @@ def files() -> dict[str, bytes]:
 
 async def register_file(api: Api, content: bytes, **fields: Any) -> dict[str, Any]:
     """The registration's response body, errors included."""
-    variables = {"input": model_input(architecture=f"Net-{uuid.uuid4().hex[:6]}", **fields)}
+    variables = {"input": model_input(**{"architecture": f"Net-{uuid.uuid4().hex[:6]}", **fields})}
     return await api.post(REGISTER, variables, {"weight": ("model.bin", content)})
 
 
@@ -209,8 +209,14 @@ async def test_conversion_requests(api: Api, files: dict[str, bytes]) -> None:
 async def test_lineage_and_cascade_delete(
     api: Api, files: dict[str, bytes], settings: Settings
 ) -> None:
+    architecture = f"Lineage-{uuid.uuid4().hex[:6]}"
     source = await registered(
-        api, files["torchscript"], engine="TORCHSCRIPT", inputs=SMALL_INPUTS, outputs=[]
+        api,
+        files["torchscript"],
+        engine="TORCHSCRIPT",
+        inputs=SMALL_INPUTS,
+        outputs=[],
+        architecture=architecture,
     )
     variant_query = """
     mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!) {
@@ -263,6 +269,23 @@ async def test_lineage_and_cascade_delete(
     jobs = (await api.data(JOBS, {"id": variant_id}))["profilingJobs"]["nodes"]
     assert [(job["kind"], job["status"]) for job in jobs] == [("PROFILE", "QUEUED")]
     assert await model_count(api) == 2
+
+    # Another source whose ONNX variant would have the same key (same architecture and
+    # version, another engine): the conflict names the model holding it, not as its own.
+    other = await registered(
+        api,
+        files["sequence.pt2"],
+        engine="PYTORCH",
+        architecture=architecture,
+        inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
+        outputs=[],
+    )
+    variables = {"source": other["id"], "check": check, "job": None, "worker": None}
+    body = await api.post(again, variables, {"weight": ("v.onnx", files["onnx"])})
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert error["extensions"]["modelId"] == variant_id and "variantId" not in error["extensions"]
+    await api.data(DELETE, {"id": other["id"], "cascade": True})
 
     assert await api.error_code(DELETE, {"id": source["id"], "cascade": False}) == "CONFLICT"
     assert await model_count(api) == 2
