@@ -176,7 +176,7 @@ def enum_value(kind: type[EnumKind], value: Any, argument: str) -> EnumKind:
     except ValueError:
         valid = ", ".join(member.value for member in kind)
         raise BadUserInput(
-            f"{argument}: {enum_name(value)!r} is not a {kind.__name__}; one of {valid}",
+            f"{argument}: {enum_name(value)!r} is not a valid {kind.__name__}; one of {valid}",
             field=argument,
         ) from None
 

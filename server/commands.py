@@ -63,7 +63,7 @@ EXIT_OTHER = 1
 
 # What to do next, after the hub's own message, when a command has nothing better to say.
 NEXT_STEPS = {
-    BadUserInput.code: "check the arguments (`modelci COMMAND --help`)",
+    BadUserInput.code: "check the arguments (this command's --help lists them)",
     Unauthenticated.code: "pass --token or set MODELCI_TOKEN (an admin makes one with "
     "`modelci token create`)",
     Forbidden.code: "use a token with the scope this needs (read, write, worker or admin)",
