@@ -41,6 +41,10 @@ class UnsupportedModel(ValueError):
     """The file is no model this hub can load; the message says why."""
 
 
+class RefusedOnnx(UnsupportedModel):
+    """The file is an ONNX model, but not one the hub can load (the message says why)."""
+
+
 MiB = 1024**2
 GiB = 1024**3
 
@@ -708,15 +712,16 @@ def check_onnx(path: Path) -> onnx.ModelProto:
         # torch.onnx.export writes large weights beside the model by default; those files
         # are not uploaded with it (and neither onnxruntime nor the checker may read files
         # an upload names).
-        raise UnsupportedModel(
+        raise RefusedOnnx(
             "its tensors refer to external data files (model.onnx.data, say), which are not "
             "uploaded with it; save the model as one file: "
-            "onnx.save(onnx.load(path), path, save_as_external_data=False)"
+            "onnx.save(onnx.load(path), path, save_as_external_data=False), or export it "
+            "with torch.onnx.export(..., external_data=False)"
         )
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
-        raise UnsupportedModel(f"the ONNX checker rejects it: {first_line(error)}") from None
+        raise RefusedOnnx(f"the ONNX checker rejects it: {first_line(error)}") from None
     return model
 
 

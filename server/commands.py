@@ -33,7 +33,7 @@ from modelci.client import (
     ProfilingJob,
 )
 from modelci.graphql_client import RecommendationOption
-from modelci.profiling.formats import UnsupportedModel, detect_format
+from modelci.profiling.formats import RefusedOnnx, UnsupportedModel, detect_format
 from modelci.schema.domain import Framework
 from modelci.schema.errors import (
     BadUserInput,
@@ -263,9 +263,17 @@ def parse_duration(text: str, option: str) -> float:
 
 
 def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
-    """(framework, engine) the file's content implies; (None, None) when it says nothing."""
+    """(framework, engine) the file's content implies; (None, None) when it says nothing.
+    An ONNX model the hub would refuse (its weights in files beside it, say) is refused
+    here, with the fix, before anything is uploaded."""
     try:
         found = detect_format(path)
+    except RefusedOnnx as error:
+        raise fail(
+            f"{path}: an ONNX model, but {error}",
+            "save it as one file as above, then register that",
+            EXIT_CODES[BadUserInput.code],
+        ) from None
     except UnsupportedModel:
         return None, None
     rule = WEIGHT_FORMATS[found]  # what the hub will accept for this format

@@ -17,7 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 from starlette.applications import Starlette
 from test_errors import model_count, staged_files, stored_blobs
 from test_model_service import GET_MODEL, UPDATE_MODEL
+from typer.testing import CliRunner
 
+from modelci.server.cli import app as cli
 from modelci.server.inspection import ModelInspector
 from modelci.server.settings import Settings
 
@@ -85,6 +87,15 @@ async def test_a_model_saved_with_its_weights_beside_it_is_told_how_to_save_one_
     assert "external data" in message and "save_as_external_data=False" in message, message
     assert await model_count(api) == 0
     assert stored_blobs(settings) == [] and staged_files(settings) == []
+
+    # The command line tells it from the file, before anything is sent (no hub listens
+    # on port 9: had it tried, it would say the hub is unreachable, exit 8).
+    command = ["register", str(path), "--architecture", "Net", "--server", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2, result.output
+    printed = " ".join(result.output.split())
+    assert "an ONNX model, but its tensors refer to external data" in printed, printed
+    assert "external_data=False" in printed, printed
 
 
 async def test_a_loadable_model_registers_with_its_graphs_inputs(api: Api) -> None:
