@@ -585,8 +585,18 @@ def print_profiling_job(job: ProfilingJob) -> None:
         console.print(table)
 
 
+def model_id_of(hub: ModelHub, reference: str) -> str:
+    """The id of the model ``reference`` names: an id as it is, or an alias."""
+    if MODEL_ID.fullmatch(reference):  # an alias never reads as an id
+        return reference
+    return hub.get_model(alias=reference).id
+
+
+ModelReference = Annotated[str, typer.Argument(help="The model's id, or an alias naming it.")]
+
+
 def download(
-    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    model_id: ModelReference,
     output: Annotated[
         str,
         typer.Option(
@@ -605,7 +615,7 @@ def download(
         with hub_client(server, token) as hub, transfer_bar() as bar:
             task = bar.add_task("downloading", total=None)
             path = hub.download_weight(
-                model_id,
+                model_id_of(hub, model_id),
                 output,
                 progress=lambda done, total: bar.update(task, completed=done, total=total or None),
                 overwrite=force,
@@ -626,7 +636,7 @@ def download(
 
 
 def profile(
-    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    model_id: ModelReference,
     batch: Annotated[
         list[int] | None,
         typer.Option(help="Batch sizes (repeat); none: an adaptive sweep (1, 2, 4, …)."),
@@ -654,6 +664,7 @@ def profile(
     budget_s = parse_duration(budget, "--budget") if budget is not None else None
     latency = parse_duration(p99, "--p99") if p99 is not None else None
     with hub_client(server, token) as hub:
+        model_id = model_id_of(hub, model_id)
         job = hub.profile_model(
             model_id,
             batch_sizes=batch,
@@ -680,7 +691,7 @@ def profile(
 
 
 def convert(
-    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    model_id: ModelReference,
     to: Annotated[
         list[str] | None,
         typer.Option(
@@ -701,6 +712,7 @@ def convert(
     """Convert a registered model to other formats and follow the job live: each variant
     is checked against the model on random inputs before it is registered."""
     with hub_client(server, token) as hub:
+        model_id = model_id_of(hub, model_id)
         job = hub.convert_model(model_id, targets=to, profile=profile)
         if follow:
             job = follow_job(hub, job.id)

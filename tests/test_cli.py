@@ -179,6 +179,18 @@ def test_profile_and_convert_take_their_limits_and_cancel_cancels(tmp_path: Path
         bad = runner.invoke(app, ["profile", model_id, "--budget", "2", "--server", url])
         assert bad.exit_code == 2 and "not a duration" in bad.output
 
+        # An alias names the model wherever an id does.
+        named = runner.invoke(app, ["alias", "set", "cli-prod", model_id, "--server", url])
+        assert named.exit_code == 0, named.output
+        by_alias = runner.invoke(
+            app, ["profile", "cli-prod", "--no-follow", "--json", "--server", url]
+        )
+        assert by_alias.exit_code == 0, by_alias.output
+        assert json.loads(by_alias.stdout)["model_id"] == model_id
+        unknown_alias = runner.invoke(app, ["profile", "no-such-alias", "--server", url])
+        assert unknown_alias.exit_code == 4, unknown_alias.output
+        runner.invoke(app, ["cancel", json.loads(by_alias.stdout)["id"], "--server", url])
+
         converting = ["convert", model_id, "--no-follow", "--server", url]
         unknown = runner.invoke(app, [*converting, "--to", "KERAS"])
         assert unknown.exit_code == 2 and "one of NONE, TFS, TORCHSCRIPT" in unknown.output
