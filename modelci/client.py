@@ -182,17 +182,16 @@ def enum_value(kind: type[EnumKind], value: Any, argument: str) -> EnumKind:
 
 
 @contextmanager
-def opened_upload(
-    weight: str | Path | bytes, progress: Progress | None, filename: str | None = None
-) -> Iterator[Upload]:
-    """An Upload reading a path (streamed from disk) or bytes, counting what is read."""
+def opened_upload(weight: str | Path | bytes, filename: str | None = None) -> Iterator[Upload]:
+    """An Upload reading a path (streamed from disk) or bytes, counting what is read (the
+    transport reports the progress of what it sends)."""
     if isinstance(weight, bytes):
-        reader = CountingReader(io.BytesIO(weight), len(weight), progress)
+        reader = CountingReader(io.BytesIO(weight), len(weight))
         yield Upload(filename or "weight", reader, "application/octet-stream")
         return
     path = Path(weight)
     with path.open("rb") as file:
-        reader = CountingReader(file, path.stat().st_size, progress)
+        reader = CountingReader(file, path.stat().st_size)
         yield Upload(filename or path.name, reader, "application/octet-stream")
 
 
@@ -285,7 +284,7 @@ class ModelHub:
         """Register a model; ``fields`` as ModelInput (architecture, framework, engine,
         version, dataset, task, inputs, outputs, metric, model_status, creator)."""
         model_input = as_input(ModelInput, given(fields), "input")
-        with opened_upload(weight, progress) as upload:
+        with opened_upload(weight) as upload:
             registered = self.api.register_model(
                 input=model_input,
                 weight=upload,
@@ -351,7 +350,7 @@ class ModelHub:
         update = as_input(ModelUpdateInput, given(changes), "input")
         if weight is None:
             return self.api.update_model(id=model_id, input=update).update_model
-        with opened_upload(weight, progress) as upload:
+        with opened_upload(weight) as upload:
             updated = self.api.update_model(
                 id=model_id, input=update, weight=upload, progress=progress
             )

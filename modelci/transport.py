@@ -78,11 +78,11 @@ class HubUnreachable(httpx.TransportError):
 
 
 class CountingReader(io.RawIOBase):
-    """A readable file that reports how much of it has been read."""
+    """A readable file that knows how much of it has been read (``size_of``)."""
 
-    def __init__(self, file: IO[bytes], total: int, progress: Progress | None) -> None:
+    def __init__(self, file: IO[bytes], total: int) -> None:
         super().__init__()
-        self.file, self.total, self.progress, self.done = file, total, progress, 0
+        self.file, self.total, self.done = file, total, 0
 
     def readable(self) -> bool:
         return True
@@ -90,8 +90,6 @@ class CountingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         chunk = self.file.read(size)
         self.done += len(chunk)
-        if self.progress is not None and chunk:  # not again for each read at the end
-            self.progress(self.done, self.total)
         return chunk
 
 

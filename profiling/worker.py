@@ -421,7 +421,7 @@ class Worker:
                     continue
                 try:
                     check = as_input(ConversionCheckInput, outcome["check"], "conversion")
-                    with opened_upload(outcome["scratch"] / outcome["file"], None) as upload:
+                    with opened_upload(outcome["scratch"] / outcome["file"]) as upload:
                         variant = self.hub.api.register_converted_model(
                             source_id=model["id"],
                             engine=engine,

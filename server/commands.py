@@ -711,11 +711,17 @@ def convert(
 ) -> None:
     """Convert a registered model to other formats and follow the job live: each variant
     is checked against the model on random inputs before it is registered."""
+    profiling: list[tuple[str, ProfilingJob]] = []  # each variant's, once the job is done
     with hub_client(server, token) as hub:
         model_id = model_id_of(hub, model_id)
         job = hub.convert_model(model_id, targets=to, profile=profile)
         if follow:
             job = follow_job(hub, job.id)
+        if follow and profile and job.status is JobStatus.SUCCEEDED:
+            for variant in hub.get_variants(model_id):
+                latest = latest_profiling_job(hub, variant.id)
+                if latest is not None:  # the one just queued, or one already under way
+                    profiling.append((f"{variant.id} ({variant.engine.value})", latest))
     if as_json:
         print_json(job)
         return
@@ -733,7 +739,16 @@ def convert(
     )
     if summary:
         console.print(f"  {summary}", highlight=False)
-    console.print(f"  next: `modelci show {model_id}` lists its variants", highlight=False)
+    for named, profiling_job in profiling:
+        console.print(
+            f"  profiling {named}: job {profiling_job.id} {profiling_job.status.value}",
+            highlight=False,
+        )
+    console.print(
+        f"  next: `modelci show {model_id}` lists its variants"
+        + ("; `modelci show VARIANT` its profile once measured" if profiling else ""),
+        highlight=False,
+    )
 
 
 def follow_job(hub: ModelHub, job_id: str) -> ProfilingJob:

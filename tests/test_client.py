@@ -143,6 +143,8 @@ def test_the_seed_service_through_the_client(hub: ModelHub, tmp_path: Path) -> N
         **FIELDS,
     )
     assert seen[-1] == (len(weight), len(weight))
+    reported = [done for done, _ in seen]
+    assert reported == sorted(set(reported)), reported  # each amount once, in order
     assert model.weight.sha256 == hashlib.sha256(weight).hexdigest()
     assert hub.get_by_id(model.id) == model
     assert [m.id for m in hub.get_models(architecture="ResNet50")] == [model.id]

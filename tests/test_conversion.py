@@ -415,6 +415,7 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
     run_all_jobs(hub, source_id)  # the variants' profiling
     for child in children:
         assert f"{child['engine']} ({child['id']}, profiling queued)" in printed, printed
+        assert f"profiling {child['id']} ({child['engine']}): job " in printed, printed
         results = graphql(
             hub,
             "query($id: ID!) { model(id: $id) { profileResult { dynamicResults { batch } } } }",
