@@ -144,6 +144,10 @@ class JobQueue(Protocol):
         self, model_id: str | None, status: JobStatus | None, page: PageRequest
     ) -> Page[ProfilingJob]: ...
 
+    async def has_active(self, model_id: str, kind: JobKind) -> bool:
+        """Whether a job of ``kind`` for the model is QUEUED or RUNNING."""
+        ...
+
     async def cancel(self, job_id: str) -> ProfilingJob:
         """Answers once nothing more can be written for the job (see ``writing_for``)."""
         ...

@@ -25,7 +25,6 @@ from .domain import (
     DynamicProfileResult,
     Engine,
     JobKind,
-    JobStatus,
     MLModel,
     ModelAlias,
     ModelFields,
@@ -305,13 +304,8 @@ class JobService:
         """``queue_default_profiling``, unless the model's profiling is queued or running
         already: a conversion found its variant there, and asking again must not pile up
         jobs. (Two conversions finding it at the same instant may both queue one.)"""
-        from .context import PageRequest  # the context imports this module
-
-        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
-            found = await self.queue.find(model_id, status, PageRequest(first=100))
-            if any(job.kind is JobKind.PROFILE for job in found.items):
-                return
-        await self.queue_default_profiling(model_id, owner)
+        if not await self.queue.has_active(model_id, JobKind.PROFILE):
+            await self.queue_default_profiling(model_id, owner)
 
     async def check_quota(self, owner: str | None, jobs: int) -> None:
         await self.queue.check_quota(owner, jobs)

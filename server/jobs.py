@@ -171,6 +171,14 @@ class MongoJobQueue:
         documents, has_next, has_previous = await self.listing.page(self.jobs, query, page)
         return Page([job_from_document(document) for document in documents], has_next, has_previous)
 
+    async def has_active(self, model_id: str, kind: JobKind) -> bool:
+        query = {
+            "model_id": str(object_id(model_id, "modelId")),
+            "kind": kind.value,
+            "status": {"$in": ACTIVE},
+        }
+        return await self.jobs.find_one(query, {"_id": 1}) is not None
+
     async def cancel(self, job_id: str) -> ProfilingJob:
         now = utcnow()
         document = await self.jobs.find_one_and_update(

@@ -383,12 +383,10 @@ class MongoModelRegistry:
     @staticmethod
     def conflict(fields: ModelFields, holder: str | None = None) -> Conflict:
         """CONFLICT for a key taken, naming the model that holds it where known."""
-        if holder is None:
-            return Conflict(
-                f"a model {describe_key(fields)} is already registered", key=list(MODEL_KEY_FIELDS)
-            )
+        named = {"modelId": holder} if holder is not None else {}
         return Conflict(
-            f"a model {describe_key(fields)} is already registered: {holder}",
+            f"a model {describe_key(fields)} is already registered"
+            + (f": {holder}" if holder is not None else ""),
             key=list(MODEL_KEY_FIELDS),
-            modelId=holder,
+            **named,
         )
