@@ -1,6 +1,6 @@
 """Reports each operation's first root field, type, duration and outcome to the context's
-observer (the server's metrics). Root field names come from the schema, so the labels
-stay few whatever clients send."""
+observer (the server's metrics). A label is a root field the schema has, or ``unknown``
+for any other name a client sends, so the labels stay few whatever clients send."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from graphql import OperationDefinitionNode
 from strawberry.types import ExecutionContext
 
-from .auth import root_fields
+from .auth import root_fields, root_scopes
 
 
 def observe(context: ExecutionContext) -> Iterator[None]:
@@ -35,7 +35,8 @@ def report(context: ExecutionContext, seconds: float, refused: bool = False) -> 
             if isinstance(definition, OperationDefinitionNode):
                 kind = definition.operation.value
                 fields = list(root_fields(definition.selection_set, {}))
-                operation = fields[0] if fields else "none"
+                known = root_scopes(context.schema._schema)[definition.operation]
+                operation = "none" if not fields else fields[0] if fields[0] in known else "unknown"
                 break
     result = context.result
     failed = refused or bool(context.pre_execution_errors) or bool(result and result.errors)

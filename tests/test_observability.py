@@ -55,6 +55,19 @@ async def test_metrics_count_operations_requests_and_jobs(api: Api) -> None:
     assert sample(text, "modelci_job_queue_depth") == 3
 
 
+async def test_made_up_root_fields_share_one_label(api: Api) -> None:
+    before = len((await api.http.get("/metrics")).content)
+    for number in range(200):
+        await api.post("{ madeUp%d { id } }" % number)
+        await api.post("mutation { madeUp%d }" % number)
+    text = (await api.http.get("/metrics")).text
+    assert "madeUp" not in text
+    unknown = {"operation": "unknown", "type": "query", "outcome": "error"}
+    assert sample(text, "modelci_graphql_operations_total", **unknown) == 200
+    # Two labels more (unknown query and mutation), whatever the 400 names were.
+    assert len(text) < before + 8_000
+
+
 def test_json_logs_carry_the_request_id() -> None:
     record = logging.LogRecord(
         "modelci.test", logging.WARNING, __file__, 1, "hello %s", ("world",), None
