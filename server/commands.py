@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -73,9 +74,26 @@ NEXT_STEPS = {
     TooManyRequests.code: "wait for your uploads or queued jobs to finish, then retry",
 }
 
+# C0 and C1 control characters but tab and newline: what a model's name or a job's log
+# could carry to retitle, clear or rewrite the user's terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return CONTROL_CHARACTERS.sub("", text)
+
+
+class HubConsole(Console):
+    """A console for what the hub says: every string it renders (table cells included)
+    loses its control characters, and is markup only where a call asks for it."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(printable(text), **kwargs)
+
+
 # Piped output is not cut to 80 columns: tables keep their rows on one line each.
-console = Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+console = HubConsole(width=None if sys.stdout.isatty() else 200, markup=False)
+errors = HubConsole(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
 
 Server = Annotated[str, typer.Option(envvar="MODELCI_SERVER", help="The hub's URL.")]
 Token = Annotated[str | None, typer.Option(envvar="MODELCI_TOKEN", help="API token.")]
@@ -86,7 +104,7 @@ MODEL_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
 def fail(message: str, next_step: str, code: int) -> typer.Exit:
-    errors.print(f"[red]error[/red]: {message}", markup=True, highlight=False)
+    errors.print(f"[red]error[/red]: {escape(message)}", markup=True, highlight=False)
     errors.print(f"  next: {next_step}", highlight=False)
     return typer.Exit(code)
 
@@ -332,7 +350,7 @@ def register(
         "registers it without converting",
     }
     with hub_client(server, token, next_steps) as hub, transfer_bar() as bar:
-        upload = bar.add_task(f"uploading {file.name}", total=file.stat().st_size)
+        upload = bar.add_task(escape(f"uploading {file.name}"), total=file.stat().st_size)
         model = hub.register_model(
             file,
             convert=convert,
@@ -344,8 +362,9 @@ def register(
         print_json(model)
     else:
         console.print(
-            f"registered [bold]{model.id}[/bold] ({model.architecture}, "
-            f"{model.framework.value}/{model.engine.value} v{model.version})"
+            f"registered [bold]{model.id}[/bold] ({escape(model.architecture)}, "
+            f"{model.framework.value}/{model.engine.value} v{model.version})",
+            markup=True,
         )
 
 
@@ -763,7 +782,8 @@ def follow_job(hub: ModelHub, job_id: str) -> ProfilingJob:
 
         def show_state(job: ProfilingJob) -> None:
             last = job.log[-1].message if job.log else job.status.value
-            bar.update(task, completed=job.progress, description=f"{job.status.value}: {last}")
+            shown = escape(printable(f"{job.status.value}: {last}"))  # a progress bar's markup
+            bar.update(task, completed=job.progress, description=shown)
 
         return hub.wait_for_job(job_id, on_update=show_state)
 

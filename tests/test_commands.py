@@ -6,8 +6,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from conftest import modelci_serve
+from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from test_worker import QUICK, worker
 from typer.testing import CliRunner
 
@@ -81,6 +82,27 @@ def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path
     assert code == 4  # NOT_FOUND: not an id, so an alias, and no alias has that name
     code, _ = modelci(hub, "show", "neither an id nor an alias!")
     assert code == 2  # BAD_USER_INPUT
+
+
+def test_what_the_hub_says_cannot_drive_the_terminal(hub: str) -> None:
+    """Escape sequences in a model's metadata (retitle the terminal, clear it) and rich's
+    markup are printed as plain text by `ls` and `show`."""
+    hostile = "Evil\x1b]0;pwned\x07Net\x1b[2J[red]x[/red]\x9b31m"
+    request = multipart(
+        REGISTER,
+        {"input": model_input(architecture=hostile, dataset="Data\x1b[1;1H\rset")},
+        {"weight": ("w.bin", b"weights")},
+    )
+    body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
+    model_id = body["data"]["registerModel"]["id"]
+    for arguments in (("ls",), ("show", model_id)):
+        code, out = modelci(hub, *arguments)
+        assert code == 0, out
+        assert not any(character in out for character in "\x1b\x07\x9b\r"), repr(out)
+        flat = "".join(line.strip(" │") for line in out.splitlines())
+        assert "[red]x[/red]" in flat  # shown, not taken as markup
+    code, out = modelci(hub, "show", model_id, "--json")
+    assert json.loads(out)["architecture"] == hostile  # scripts get the data as it is
 
 
 def test_profile_follows_the_job(hub: str, onnx_model: Path) -> None:
