@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -31,7 +31,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from modelci.schema.context import Page, PageRequest
 from modelci.schema.domain import (
     DEFAULT_PROFILE_BUDGET_S,
-    FINISHED_JOB_STATUSES,
     Engine,
     JobKind,
     JobStatus,
@@ -41,13 +40,14 @@ from modelci.schema.domain import (
 )
 from modelci.schema.errors import Conflict, NotFound, TooManyRequests
 
+from .job_watch import JobWatchers
 from .listing import Listing
 from .storage import object_id
 
 MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
-# How often a watcher looks again when no change was announced in this process
-# (changes made through another server process).
+# How often the watchers' feed reads the watched jobs again when no change was announced
+# in this process (changes made through another server process).
 WATCH_POLL_S = 1.0
 
 # How long a fenced write may hold off a cancel: past it, the write's record is taken for
@@ -91,11 +91,16 @@ class MongoJobQueue:
         self.max_queued_per_owner = max_queued_per_owner
         self.default_budget_s = default_budget_s
         self.changed = asyncio.Event()
+        # One lock per token name that queues jobs: as many as the tokens an admin made.
+        self.quota_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.watchers = JobWatchers(jobs, job_from_document, WATCH_POLL_S)
 
     def announce_change(self) -> None:
-        """Wake the watchers in this process; a fresh event for the next change."""
+        """Wake what waits on a change in this process (the watchers' feed, cancels
+        waiting for writes to end); a fresh event for the next change."""
         self.changed.set()
         self.changed = asyncio.Event()
+        self.watchers.announce()
 
     async def enqueue(
         self,
@@ -111,8 +116,6 @@ class MongoJobQueue:
         max_p99_latency: float | None = None,
         max_batch: int | None = None,
     ) -> ProfilingJob:
-        if quota:
-            await self.check_quota(owner, 1)
         now = utcnow()
         document: dict[str, Any] = {
             "model_id": model_id,
@@ -139,20 +142,42 @@ class MongoJobQueue:
             "end_time": None,
             "update_time": now,
         }
-        result = await self.jobs.insert_one(document)
-        document["_id"] = result.inserted_id
+        if quota and owner is not None:
+            # One at a time per owner in this process, so that one of many requests at
+            # the same instant takes the last place; across processes the count after
+            # the insert still keeps the quota (refusing more than needed, at worst).
+            async with self.quota_locks[owner]:
+                await self.jobs.insert_one(document)
+                await self.keep_within_quota(document["_id"], owner)
+        else:
+            await self.jobs.insert_one(document)
         self.announce_change()
         return job_from_document(document)
+
+    async def keep_within_quota(self, job_id: ObjectId, owner: str) -> None:
+        """Counted after the job is written, so that concurrent requests of one owner see
+        each other: one that finds the owner past the quota takes its own job back (a
+        count before the insert let concurrent requests all pass it). A job claimed
+        meanwhile has left the queue, and stays."""
+        queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
+        if queued <= self.max_queued_per_owner:
+            return
+        taken_back = await self.jobs.delete_one({"_id": job_id, "status": JobStatus.QUEUED.value})
+        if taken_back.deleted_count:
+            raise self.over_quota(owner, queued - 1)
 
     async def check_quota(self, owner: str | None, jobs: int) -> None:
         if owner is None or jobs <= 0:  # nothing to queue: no count to read
             return
         queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
         if queued + jobs > self.max_queued_per_owner:
-            raise TooManyRequests(
-                f"{owner} has {queued} jobs queued, and {self.max_queued_per_owner} is the most "
-                "one token may have waiting; wait for some to run, or cancel some"
-            )
+            raise self.over_quota(owner, queued)
+
+    def over_quota(self, owner: str, queued: int) -> TooManyRequests:
+        return TooManyRequests(
+            f"{owner} has {queued} jobs queued, and {self.max_queued_per_owner} is the most "
+            "one token may have waiting; wait for some to run, or cancel some"
+        )
 
     async def get(self, job_id: str) -> ProfilingJob:
         document = await self.jobs.find_one({"_id": object_id(job_id, "id")})
@@ -487,15 +512,7 @@ class MongoJobQueue:
             f"(it is {job.status.value}); its lease may have run out"
         )
 
-    async def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
-        last_update = None
-        while True:
-            changed = self.changed
-            job = await self.get(job_id)
-            if job.update_time != last_update:
-                last_update = job.update_time
-                yield job
-            if job.status in FINISHED_JOB_STATUSES:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+    def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
+        """The job now, then after each change until it ends, from the process's one
+        change feed (``job_watch.JobWatchers``): watchers cost no query each."""
+        return self.watchers.watch(job_id)

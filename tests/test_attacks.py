@@ -4,6 +4,7 @@ Security section)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -214,6 +215,22 @@ async def test_one_token_cannot_flood_the_queue_nor_hold_others_behind_it(
         assert body["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
         listed = await call(tokens["alice"], "{ models { nodes { version } } }", {})
         assert sorted(node["version"] for node in listed["data"]["models"]["nodes"]) == [1, 2]
+
+        # Requests at the same instant cannot count past the quota either: with one
+        # place left, one of 30 takes it.
+        queued_jobs = "{ profilingJobs(status: QUEUED) { nodes { id } } }"
+        waiting = (await call(tokens["alice"], queued_jobs, {}))["data"]["profilingJobs"]
+        cancel = "mutation($id: ID!) { cancelProfilingJob(id: $id) { id } }"
+        await call(tokens["alice"], cancel, {"id": waiting["nodes"][0]["id"]})
+        answers = await asyncio.gather(
+            *(call(tokens["alice"], PROFILE, {"modelId": alice}) for _ in range(30))
+        )
+        codes = [
+            answer["errors"][0]["extensions"]["code"] for answer in answers if "errors" in answer
+        ]
+        assert codes == ["TOO_MANY_REQUESTS"] * 29
+        waiting = (await call(tokens["alice"], queued_jobs, {}))["data"]["profilingJobs"]
+        assert len(waiting["nodes"]) == 3
 
         assert not (await call(tokens["bob"], PROFILE, {"modelId": bob})).get("errors")
         claimed = []
