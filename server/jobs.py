@@ -47,7 +47,7 @@ from .storage import object_id
 MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
 # How often the watchers' feed reads the watched jobs again when no change was announced
-# in this process (changes made through another server process).
+# in this process (changes made through another server process); MODELCI_WATCH_POLL_S.
 WATCH_POLL_S = 1.0
 
 # How long a fenced write may hold off a cancel: past it, the write's record is taken for
@@ -85,6 +85,7 @@ class MongoJobQueue:
         *,
         max_queued_per_owner: int = 500,
         default_budget_s: float = DEFAULT_PROFILE_BUDGET_S,
+        watch_poll_s: float = WATCH_POLL_S,
     ) -> None:
         self.jobs = jobs
         self.listing = listing
@@ -93,7 +94,7 @@ class MongoJobQueue:
         self.changed = asyncio.Event()
         # One lock per token name that queues jobs: as many as the tokens an admin made.
         self.quota_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.watchers = JobWatchers(jobs, job_from_document, WATCH_POLL_S)
+        self.watchers = JobWatchers(jobs, job_from_document, watch_poll_s)
 
     def announce_change(self) -> None:
         """Wake what waits on a change in this process (the watchers' feed, cancels
