@@ -229,6 +229,11 @@ def operations_with_files(
     for key, paths in file_map.items():
         if key not in uploads or not isinstance(paths, list):
             raise BadUserInput(f"map: no file part named {key!r}")
+        if len(paths) > 1:  # its bytes are moved into the store by the first field that takes them
+            raise BadUserInput(
+                f"map: file part {key!r} is mapped to {len(paths)} variables; an upload is used "
+                "once, so send the file once for each variable that takes it"
+            )
         for path in paths:
             place(operations, str(path), uploads[key])
     return operations

@@ -73,6 +73,30 @@ async def test_multipart_text_fields_and_part_headers_are_bounded(api: Api) -> N
     assert (await api.data("{ models { nodes { id } } }"))["models"]["nodes"] == []
 
 
+async def test_one_upload_mapped_to_two_registrations_is_bad_input(api: Api) -> None:
+    """One file part named by two registerModel fields: the second once got an internal
+    error, after the first had stored its model."""
+    two = (
+        "mutation($a: ModelInput!, $b: ModelInput!, $w: Upload!, $v: Upload!) {"
+        " first: registerModel(input: $a, weight: $w) { id }"
+        " second: registerModel(input: $b, weight: $v) { id } }"
+    )
+    variables = {"a": model_input(version=1), "b": model_input(version=2), "w": None, "v": None}
+    response = await api.http.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={
+            "operations": json.dumps({"query": two, "variables": variables}),
+            "map": json.dumps({"0": ["variables.w", "variables.v"]}),
+        },
+        files={"0": ("w.bin", b"weights")},
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "mapped to 2 variables" in error["message"]
+    assert (await api.data("{ models { nodes { id } } }"))["models"]["nodes"] == []
+
+
 async def test_variables_nested_thousands_deep_are_bad_input(api: Api) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     body = '{"query": "{ __typename }", "variables": {"x": %s}}' % deep
