@@ -58,6 +58,11 @@ MAX_CANDIDATES = 1000
 MAX_OPTIONS = 100
 MAX_COMPARED = 20
 
+# Names one model may have at once (stages, environments, experiments), and devices one
+# worker may report: each far above real use, and what keeps a lookup's answer small.
+MAX_ALIASES_PER_MODEL = 32
+MAX_DEVICES_PER_REPORT = 64
+
 ALIAS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MODEL_ID_PATTERN = re.compile(r"[0-9a-fA-F]{24}")
 
@@ -353,6 +358,11 @@ class JobService:
             raise BadUserInput(
                 "kinds: give one kind of job or more, or none for all", field="kinds"
             )
+        if len(devices) > MAX_DEVICES_PER_REPORT:
+            raise BadUserInput(
+                f"devices: a worker reports at most {MAX_DEVICES_PER_REPORT} devices",
+                field="devices",
+            )
         await self.devices.report(devices)
         device_ids = [device.device_id for device in devices]
         wanted = sorted(set(kinds or JobKind), key=lambda kind: kind.value)
@@ -511,6 +521,13 @@ class ModelService:
         """Point ``alias`` at the model, creating it or moving it in one write."""
         checked_alias(alias)
         await self.registry.get(model_id)
+        (names,) = await self.aliases.of_models([model_id])
+        if len(names) >= MAX_ALIASES_PER_MODEL and alias not in names:
+            raise Conflict(
+                f"model {model_id} has {len(names)} aliases, the most one model may have; "
+                "remove one (deleteModelAlias) or point it elsewhere first",
+                aliases=names,
+            )
         pointed = await self.aliases.point(alias, model_id)
         # A delete of the model between the check and the write dropped its aliases
         # before this one was written: drop it too, so that no alias names a deleted model.

@@ -123,6 +123,11 @@ def profile_condition(where: ProfileFilter) -> dict[str, Any]:
     return {DYNAMIC_RESULTS: {"$elemMatch": match}}
 
 
+# Dynamic results one model may hold: a doubling sweep (13 batch sizes) on a dozen devices
+# fits, and an append never rewrites a document of thousands of results.
+MAX_DYNAMIC_RESULTS = 256
+
+
 def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
     key: dict[str, Any] = {"ip": ip, "device_id": device_id}
     if batch is not None:
@@ -307,14 +312,22 @@ class MongoModelRegistry:
 
     async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel:
         key = dynamic_key(result.ip, result.device_id, result.batch)
+        # The array has no element at the last place allowed: it is not full.
+        room = {f"{DYNAMIC_RESULTS}.{MAX_DYNAMIC_RESULTS - 1}": {"$exists": False}}
         try:
             return await self.change_one(
                 model_id,
-                {DYNAMIC_RESULTS: {"$not": {"$elemMatch": key}}},
+                {DYNAMIC_RESULTS: {"$not": {"$elemMatch": key}}, **room},
                 {"$push": {DYNAMIC_RESULTS: result.model_dump()}},
             )
         except NotFound:
-            await self.get(model_id)
+            model = await self.get(model_id)
+            if len(model.profile_result.dynamic_results) >= MAX_DYNAMIC_RESULTS:
+                raise Conflict(
+                    f"model {model_id} holds {MAX_DYNAMIC_RESULTS} dynamic results, the most one "
+                    "model may hold; delete some (deleteDynamicProfilingResult) or replace one "
+                    "(updateDynamicProfilingResult)"
+                ) from None
             raise Conflict(
                 f"model {model_id} already has a dynamic result for ip {result.ip}, "
                 f"device {result.device_id}, batch {result.batch}; use "

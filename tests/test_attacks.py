@@ -18,8 +18,11 @@ from test_jobs import CLAIM, PROFILE, cpu
 from test_observability import sample
 
 from modelci.schema.auth import Scope
+from modelci.schema.usecases import MAX_ALIASES_PER_MODEL
 from modelci.server.app import create_app
+from modelci.server.devices import MAX_DEVICES
 from modelci.server.embedded import free_port
+from modelci.server.registry import MAX_DYNAMIC_RESULTS
 from modelci.server.settings import Settings
 
 
@@ -325,3 +328,48 @@ async def test_a_lone_surrogate_in_a_request_gets_a_json_error(api: Api) -> None
     assert response.headers["content-type"].startswith("application/json"), response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert (await api.data("{ __typename }")) == {"__typename": "Query"}
+
+
+async def test_what_one_model_or_worker_may_hold_is_bounded(api: Api) -> None:
+    """Appends, aliases and device reports once grew without bound (1 024 dynamic results
+    made each append cost 0.6 s; one worker token reported 20 000 devices): each has a
+    cap, refused with what to do, and a write at the cap changes nothing."""
+    model_id = (await api.register())["id"]
+    append = (
+        "mutation($id: ID!, $batch: Int!) { registerDynamicProfilingResult(modelId: $id, "
+        'result: {ip: "10.0.0.7", deviceId: "cpu", deviceName: "CPU", batch: $batch, '
+        "memory: {totalMemory: 1, memoryUsage: 1, utilization: 0.5}, "
+        "latency: {initializationLatency: {%s}, preprocessLatency: {%s}, "
+        "inferenceLatency: {%s}, postprocessLatency: {%s}}, "
+        "throughput: {batchFormationThroughput: 1, preprocessThroughput: 1, "
+        "inferenceThroughput: 100, postprocessThroughput: 1}}) { id } }"
+    ) % (("avg: 0.01, p50: 0.01, p95: 0.01",) * 4)
+    for batch in range(1, MAX_DYNAMIC_RESULTS + 1):
+        await api.data(append, {"id": model_id, "batch": batch})
+    refused = await api.post(append, {"id": model_id, "batch": MAX_DYNAMIC_RESULTS + 1})
+    assert refused["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert f"holds {MAX_DYNAMIC_RESULTS} dynamic results" in refused["errors"][0]["message"]
+    count = "query($id: ID!) { model(id: $id) { profileResult { dynamicResults { batch } } } }"
+    results = (await api.data(count, {"id": model_id}))["model"]["profileResult"]
+    assert len(results["dynamicResults"]) == MAX_DYNAMIC_RESULTS
+
+    point = "mutation($a: String!, $id: ID!) { setModelAlias(alias: $a, modelId: $id) { alias } }"
+    for number in range(MAX_ALIASES_PER_MODEL):
+        await api.data(point, {"a": f"stage-{number}", "id": model_id})
+    assert await api.error_code(point, {"a": "one-too-many", "id": model_id}) == "CONFLICT"
+    await api.data(point, {"a": "stage-0", "id": model_id})  # pointing one again is no more
+
+    many = [{**cpu(), "deviceId": f"cuda:{number}"} for number in range(65)]
+    claim = await api.post(CLAIM, {"worker": "w1", "devices": many})
+    assert claim["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert (await api.data("{ devices { deviceId } }"))["devices"] == []
+    for host in range(MAX_DEVICES // 64):
+        fleet = [{**cpu(f"host-{host}"), "deviceId": f"cuda:{number}"} for number in range(64)]
+        assert (await api.post(CLAIM, {"worker": "w1", "devices": fleet}))["data"]
+    one_more = await api.post(CLAIM, {"worker": "w1", "devices": [cpu("host-new")]})
+    assert "the most it keeps" in one_more["errors"][0]["message"]
+    assert len((await api.data("{ devices { deviceId } }"))["devices"]) == MAX_DEVICES
+    known = await api.post(
+        CLAIM, {"worker": "w1", "devices": [cpu("host-0") | {"deviceId": "cuda:3"}]}
+    )
+    assert not known.get("errors")  # a known device reports again
