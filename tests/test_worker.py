@@ -240,13 +240,14 @@ def test_a_budget_ends_the_sweep_and_says_so(hub: str, onnx_model: Path) -> None
     assert job["budgetSeconds"] == 8
     (sweep,) = job["sweeps"]
     assert sweep["deviceId"] == "cpu" and sweep["reasonCode"] == "BUDGET", sweep
-    assert len(sweep["batches"]) < len(sizes)
-    assert sweep["batches"] == sizes[: len(sweep["batches"])]  # in order, none skipped
+    # Some sizes measured (8 s pays for batch 1 at the least), in order with none skipped,
+    # and not all of them.
+    assert 1 <= len(sweep["batches"]) < len(sizes)
+    assert sweep["batches"] == sizes[: len(sweep["batches"])]
     body = httpx.post(f"{hub}/graphql", json={"query": RESULTS, "variables": {"id": model_id}})
     dynamic = body.json()["data"]["model"]["profileResult"]["dynamicResults"]
     assert [entry["batch"] for entry in dynamic] == sweep["batches"]
-    if dynamic:
-        assert dynamic[-1]["measurement"]["sweepStop"] == "BUDGET"
+    assert dynamic[-1]["measurement"]["sweepStop"] == "BUDGET"
 
 
 def test_a_killed_workers_job_completes_on_another(hub: str, onnx_model: Path) -> None:
