@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,17 +98,27 @@ def serve_until_stopped(settings: Settings) -> None:
     if settings.mongodb_url is not None:
         finish(run_server(settings, settings.mongodb_url))
         return
-    database = EmbeddedDatabase(settings.embedded_db_dir)
+    database = EmbeddedDatabase(
+        settings.embedded_db_dir,
+        holder="modelci serve",
+        serving=f"http://{settings.host}:{settings.port}",
+    )
     try:
         try:
             url = database.start()
         except EmbeddedDatabaseError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1) from None
+        # A database that will not come back stops the hub, which then exits 1 for its
+        # own supervisor to restart it.
+        database.supervise(give_up=lambda why: os.kill(os.getpid(), signal.SIGTERM))
         started = run_server(settings, url)
     finally:
         with stop_signals_ignored():
             database.stop()
+        if database.failure:
+            typer.echo(f"error: {database.failure}", err=True)
+            raise typer.Exit(1)
     finish(started)
 
 

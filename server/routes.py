@@ -16,6 +16,7 @@ from modelci.profiling.cage import cage_kind
 from modelci.schema.auth import Scope
 from modelci.schema.errors import Forbidden, HubError
 
+from . import embedded
 from .http import error_response
 from .services import services_of
 
@@ -105,8 +106,24 @@ async def readyz(request: Request) -> Response:
     try:
         await asyncio.wait_for(services_of(request).db.command("ping"), READY_TIMEOUT_S)
     except Exception as error:  # any failure means "not ready"; say which
-        logger.warning("database not ready: %s", error)
-        return JSONResponse({"status": "unavailable", "database": "no answer"}, status_code=503)
+        reason = not_ready_reason(error)
+        logger.warning("database not ready: %s", reason)
+        return JSONResponse(
+            {"status": "unavailable", "database": "no answer", "reason": reason},
+            status_code=503,
+        )
     # The cage this machine's workers run uploaded models in (`profiling/cage.py`).
     cage = await asyncio.to_thread(cage_kind)
     return JSONResponse({"status": "ready", "database": "ok", "cage": cage})
+
+
+def not_ready_reason(error: Exception) -> str:
+    """Why the database did not answer, in words: what the embedded database's supervisor
+    knows (it died and is being restarted), else what the client saw."""
+    trouble = embedded.database_trouble
+    if isinstance(error, TimeoutError):
+        seen = f"the database did not answer within {READY_TIMEOUT_S:g} s"
+    else:
+        # The client's own text ends in its configured timeouts and topology: noise here.
+        seen = str(error).split(" (configured timeouts", 1)[0] or type(error).__name__
+    return f"{trouble}; {seen}" if trouble else seen

@@ -24,6 +24,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from pymongo.errors import PyMongoError
+
 from modelci.schema.auth import Scope
 
 from .embedded import stop_with_parent
@@ -38,6 +40,7 @@ logger = logging.getLogger("modelci.server")
 # How long the workers have to hand their jobs back when the server stops.
 STOP_TIMEOUT_S = 10.0
 WORKER_CHECK_S = 2.0  # how often serve looks for workers that died
+HAND_BACK_TIMEOUT_S = 5.0
 LOCAL_WORKER_TOKEN = "serve-worker"
 
 
@@ -121,14 +124,31 @@ async def keep_workers_alive(workers: WorkerProcesses, jobs: MongoJobQueue) -> N
     while True:
         await asyncio.sleep(WORKER_CHECK_S)
         for name in workers.dead():
-            await jobs.release_workers([name], "its worker died")
+            try:
+                await jobs.release_workers([name], "its worker died")
+            except PyMongoError as error:
+                # The database is down (being restarted, say): the jobs' leases run out
+                # and they are claimed again; the worker is needed meanwhile.
+                logger.warning("could not hand back the jobs of worker %s: %s", name, error)
             workers.restart(name)
 
 
 async def release_stopped(jobs: MongoJobQueue, stopped: list[str]) -> None:
     """The jobs still RUNNING under workers that have stopped, handed back: a worker's own
     hand-back may not have reached a web process any more."""
-    released = await jobs.release_workers(stopped, "stopping (the hub shut down)")
+    try:
+        released = await asyncio.wait_for(
+            jobs.release_workers(stopped, "stopping (the hub shut down)"), HAND_BACK_TIMEOUT_S
+        )
+    except (PyMongoError, TimeoutError) as error:
+        # A database that does not answer must not hold the hub's stop for the client's
+        # 30 s server selection; the jobs' leases run out instead.
+        logger.warning(
+            "could not hand back the running jobs at shutdown (%s): the database does not "
+            "answer; they are claimed again once their lease runs out",
+            error or "no answer",
+        )
+        return
     if released:
         logger.info("jobs handed back at shutdown: %s", ", ".join(released))
 
