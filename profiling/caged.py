@@ -187,6 +187,38 @@ def run_profile(path: Path, request: dict[str, Any]) -> None:
     )
 
 
+# What the inspect step logs: torch is imported (the hub times the load from then), and
+# the verdict that the archive loaded and every graph passed.
+INSPECT_LOADING = "torch imported: loading the archive"
+INSPECT_PASSED = "loaded: its graphs call allowed operators only"
+
+
+def run_inspect(path: Path, request: dict[str, Any]) -> None:
+    """Load an uploaded TorchScript archive as registration checks it: ``torch.jit.load``
+    runs the archive's ``__setstate__`` methods, so the load is the upload's own code.
+
+    Request key: ``budget``, the bytes of address space the load may add to what importing
+    torch took (torch's own mappings are the hub's cost, not the upload's). Messages: the
+    ``log`` lines ``INSPECT_LOADING`` then ``INSPECT_PASSED``, or an ``error``."""
+    import resource
+
+    import torch
+
+    from .formats import check_torchscript_graphs
+
+    torch.set_num_threads(1)
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mapped + int(request["budget"])
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    send("log", message=INSPECT_LOADING)
+    check_torchscript_graphs(str(path))
+    send("log", message=INSPECT_PASSED)
+
+
 def main() -> None:
     # Messages go to stdout as it was when the cage started; anything else printed to
     # stdout (exporters print, native code writes to fd 1) goes to stderr instead.
@@ -201,6 +233,8 @@ def main() -> None:
             run_convert(path, scratch, request)
         elif request["step"] == "profile":
             run_profile(path, request)
+        elif request["step"] == "inspect":
+            run_inspect(path, request)
         else:
             raise ValueError(f"unknown step {request['step']!r}")
     except UnsupportedModel as error:

@@ -75,9 +75,11 @@ class ModelRegistry(Protocol):
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
         accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
+        owner: str | None = None,
     ) -> MLModel:
         """Store the model and its weight; ``accept`` sees the fields completed from the
-        checked file, before anything is stored, and refuses by raising."""
+        checked file, before anything is stored, and refuses by raising. ``owner``'s
+        uploads take turns with others' for the checks."""
         ...
 
     async def get(self, model_id: str) -> MLModel: ...

@@ -432,7 +432,7 @@ class ModelService:
             if asked and not checked.inputs and may_lack_input_shapes(weight_format):
                 raise no_inputs_to_register(weight_format, asked)
 
-        model = await self.registry.register(fields, weight, accept=fed_if_run)
+        model = await self.registry.register(fields, weight, accept=fed_if_run, owner=owner)
         if convert:
             await self.jobs.queue_conversion(model, None, profile, owner, quota=False)
         if profile:
@@ -465,7 +465,7 @@ class ModelService:
             owner = job.owner if job else None
             try:
                 variant = await self.registry.register(
-                    fields, weight, parent_model_id=source.id, conversion=conversion
+                    fields, weight, parent_model_id=source.id, conversion=conversion, owner=owner
                 )
             except Conflict:
                 (variants,) = await self.registry.children_of([source.id])

@@ -74,14 +74,17 @@ class WeightIntake:
 
     @asynccontextmanager
     async def checked(
-        self, weight: UploadedWeight, fields: ModelFields
+        self, weight: UploadedWeight, fields: ModelFields, owner: str | None = None
     ) -> AsyncIterator[CheckedWeight]:
         """The weight staged and inspected against ``fields``, for the block to refuse
-        (by raising) or to reference within ``committed``. When the block ends, the
-        staged bytes are gone: committed, or removed."""
+        (by raising) or to reference within ``committed``; ``owner``'s checks take turns
+        with other owners'. When the block ends, the staged bytes are gone: committed, or
+        removed."""
         upload = await self.staged(weight)
         try:
-            completed, weight_format = await self.inspector.checked(fields, upload.staged.path)
+            completed, weight_format = await self.inspector.checked(
+                fields, upload.staged.path, owner
+            )
             yield CheckedWeight(
                 staged=upload.staged,
                 fields=completed,

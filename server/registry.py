@@ -179,6 +179,7 @@ class MongoModelRegistry:
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
         accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
+        owner: str | None = None,
     ) -> MLModel:
         key = to_bson(fields.key().model_dump())
         holder = await self.models.find_one(key, {"_id": 1})
@@ -186,7 +187,7 @@ class MongoModelRegistry:
             raise self.conflict(fields, str(holder["_id"]))
         # Workers upload variants under a scratch name: a variant is named after its source.
         source = await self.get(parent_model_id) if parent_model_id is not None else None
-        async with self.intake.checked(weight, fields) as checked:
+        async with self.intake.checked(weight, fields, owner) as checked:
             if accept is not None:
                 accept(checked.fields, checked.format)
             description = checked.description

@@ -90,7 +90,13 @@ async def hub_services(
         db = client[settings.database]
         listing = await prepared_database(db)
         weights = weight_store(settings, db)
-        inspector = ModelInspector(allow_pickle=settings.allow_pickle)
+        inspector = ModelInspector(
+            allow_pickle=settings.allow_pickle,
+            check_seconds=settings.check_seconds,
+            torchscript_seconds=settings.torchscript_check_seconds,
+            slots=settings.check_slots,
+            slots_per_owner=settings.check_slots_per_token,
+        )
         intake = WeightIntake(db[MODELS], weights, inspector)
         if maintenance:
             await intake.collect_orphans()

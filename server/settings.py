@@ -85,6 +85,32 @@ class Settings(BaseSettings):
     max_uploads_per_token: int = Field(
         default=32, ge=1, description="Uploads a server process takes at once from one token."
     )
+    check_slots: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Uploads a server process checks at once (each in a helper process, "
+        "and a TorchScript archive's load in the cage).",
+    )
+    check_slots_per_token: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Of those, how many one token's uploads may hold; its further uploads "
+        "wait behind each other while other tokens' are checked.",
+    )
+    check_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a helper process may spend checking one upload (an ONNX "
+        "model's load in onnxruntime, an archive's directory) before it is refused.",
+    )
+    torchscript_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds loading an uploaded TorchScript archive in the cage (which "
+        "runs its __setstate__ code) may take before the upload is refused.",
+    )
     max_queued_jobs_per_token: int = Field(
         default=500, ge=1, description="Jobs one token may have queued at once."
     )

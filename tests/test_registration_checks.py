@@ -118,7 +118,7 @@ async def test_a_check_past_its_time_bound_is_refused_and_the_next_one_runs(
     checks.check_seconds = 0  # no check can answer within no time at all
     message = refusal(await register_onnx(api, LOADABLE, architecture="Slow"))
     assert "took longer than 0 s" in message, message
-    assert checks.helper is None  # the overrunning helper was killed, not left running
+    assert not checks.helpers  # the overrunning helper was killed, not left running
     assert await model_count(api) == 0
     assert stored_blobs(settings) == [] and staged_files(settings) == []
 
@@ -146,8 +146,8 @@ async def test_a_check_past_its_memory_bound_is_refused_and_the_next_one_runs(
 
 async def test_a_helper_killed_between_checks_is_replaced(app: Starlette, api: Api) -> None:
     assert not (await register_onnx(api, LOADABLE, architecture="First")).get("errors")
-    helper = inspector(app).helper
-    assert helper is not None and helper.process.pid is not None
+    (helper,) = inspector(app).idle_helpers
+    assert helper.process.pid is not None
     os.kill(helper.process.pid, signal.SIGKILL)
     helper.process.join()
     body = await register_onnx(api, LOADABLE, architecture="Second")
