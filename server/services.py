@@ -64,6 +64,18 @@ async def prepared_database(db: AsyncDatabase[dict[str, Any]]) -> Listing:
     return listing
 
 
+def model_inspector(settings: Settings) -> ModelInspector:
+    """The inspector every way a weight comes in uses (uploads, imports), so that each
+    refuses what the others refuse."""
+    return ModelInspector(
+        allow_pickle=settings.allow_pickle,
+        check_seconds=settings.check_seconds,
+        torchscript_seconds=settings.torchscript_check_seconds,
+        slots=settings.check_slots,
+        slots_per_owner=settings.check_slots_per_token,
+    )
+
+
 def weight_store(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> WeightStore:
     """Files under the data directory, or GridFS (the default with an external MongoDB,
     so that every server and worker sees the same bytes)."""
@@ -90,13 +102,7 @@ async def hub_services(
         db = client[settings.database]
         listing = await prepared_database(db)
         weights = weight_store(settings, db)
-        inspector = ModelInspector(
-            allow_pickle=settings.allow_pickle,
-            check_seconds=settings.check_seconds,
-            torchscript_seconds=settings.torchscript_check_seconds,
-            slots=settings.check_slots,
-            slots_per_owner=settings.check_slots_per_token,
-        )
+        inspector = model_inspector(settings)
         intake = WeightIntake(db[MODELS], weights, inspector)
         if maintenance:
             await intake.collect_orphans()
