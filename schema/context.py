@@ -87,7 +87,11 @@ class ModelRegistry(Protocol):
     async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]: ...
 
     async def update(
-        self, model_id: str, changes: dict[str, Any], weight: UploadedWeight | None
+        self,
+        model_id: str,
+        changes: dict[str, Any],
+        weight: UploadedWeight | None,
+        owner: str | None = None,
     ) -> MLModel: ...
 
     async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:

@@ -195,7 +195,9 @@ class ModelMutations:
     ) -> MLModel:
         changes = update_changes(input)
         source = cast(UploadedWeight | None, weight)
-        return await info.context.model_service.update(id, changes, source)  # type: ignore[return-value]
+        return await info.context.model_service.update(  # type: ignore[return-value]
+            id, changes, source, owner=info.context.owner
+        )
 
     @strawberry.mutation(
         description="Delete a model, its weight bytes and its pending jobs; returns what was "

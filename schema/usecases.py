@@ -488,9 +488,13 @@ class ModelService:
         return variant
 
     async def update(
-        self, model_id: str, changes: dict[str, Any], weight: UploadedWeight | None
+        self,
+        model_id: str,
+        changes: dict[str, Any],
+        weight: UploadedWeight | None,
+        owner: str | None = None,
     ) -> MLModel:
-        return await self.registry.update(model_id, changes, weight)
+        return await self.registry.update(model_id, changes, weight, owner=owner)
 
     async def delete(self, model_id: str, cascade: bool) -> MLModel:
         """The model (with ``cascade``, its variants too), its jobs and, with ``cascade``,

@@ -213,7 +213,11 @@ class MongoModelRegistry:
         return model_from_document(document)
 
     async def update(
-        self, model_id: str, changes: dict[str, Any], weight: UploadedWeight | None
+        self,
+        model_id: str,
+        changes: dict[str, Any],
+        weight: UploadedWeight | None,
+        owner: str | None = None,
     ) -> MLModel:
         oid = object_id(model_id)
         current = await self.get(model_id)
@@ -230,7 +234,7 @@ class MongoModelRegistry:
             update["update_time"] = utcnow()
             return await self.apply_update(oid, update, merged)
 
-        async with self.intake.checked(weight, merged) as checked:
+        async with self.intake.checked(weight, merged, owner) as checked:
             changed = set(changes) | {
                 field
                 for field in ("inputs", "outputs")
