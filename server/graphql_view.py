@@ -15,13 +15,17 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from modelci.schema.auth import Identity
 from modelci.schema.auth import Scope as TokenScope
 from modelci.schema.context import HubContext, Loaders
-from modelci.schema.errors import BadUserInput, HubError
+from modelci.schema.errors import BadUserInput, HubError, TooManyRequests
 
 from .access import identity_from_header
 from .http import (
@@ -32,6 +36,7 @@ from .http import (
     idle_poll_var,
     media_type,
 )
+from .job_watch import ConnectionLease, OperationSlot
 from .services import services_of
 from .uploads import graphql_multipart
 
@@ -39,7 +44,142 @@ CDN = "https://unpkg.com/"
 LOCAL_ASSETS = "/static/graphiql/"
 
 
+LEASE = "websocket_lease"  # the connection's ConnectionLease, in the scope's state
+# The close code of a connection refused by a cap (the protocol's own codes are 44xx
+# from the HTTP statuses; 429: too many).
+TOO_MANY_CONNECTIONS = 4429
+
+
+class ConnectionRefused(Exception):
+    """A WebSocket connection past its caller's cap: closed with a code and the reason."""
+
+    def __init__(self, refusal: TooManyRequests) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+    @property
+    def reason(self) -> str:
+        # A close frame's reason has room for 123 bytes.
+        return self.refusal.message.encode()[:123].decode(errors="ignore")
+
+
+def lease_of(context: HubContext) -> ConnectionLease | None:
+    lease = context.request.scope.get("state", {}).get(LEASE)
+    return lease if isinstance(lease, ConnectionLease) else None
+
+
+def refusal_payload(refusal: HubError) -> dict[str, Any]:
+    """A refused operation as a GraphQL error, with its code in ``extensions``."""
+    return {"message": refusal.message, "extensions": refusal.extensions}
+
+
+class HubTransportWS(BaseGraphQLTransportWSHandler[HubContext, None]):
+    """graphql-transport-ws with the caps of ``WatchLimits``: a connection refused is
+    closed with 4429 and why; an operation past a cap is refused with an error message
+    (TOO_MANY_REQUESTS), and the connection goes on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots: dict[str, OperationSlot] = {}
+
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionRefused as refused:
+            await self.websocket.close(code=TOO_MANY_CONNECTIONS, reason=refused.reason)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        lease = lease_of(self.context)
+        operation_id = message["id"]
+        if not self.connection_acknowledged or lease is None or operation_id in self.operations:
+            await super().handle_subscribe(message)  # refused by the protocol: it closes
+            return
+        try:
+            slot = lease.start_operation()
+        except TooManyRequests as refusal:
+            payload = [refusal_payload(refusal)]
+            error = {"id": operation_id, "type": "error", "payload": payload}
+            await self.websocket.send_json(error)
+            return
+        await super().handle_subscribe(message)
+        operation = self.operations.get(operation_id)
+        if operation is None or operation.task is None:
+            slot.release()
+            return
+        self.slots[operation_id] = slot
+        operation.task.add_done_callback(lambda _: self.release(operation_id, slot))
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        """The client completed the operation, or the connection ends: its slot is free
+        before the next message is read."""
+        slot = self.slots.get(operation_id)
+        if slot is not None:
+            self.release(operation_id, slot)
+        await super().cleanup_operation(operation_id)
+
+    def release(self, operation_id: str, slot: OperationSlot) -> None:
+        slot.release()
+        if self.slots.get(operation_id) is slot:
+            del self.slots[operation_id]
+
+
+class HubGraphQLWS(BaseGraphQLWSHandler[HubContext, None]):
+    """The older graphql-ws protocol, under the same caps as ``HubTransportWS``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots: dict[str, OperationSlot] = {}
+
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionRefused as refused:
+            payload = refusal_payload(refused.refusal)
+            await self.send_message({"type": "connection_error", "payload": payload})
+            await self.websocket.close(code=TOO_MANY_CONNECTIONS, reason=refused.reason)
+
+    async def handle_start(self, message: Any) -> None:
+        lease = lease_of(self.context)
+        operation_id = message["id"]
+        if operation_id in self.tasks:
+            await self.cleanup_operation(operation_id)
+        if not self.connection_acknowledged or lease is None:
+            await super().handle_start(message)  # refused by the protocol: it closes
+            return
+        try:
+            slot = lease.start_operation()
+        except TooManyRequests as refusal:
+            payload = refusal_payload(refusal)
+            error = {"type": "error", "id": operation_id, "payload": payload}
+            await self.websocket.send_json(error)
+            return
+        await super().handle_start(message)
+        task = self.tasks.get(operation_id)
+        if task is None:
+            slot.release()
+            return
+        self.slots[operation_id] = slot
+        task.add_done_callback(lambda _: self.release(operation_id, slot))
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        slot = self.slots.get(operation_id)
+        if slot is not None:
+            self.release(operation_id, slot)
+        await super().cleanup_operation(operation_id)
+
+    def release(self, operation_id: str, slot: OperationSlot) -> None:
+        slot.release()
+        if self.slots.get(operation_id) is slot:
+            del self.slots[operation_id]
+
+
 class HubGraphQL(GraphQL[HubContext, None]):
+    # The hub's own caps (``WatchLimits``) replace Strawberry's, which refuse with no
+    # error code.
+    max_subscriptions_per_connection = None
+    graphql_transport_ws_handler_class = HubTransportWS
+    graphql_ws_handler_class = HubGraphQLWS
+
     def encode_json(self, data: object) -> str:
         """``encode_answer``; text, not bytes: Strawberry sends bytes over a WebSocket
         as binary frames, which GraphQL clients refuse."""
@@ -69,6 +209,14 @@ class HubGraphQL(GraphQL[HubContext, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it cannot take is refused in the API's JSON shape."""
+        if scope["type"] == "websocket":
+            try:
+                await super().__call__(scope, receive, send)
+            finally:  # however the connection ended, it no longer counts against its caller
+                lease = scope.get("state", {}).get(LEASE)
+                if isinstance(lease, ConnectionLease):
+                    lease.close()
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -143,14 +291,26 @@ class HubGraphQL(GraphQL[HubContext, None]):
         return HTMLResponse(self.graphql_ide_html.replace(CDN, LOCAL_ASSETS))
 
     async def on_ws_connect(self, context: HubContext) -> Any:
-        """WebSockets carry the token in connection_init: {"Authorization": "Bearer …"}."""
+        """WebSockets carry the token in connection_init: {"Authorization": "Bearer …"}.
+
+        A connection is counted against its caller from here on (``WatchLimits``); one
+        past the caller's cap is refused (``ConnectionRefused``)."""
         services = services_of(context.request)
-        if not services.auth_enabled:
-            return await super().on_ws_connect(context)
-        params = context.connection_params or {}
-        header = str(params.get("Authorization") or params.get("authorization") or "")
-        context.identity = await identity_from_header(services.tokens, header)
-        if context.identity is None:
-            raise ConnectionRejectionError({"message": "authentication required"})
-        context.credential = header.partition(" ")[2].strip()  # checked on every operation
+        if services.auth_enabled:
+            params = context.connection_params or {}
+            header = str(params.get("Authorization") or params.get("authorization") or "")
+            context.identity = await identity_from_header(services.tokens, header)
+            if context.identity is None:
+                raise ConnectionRejectionError({"message": "authentication required"})
+            context.credential = header.partition(" ")[2].strip()  # checked on every operation
+            caller = f"token {context.identity.name}"
+        else:  # loopback only: every local client is one caller
+            client = context.request.client
+            caller = f"client {client.host if client else 'anonymous'}"
+        state = context.request.scope.setdefault("state", {})
+        if LEASE not in state:  # a second connection_init is closed by the protocol
+            try:
+                state[LEASE] = services.watch_limits.connect(caller)
+            except TooManyRequests as refusal:
+                raise ConnectionRefused(refusal) from None
         return await super().on_ws_connect(context)

@@ -21,6 +21,7 @@ from .aliases import ALIASES, MongoAliasRegistry
 from .devices import MongoDeviceRegistry
 from .inspection import ModelInspector
 from .intake import WeightIntake
+from .job_watch import WatchLimits
 from .jobs import MongoJobQueue
 from .listing import Listing, listing_for
 from .metrics import Metrics
@@ -48,6 +49,7 @@ class Services:
     auth_enabled: bool
     metrics: Metrics
     uploads: UploadSlots
+    watch_limits: WatchLimits
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -106,7 +108,7 @@ async def hub_services(
         intake = WeightIntake(db[MODELS], weights, inspector)
         if maintenance:
             await intake.collect_orphans()
-        yield Services(
+        services = Services(
             client=client,
             db=db,
             weights=weights,
@@ -117,6 +119,7 @@ async def hub_services(
                 listing,
                 max_queued_per_owner=settings.max_queued_jobs_per_token,
                 default_budget_s=settings.profile_budget_s,
+                watch_poll_s=settings.watch_poll_s,
             ),
             devices=MongoDeviceRegistry(db[DEVICES]),
             aliases=MongoAliasRegistry(db[ALIASES]),
@@ -124,7 +127,16 @@ async def hub_services(
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,
             uploads=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_token),
+            watch_limits=WatchLimits(
+                settings.max_ws_connections_per_token,
+                settings.max_subscriptions_per_connection,
+                settings.max_subscriptions_per_token,
+            ),
         )
+        try:
+            yield services
+        finally:
+            await services.jobs.watchers.close()
     finally:
         if inspector is not None:
             inspector.close()

@@ -156,6 +156,31 @@ class Settings(BaseSettings):
     profile_threads: int | None = Field(
         default=None, ge=1, description="Intra-op threads for profiling; unset: CPUs available."
     )
+    watch_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between reads of the jobs that subscriptions follow, for "
+        "changes made through another server process (one read for all of them).",
+    )
+    # WebSocket caps, per token (per client address with auth off) and per server process.
+    max_ws_connections_per_token: int = Field(
+        default=20,
+        ge=1,
+        description="WebSocket connections one token may have open at once; one more is "
+        "closed with code 4429.",
+    )
+    max_subscriptions_per_connection: int = Field(
+        default=100,
+        ge=1,
+        description="Subscriptions (operations under way) one WebSocket connection may "
+        "have at once; one more is refused with TOO_MANY_REQUESTS.",
+    )
+    max_subscriptions_per_token: int = Field(
+        default=200,
+        ge=1,
+        description="Subscriptions one token may have at once over all its WebSocket "
+        "connections; one more is refused with TOO_MANY_REQUESTS.",
+    )
 
     @property
     def weights_dir(self) -> Path:
