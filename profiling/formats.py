@@ -7,10 +7,12 @@ ONNX files are protobuf, checked with ``onnx.checker``; at registration also by 
 check and a real load in onnxruntime (``registration_signature``, run by the server in
 a helper process). A pickle is never loaded here: unpickling runs arbitrary code.
 
-``inspect_archive`` (run by the server in its helper process) also refuses PyTorch
-archives that would run code when loaded or reach files, processes or the network when
-run: ``.pt2`` archives with pickled weights or constants (unless pickles are trusted),
-and graphs calling operators outside the pure tensor namespaces (``HOSTILE_OPERATORS``).
+``inspect_archive`` (run by the server in its helper process, loading nothing) also
+refuses PyTorch archives that would run code when loaded or reach files, processes or
+the network when run: ``.pt2`` archives with pickled weights or constants (unless
+pickles are trusted), and graphs calling operators outside the pure tensor namespaces
+(``HOSTILE_OPERATORS``); a TorchScript archive's compiled graphs are checked by loading
+it in the cage (``check_torchscript_graphs``).
 A ``.pt2``'s inputs and outputs are read from its serialized graph signature
 (``export_signature``), as an ONNX graph's are: the archive is never loaded.
 """
@@ -279,10 +281,10 @@ def inspect_archive(
     or ``.pt2`` graph that calls an operator outside the tensor namespaces or one that
     touches files.
 
-    Runs in the server's helper process, under its bounds, which then loads a TorchScript
-    archive that passed (``check_torchscript_graphs``). TorchScript code is read as source
-    before any load: ``torch.jit.load`` runs the archive's ``__setstate__`` methods. A
-    ``.pt2`` is never loaded: its JSON graph and configs say all.
+    Runs in the server's helper process, under its bounds, and loads nothing: a TorchScript
+    archive that passes is then loaded in the cage (``check_torchscript_graphs``), since
+    ``torch.jit.load`` runs the archive's ``__setstate__`` methods; its code is read as
+    source first. A ``.pt2`` is never loaded: its JSON graph and configs say all.
     """
     with open(path, "rb") as file:
         if not zipfile.is_zipfile(file):
@@ -408,8 +410,10 @@ def pickle_globals(data: bytes, what: str) -> Iterator[str]:
 def check_torchscript_graphs(path: str) -> None:
     """Load the (source-checked) TorchScript archive and refuse a hostile operator in any
     method's inlined graph: what the compiler resolved, beyond what the source says.
-    Loading runs no ``forward``; it checks the archive compiles, as the worker needs."""
-    import torch  # the profiling extra: the helper process only, never the web process
+    Loading runs no ``forward``, but it runs the archive's ``__setstate__`` methods: the
+    cage's work only (``caged.run_inspect``). It checks the archive compiles, as the
+    worker needs."""
+    import torch  # the profiling extra: in the cage, never the web process or its helpers
 
     try:
         module: Any = torch.jit.load(path, map_location="cpu")
