@@ -14,11 +14,17 @@ The archive is a plain tar file, members in this order:
 API tokens are never exported: secrets stay with the hub that issued them. Devices are
 not either: workers report theirs again when they connect to the new hub.
 
-An import checks everything before it writes anything: the manifest, each document
-against the domain model, each weight's bytes against its sha256 and size, and the
-target hub for models and aliases that would collide (an alias already naming another
-model). Only then are the bytes committed and the documents written, parents before
-their variants, each model after its bytes, aliases after the models they name.
+An import is an upload door like registration, and checks everything before it writes
+anything: the manifest, each document against the domain model (and that the database
+can store it), each member's size against the manifest and the hub's upload cap before
+its bytes are read, each weight's bytes against its sha256, each weight as registration
+inspects it (the same inspector, with the hub's settings: the same refusals, the same
+``--allow-pickle`` rule), and the target hub for models and aliases that would collide
+(an alias already naming another model). Only finished jobs are imported: a queued or
+running job in an archive (never one ``export`` wrote) is left out and counted, so
+nothing an archive holds is ever claimed by a worker. Only then are the bytes committed
+and the documents written, parents before their variants, each model after its bytes,
+aliases after the models they name.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,7 +47,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import bson
 from bson import ObjectId, json_util
+from bson.errors import BSONError
 from bson.json_util import RELAXED_JSON_OPTIONS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo import AsyncMongoClient
@@ -48,7 +57,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 import modelci
-from modelci.schema.domain import FINISHED_JOB_STATUSES, MLModel, ModelAlias, ProfilingJob
+from modelci.schema.domain import (
+    FINISHED_JOB_STATUSES,
+    MLModel,
+    ModelAlias,
+    ProfilingJob,
+    WeightFormat,
+)
 from modelci.schema.errors import BadUserInput
 from modelci.schema.usecases import checked_alias
 
@@ -57,7 +72,7 @@ from .inspection import ModelInspector
 from .intake import WeightIntake
 from .jobs import job_from_document
 from .registry import describe_key
-from .services import prepared_database, weight_store
+from .services import model_inspector, prepared_database, weight_store
 from .settings import Settings
 from .storage import JOBS, MODELS, model_from_document, to_bson
 from .weights import CHUNK_SIZE, SHA256_HEX, StagedWeight, WeightStore
@@ -70,7 +85,11 @@ MODELS_FILE = "models.jsonl"
 JOBS_FILE = "jobs.jsonl"
 ALIASES_FILE = "aliases.jsonl"
 WEIGHTS_PREFIX = "weights/"
-MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # some 600 000 weights listed
+# One line of a document file: the JSON of the largest document MongoDB stores (16 MiB
+# of BSON) is well within it, and each line is read whole into memory.
+MAX_DOCUMENT_LINE_BYTES = 64 * 1024 * 1024
+MAX_BSON_DOCUMENT_BYTES = 16 * 1024 * 1024
 LOOKUP_BATCH = 1000  # ids per query when checking the target hub
 FINISHED = sorted(status.value for status in FINISHED_JOB_STATUSES)
 READ_JSON = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
@@ -137,6 +156,7 @@ class ImportSummary:
     models_skipped: int = 0  # already there, identical
     jobs: int = 0
     jobs_skipped: int = 0
+    jobs_unfinished: int = 0  # queued or running in the archive: left out
     weights: int = 0  # weights in the archive, all verified
     bytes: int = 0
     weights_committed: int = 0  # of those, stored for the models written
@@ -374,25 +394,31 @@ async def import_hub(
     db: AsyncDatabase[dict[str, Any]],
     weights: WeightStore,
     path: Path,
+    settings: Settings,
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Load the archive ``path`` into the hub: all of it, or nothing (see the module's doc).
 
-    ArchiveError: the archive is damaged; ImportConflict: it clashes with this hub. Either
-    way nothing was written. Models and jobs already there, identical, are skipped.
+    ``settings``: the hub's, for what it accepts (pickles, the largest upload).
+    ArchiveError: the archive is damaged, or a weight in it is one the hub refuses;
+    ImportConflict: it clashes with this hub. Either way nothing was written. Models and
+    jobs already there, identical, are skipped.
     """
     summary = ImportSummary()
     verified: list[StagedWeight] = []
+    inspector = model_inspector(settings)
     try:
         async with ArchiveReader.opened(path) as archive:
             manifest = await archive.read_manifest()
+            archive.check_sizes(manifest, settings.max_upload_bytes)
             models = await archive.read_models(manifest)
             model_ids = {model.id for model in models}
-            jobs = await archive.read_jobs(manifest, model_ids)
+            jobs, summary.jobs_unfinished = await archive.read_jobs(manifest, model_ids)
             aliases = await archive.read_aliases(manifest, model_ids)
             plan = await plan_import(db, models, jobs, aliases)
             staged = await archive.read_weights(manifest, weights, plan.needed, progress)
             verified = list(staged.values())
+        await inspect_weights(inspector, plan.models, staged)
         summary.weights = len(manifest.weights)
         summary.bytes = sum(entry.size for entry in manifest.weights)
         if plan.conflicts:
@@ -400,10 +426,11 @@ async def import_hub(
                 "the archive clashes with this hub; nothing was imported:\n  "
                 + "\n  ".join(plan.conflicts)
             )
-        await write_plan(db, weights, plan, staged, summary)
+        await write_plan(db, weights, inspector, plan, staged, summary)
     finally:
         for item in verified:  # what was verified but not committed
             item.discard()
+        inspector.close()
     summary.models_skipped = len(models) - summary.models
     summary.jobs_skipped = len(jobs) - summary.jobs
     summary.aliases_skipped = len(aliases) - summary.aliases
@@ -413,13 +440,15 @@ async def import_hub(
 class ArchiveReader:
     """The archive's members, read in order; every problem an ArchiveError."""
 
-    def __init__(self, tar: tarfile.TarFile) -> None:
+    def __init__(self, tar: tarfile.TarFile, size: int) -> None:
         self.tar = tar
+        self.size = size  # of the archive file
 
     @classmethod
     @asynccontextmanager
     async def opened(cls, path: Path) -> AsyncIterator[ArchiveReader]:
         try:
+            size = (await asyncio.to_thread(path.stat)).st_size
             tar = await asyncio.to_thread(tarfile.open, path, "r:")
         except FileNotFoundError:
             raise ArchiveError(f"{path}: no such file") from None
@@ -427,9 +456,29 @@ class ArchiveReader:
             raise ArchiveError(f"{path}: not a readable tar archive ({error})") from None
         try:
             with translated_read_errors():
-                yield cls(tar)
+                yield cls(tar, size)
         finally:
             await asyncio.to_thread(tar.close)
+
+    def check_sizes(self, manifest: Manifest, max_weight_bytes: int) -> None:
+        """Refuse, before any member is read, a weight larger than the hub takes as an
+        upload, and members declaring more bytes than the archive file holds: with
+        sparse members refused, that bounds what an import writes by the archive's size."""
+        for entry in manifest.weights:
+            if entry.size > max_weight_bytes:
+                raise ArchiveError(
+                    f"weight {entry.sha256}: {entry.size} bytes, more than this hub accepts "
+                    f"for one weight ({max_weight_bytes} bytes, MODELCI_MAX_UPLOAD_BYTES)"
+                )
+        documents = [manifest.models, manifest.jobs, manifest.aliases]
+        declared = sum(entry.size for entry in manifest.weights) + sum(
+            described.size for described in documents if described is not None
+        )
+        if declared > self.size:
+            raise ArchiveError(
+                f"{MANIFEST}: its members add up to {declared} bytes, more than the archive's "
+                f"{self.size} (truncated, or members stored sparse)"
+            )
 
     async def next_member(self, expected: str) -> tarfile.TarInfo:
         member = await asyncio.to_thread(self.tar.next)
@@ -437,8 +486,8 @@ class ArchiveReader:
             raise ArchiveError(f"{expected} is missing (a truncated archive?)")
         if member.name != expected:
             raise ArchiveError(f"{expected} is missing ({member.name!r} is in its place)")
-        if not member.isreg():
-            raise ArchiveError(f"{expected} is not a regular file")
+        if not plain_file(member):
+            raise ArchiveError(f"{expected} is not a plain file (sparse, a link or a device)")
         return member
 
     def open_member(self, member: tarfile.TarInfo) -> IO[bytes]:
@@ -456,6 +505,8 @@ class ArchiveReader:
             content = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
             raise ArchiveError(f"{MANIFEST}: not JSON ({error})") from None
+        except RecursionError:
+            raise ArchiveError(f"{MANIFEST}: JSON nested too deep to be a manifest") from None
         if not isinstance(content, dict) or content.get("format") != ARCHIVE_FORMAT:
             raise ArchiveError(
                 f"{MANIFEST}: not a ModelCI Hub archive (format is not {ARCHIVE_FORMAT!r})"
@@ -493,13 +544,24 @@ class ArchiveReader:
         def parse() -> tuple[list[dict[str, Any]], str]:
             hasher = hashlib.sha256()
             documents = []
-            for number, line in enumerate(file, start=1):
+            number = 0
+            while line := file.readline(MAX_DOCUMENT_LINE_BYTES + 1):
+                number += 1
+                if len(line) > MAX_DOCUMENT_LINE_BYTES:
+                    raise ArchiveError(
+                        f"{name} line {number}: longer than {MAX_DOCUMENT_LINE_BYTES} bytes, "
+                        "more than any document can be"
+                    )
                 hasher.update(line)
                 try:
                     document = json_util.loads(line, json_options=READ_JSON)
-                except (ValueError, TypeError) as error:
+                except (ValueError, TypeError, BSONError) as error:
                     raise ArchiveError(
                         f"{name} line {number}: not a JSON document ({error})"
+                    ) from None
+                except RecursionError:
+                    raise ArchiveError(
+                        f"{name} line {number}: JSON nested too deep to be a document"
                     ) from None
                 if not isinstance(document, dict):
                     raise ArchiveError(f"{name} line {number}: not a JSON object")
@@ -539,6 +601,7 @@ class ArchiveReader:
                     f"{where}: model {model.id}'s weight {model.weight.sha256} "
                     f"({model.weight.size} bytes) is not in the manifest"
                 )
+            storable(model_document(model), f"{where}: model {model.id}")
             models[model.id], keys[key] = model, model.id
         for model in models.values():
             if model.parent_model_id is not None and model.parent_model_id not in models:
@@ -548,9 +611,14 @@ class ArchiveReader:
                 )
         return parents_first(models)
 
-    async def read_jobs(self, manifest: Manifest, model_ids: set[str]) -> list[ProfilingJob]:
+    async def read_jobs(
+        self, manifest: Manifest, model_ids: set[str]
+    ) -> tuple[list[ProfilingJob], int]:
+        """The finished jobs, and how many others (queued or running) were left out: a
+        worker would claim those, and run what the archive's author chose under an owner
+        of their naming, without the checks and quota that queueing a job passes."""
         documents = await self.read_documents(JOBS_FILE, manifest.jobs)
-        jobs = []
+        jobs, unfinished = [], 0
         for number, document in enumerate(documents, start=1):
             where = f"{JOBS_FILE} line {number}"
             if not isinstance(document.get("_id"), ObjectId):
@@ -561,8 +629,12 @@ class ArchiveReader:
                 raise ArchiveError(f"{where}: job {document['_id']}: {brief(error)}") from None
             if job.model_id not in model_ids:
                 raise ArchiveError(f"{where}: job {job.id}'s model {job.model_id} is not in it")
+            if job.status not in FINISHED_JOB_STATUSES:
+                unfinished += 1
+                continue
+            storable(job_document(job), f"{where}: job {job.id}")
             jobs.append(job)
-        return jobs
+        return jobs, unfinished
 
     async def read_aliases(self, manifest: Manifest, model_ids: set[str]) -> list[ModelAlias]:
         """The aliases, each a valid name naming a model in the archive (none in version 1)."""
@@ -584,6 +656,7 @@ class ArchiveReader:
                     f"{where}: alias {alias.alias} names model {alias.model_id}, "
                     "which is not in the archive"
                 )
+            storable(alias_document(alias), f"{where}: alias {alias.alias}")
             aliases.append(alias)
         if len({alias.alias for alias in aliases}) != len(aliases):
             raise ArchiveError(f"{ALIASES_FILE}: an alias appears twice")
@@ -616,8 +689,12 @@ class ArchiveReader:
                 sha256 = member.name.removeprefix(WEIGHTS_PREFIX)
                 if not member.name.startswith(WEIGHTS_PREFIX) or sha256 not in listed:
                     raise ArchiveError(f"unexpected member {member.name!r}")
-                if sha256 in seen or not member.isreg():
-                    raise ArchiveError(f"{member.name} appears twice or is no file")
+                if sha256 in seen:
+                    raise ArchiveError(f"{member.name} appears twice")
+                if not plain_file(member):
+                    raise ArchiveError(
+                        f"{member.name} is not a plain file (sparse, a link or a device)"
+                    )
                 if member.size != listed[sha256]:
                     raise ArchiveError(
                         f"{member.name}: {member.size} bytes, but the manifest says "
@@ -649,6 +726,55 @@ class ArchiveReader:
         return staged
 
 
+def plain_file(member: tarfile.TarInfo) -> bool:
+    """A regular member stored whole: a sparse one reads back as more bytes (zeros) than
+    the archive holds for it."""
+    return member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.sparse is None
+
+
+def storable(document: dict[str, Any], where: str) -> None:
+    """ArchiveError unless the database can store ``document`` as it is: JSON allows
+    strings (lone surrogates) and integers that BSON does not, and a write that fails
+    half-way through the import would be a damaged archive found too late."""
+    try:
+        size = len(bson.encode(document))
+    except (BSONError, UnicodeEncodeError, OverflowError, ValueError) as error:
+        raise ArchiveError(f"{where} cannot be stored ({error})") from None
+    if size > MAX_BSON_DOCUMENT_BYTES:
+        raise ArchiveError(f"{where} is {size} bytes, more than a stored document can be")
+
+
+async def inspect_weights(
+    inspector: ModelInspector, models: list[MLModel], staged: dict[str, StagedWeight]
+) -> None:
+    """Each model to write checked against its staged weight as a registration checks it:
+    the file's format (refusing pickles unless the hub allows them, and files that would
+    run code or reach files when loaded), the declared framework and engine, and the
+    declared inputs and outputs against the graph's; and the format the document records
+    must be the file's, since workers load it as that. ArchiveError naming the model."""
+    checked: set[tuple[str, str]] = set()
+    for model in models:
+        declared = model.model_dump_json(include={"framework", "engine", "inputs", "outputs"})
+        key = (model.weight.sha256, f"{declared} {model.weight.format}")
+        if key in checked:
+            continue
+        where = f"model {model.id} ({describe_key(model)})"
+        try:
+            _, found = await inspector.checked(model, staged[model.weight.sha256].path)
+        except BadUserInput as error:
+            raise ArchiveError(f"{where}: {error.message}") from None
+        if found is not model.weight.format:
+            raise ArchiveError(
+                f"{where}: its weight is recorded as {format_name(model.weight.format)}, "
+                f"but the file is {format_name(found)}"
+            )
+        checked.add(key)
+
+
+def format_name(weight_format: WeightFormat | None) -> str:
+    return "a format the hub does not read" if weight_format is None else weight_format.value
+
+
 @contextlib.contextmanager
 def translated_read_errors() -> Iterator[None]:
     """A tar that ends early or is garbled inside, reported as a damaged archive."""
@@ -678,18 +804,27 @@ class MemberSource:
 
 
 def parents_first(models: dict[str, MLModel]) -> list[MLModel]:
-    """The models ordered so that each comes after its parent; a lineage cycle is refused."""
+    """The models ordered so that each comes after its parent (by depth in the lineage,
+    then id); a lineage cycle is refused. Every parent is among ``models``.
 
-    def depth(model: MLModel) -> int:
-        steps, current = 0, model
-        while current.parent_model_id is not None:
-            steps += 1
-            if steps > len(models):
-                raise ArchiveError(f"{MODELS_FILE}: model {model.id}'s lineage is a cycle")
-            current = models[current.parent_model_id]
-        return steps
-
-    return sorted(models.values(), key=lambda model: (depth(model), model.id))
+    Walked down from the roots a generation at a time, so each model is visited once,
+    however long its lineage."""
+    children: dict[str | None, list[MLModel]] = defaultdict(list)
+    for model in models.values():
+        children[model.parent_model_id].append(model)
+    ordered: list[MLModel] = []
+    generation = sorted(children[None], key=lambda model: model.id)
+    while generation:
+        ordered += generation
+        generation = sorted(
+            (child for parent in generation for child in children[parent.id]),
+            key=lambda model: model.id,
+        )
+    if len(ordered) != len(models):  # what no root leads to has an ancestor of its own
+        reached = {model.id for model in ordered}
+        stuck = min(model_id for model_id in models if model_id not in reached)
+        raise ArchiveError(f"{MODELS_FILE}: model {stuck}'s lineage is a cycle")
+    return ordered
 
 
 async def plan_import(
@@ -777,6 +912,7 @@ def job_document(job: ProfilingJob) -> dict[str, Any]:
 async def write_plan(
     db: AsyncDatabase[dict[str, Any]],
     weights: WeightStore,
+    inspector: ModelInspector,
     plan: ImportPlan,
     staged: dict[str, StagedWeight],
     summary: ImportSummary,
@@ -812,7 +948,7 @@ async def write_plan(
             written_aliases += [alias.alias for alias in names]
             summary.aliases += len(names)
     except BaseException as error:
-        await undo(db, weights, written_models, written_jobs, written_aliases)
+        await undo(db, weights, inspector, written_models, written_jobs, written_aliases)
         summary.models = summary.jobs = summary.weights_committed = summary.aliases = 0
         if isinstance(error, DuplicateKeyError | BulkWriteError):
             raise ImportConflict(
@@ -825,6 +961,7 @@ async def write_plan(
 async def undo(
     db: AsyncDatabase[dict[str, Any]],
     weights: WeightStore,
+    inspector: ModelInspector,
     models: list[MLModel],
     job_ids: Iterable[str],
     aliases: list[str],
@@ -835,7 +972,7 @@ async def undo(
     ids = [ObjectId(job_id) for job_id in job_ids]
     if ids:
         await db[JOBS].delete_many({"_id": {"$in": ids}})
-    intake = WeightIntake(db[MODELS], weights, ModelInspector(allow_pickle=False))
+    intake = WeightIntake(db[MODELS], weights, inspector)
     for model in reversed(models):
         await db[MODELS].delete_one({"_id": ObjectId(model.id)})
         await intake.release(model.weight.sha256)

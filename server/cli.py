@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from modelci.schema.auth import Scope
 from modelci.schema.errors import Forbidden, NotFound, Unauthenticated
 
-from .commands import add_client_commands, hub_client
+from .commands import add_client_commands, hub_client, printable
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
 from .http import configure_logging
 from .serving import (
@@ -445,8 +445,14 @@ MongoDbUrlOption = Annotated[
 ]
 
 
-def archive_settings(data_dir: Path | None, mongodb_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {"data_dir": data_dir, "mongodb_url": mongodb_url}
+def archive_settings(
+    data_dir: Path | None, mongodb_url: str | None, allow_pickle: bool = False
+) -> Settings:
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir,
+        "mongodb_url": mongodb_url,
+        "allow_pickle": allow_pickle or None,
+    }
     return Settings(**{name: value for name, value in overrides.items() if value is not None})
 
 
@@ -533,29 +539,41 @@ def import_archive(
     path: Annotated[Path, typer.Argument(help="An archive written by `modelci export`.")],
     data_dir: DataDirOption = None,
     mongodb_url: MongoDbUrlOption = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            help="Accept pickled PyTorch weights, as `serve --allow-pickle` does: unpickling "
+            "runs arbitrary code."
+        ),
+    ] = False,
 ) -> None:
     """Load an archive into this hub: all of it or nothing; models already here are skipped.
 
-    Exit status 2: the archive is damaged (nothing written); 1: it clashes with this hub.
+    Every weight is inspected as a registration inspects it. Only finished jobs are
+    imported: queued or running ones are left out (queue them again here).
+
+    Exit status 2: the archive is damaged or holds a weight this hub refuses (nothing
+    written); 1: it clashes with this hub.
     """
     from .archive import ArchiveError, ImportConflict, import_hub
 
     if not path.is_file():
         typer.echo(f"error: {path}: no such file", err=True)
         raise typer.Exit(2)
-    settings = archive_settings(data_dir, mongodb_url)
+    settings = archive_settings(data_dir, mongodb_url, allow_pickle)
     try:
         summary = on_archive_hub(
             settings,
             "verifying",
-            lambda db, weights, progress: import_hub(db, weights, path, progress),
+            lambda db, weights, progress: import_hub(db, weights, path, settings, progress),
             writing=True,
         )
     except ArchiveError as error:
-        typer.echo(f"error: refused {path}, nothing imported: {error}", err=True)
+        message = archive_text(str(error)).replace("\n", " ")
+        typer.echo(f"error: refused {path}, nothing imported: {message}", err=True)
         raise typer.Exit(2) from None
     except (ImportConflict, EmbeddedDatabaseError) as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {archive_text(str(error))}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"imported {summary.models} models ({summary.models_skipped} skipped: already here), "
@@ -564,6 +582,18 @@ def import_archive(
         f"{summary.weights} weights verified ({size_text(summary.bytes)}), "
         f"{summary.weights_committed} stored"
     )
+    if summary.jobs_unfinished:
+        typer.echo(
+            f"left out {summary.jobs_unfinished} jobs that were queued or running in the "
+            "archive: only finished jobs are imported; queue them again here",
+            err=True,
+        )
+
+
+def archive_text(text: str) -> str:
+    """A message quoting what an archive holds (names, keys), safe for any terminal: no
+    control characters, and lone surrogates escaped."""
+    return printable(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":

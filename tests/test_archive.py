@@ -186,7 +186,9 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
         made["variant"].weight.sha256,
     }
 
-    imported = await import_hub(target.services.db, target.services.weights, archive)
+    imported = await import_hub(
+        target.services.db, target.services.weights, archive, target.settings
+    )
     assert (imported.models, imported.models_skipped, imported.jobs) == (3, 0, 1)
     assert imported.weights_committed == 2 and imported.aliases == 2
     assert await all_aliases(target.api) == await all_aliases(source.api)
@@ -208,7 +210,7 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
     assert job["status"] == "CANCELLED" and job["modelId"] == made["parent"]["id"]
 
     stored = await stored_weights(target)
-    again = await import_hub(target.services.db, target.services.weights, archive)
+    again = await import_hub(target.services.db, target.services.weights, archive, target.settings)
     assert (again.models, again.models_skipped, again.jobs, again.jobs_skipped) == (0, 3, 0, 1)
     assert again.weights_committed == 0
     assert (again.aliases, again.aliases_skipped) == (0, 2)
@@ -339,7 +341,7 @@ async def test_a_damaged_archive_is_refused_and_changes_nothing(
     broken = make(archive, tmp_path / "broken.tar")
 
     with pytest.raises(ArchiveError, match=said):
-        await import_hub(target.services.db, target.services.weights, broken)
+        await import_hub(target.services.db, target.services.weights, broken, target.settings)
     assert await all_models(target.api) == []
     assert await target.services.db["profiling_jobs"].count_documents({}) == 0
     assert await stored_weights(target) == []
@@ -356,7 +358,7 @@ async def test_an_import_that_clashes_with_the_hub_writes_nothing(
     await target.api.register(weight=b"someone else's")
     stored = await stored_weights(target)
     with pytest.raises(ImportConflict, match=f"model {made['parent']['id']} .*this hub has"):
-        await import_hub(target.services.db, target.services.weights, archive)
+        await import_hub(target.services.db, target.services.weights, archive, target.settings)
     assert len(await all_models(target.api)) == 1
     assert await stored_weights(target) == stored
 
@@ -364,7 +366,7 @@ async def test_an_import_that_clashes_with_the_hub_writes_nothing(
     await source.api.data(UPDATE, {"id": made["variant"].id, "input": {"creator": "alice"}})
     before = await all_models(source.api)
     with pytest.raises(ImportConflict, match=f"model {made['variant'].id} exists .*creator"):
-        await import_hub(source.services.db, source.services.weights, archive)
+        await import_hub(source.services.db, source.services.weights, archive, source.settings)
     assert await all_models(source.api) == before
 
 
@@ -382,7 +384,7 @@ async def test_an_alias_naming_another_model_here_is_a_clash(
         ImportConflict, match=f"alias resnet-prod names model {theirs['id']} in this hub, "
         f"model {made['parent']['id']} in the archive",
     ):  # fmt: skip
-        await import_hub(target.services.db, target.services.weights, archive)
+        await import_hub(target.services.db, target.services.weights, archive, target.settings)
     assert [model["id"] for model in await all_models(target.api)] == [theirs["id"]]
     assert [alias["alias"] for alias in await all_aliases(target.api)] == ["resnet-prod"]
     assert await stored_weights(target) == stored
@@ -396,7 +398,7 @@ async def test_an_archive_of_version_1_without_aliases_still_imports(
     await export_hub(source.services.db, source.services.weights, archive)
     older = with_aliases(archive, tmp_path / "v1.tar", None)
 
-    imported = await import_hub(target.services.db, target.services.weights, older)
+    imported = await import_hub(target.services.db, target.services.weights, older, target.settings)
     assert (imported.models, imported.aliases) == (3, 0)
     assert await all_models(target.api) == await all_models(source.api)
     assert await all_aliases(target.api) == []
