@@ -37,6 +37,7 @@ from .http import (
     media_type,
 )
 from .job_watch import ConnectionLease, OperationSlot
+from .routes import graphiql_page, opens_graphiql
 from .services import services_of
 from .uploads import graphql_multipart
 
@@ -286,9 +287,13 @@ class HubGraphQL(GraphQL[HubContext, None]):
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        query = request.query_params.get("query")
+        return opens_graphiql(request.method, query, request.headers.get("accept", ""))
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its scripts and styles served from here, not from a CDN."""
-        return HTMLResponse(self.graphql_ide_html.replace(CDN, LOCAL_ASSETS))
+        return HTMLResponse(graphiql_page(self.graphql_ide_html.replace(CDN, LOCAL_ASSETS)))
 
     async def on_ws_connect(self, context: HubContext) -> Any:
         """WebSockets carry the token in connection_init: {"Authorization": "Bearer …"}.

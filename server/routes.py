@@ -4,6 +4,7 @@ dashboard and the health checks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +25,25 @@ logger = logging.getLogger("modelci.server")
 
 READY_TIMEOUT_S = 2.0
 STATIC_DIR = Path(__file__).parent / "static"
+
+# What GraphiQL opens with: a query that runs as it is (the stock page opened on comments
+# alone, and Run answered "Syntax Error: Unexpected <EOF>").
+GRAPHIQL_STARTER = """# ModelCI Hub. Run (the ▶ button, or Ctrl-Enter) lists the newest models.
+# Docs (the book on the left) lists every query and mutation and what each argument means.
+{
+  models(first: 10) {
+    nodes {
+      id
+      architecture
+      engine
+      version
+    }
+  }
+}
+"""
+STOCK_EXAMPLE = "const EXAMPLE_QUERY = `"
+STOCK_QUERY_PARAMETER = "parameters.q || EXAMPLE_QUERY"
+STOCK_DECODE = "decodeURIComponent(entry.slice(eq + 1))"
 
 
 async def download_weight(request: Request) -> Response:
@@ -72,6 +92,35 @@ def content_disposition(filename: str) -> str:
     name = name or "weight"
     fallback = "".join(char if 32 <= ord(char) < 127 else "_" for char in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def graphiql_page(stock: str) -> str:
+    """Strawberry's GraphiQL page opened on ``GRAPHIQL_STARTER``, or on the query a link
+    gives (``/graphql?query=…``, as a GET request to the API takes it; ``q`` is the
+    page's own). A page of another Strawberry version, laid out otherwise, is left as it
+    is (the browser tests say so)."""
+    start = stock.find(STOCK_EXAMPLE)
+    end = stock.find("`;", start)
+    if start < 0 or end < 0 or STOCK_QUERY_PARAMETER not in stock:
+        logger.warning("GraphiQL's page is not the one expected: served as Strawberry wrote it")
+        return stock
+    page = f"{stock[:start]}const EXAMPLE_QUERY = {json.dumps(GRAPHIQL_STARTER)};{stock[end + 2 :]}"
+    page = page.replace(STOCK_QUERY_PARAMETER, "parameters.q || parameters.query || EXAMPLE_QUERY")
+    # A query typed into the address bar may come form-encoded: a space as "+".
+    return page.replace(
+        STOCK_DECODE, 'decodeURIComponent(entry.slice(eq + 1).replace(/\\+/g, " "))'
+    )
+
+
+def opens_graphiql(method: str, query: str | None, accept: str) -> bool:
+    """Whether a request to /graphql is a browser opening GraphiQL: a GET that accepts
+    HTML, with a query only when it asks for HTML by name (a browser's link to a query
+    opens it in the editor; ``curl '/graphql?query=…'`` gets the answer)."""
+    if method != "GET":
+        return False
+    if query is None:
+        return "text/html" in accept or "*/*" in accept
+    return "text/html" in accept
 
 
 async def landing(request: Request) -> Response:

@@ -149,6 +149,52 @@ def test_graphiql_runs_a_models_query_offline(tmp_path: Path, browser: int) -> N
     assert "BrowserNet" in shown
 
 
+# The query editor's text, once GraphiQL has put one there.
+EDITOR_TEXT = """new Promise(resolve => {
+  const look = () => {
+    const editor = document.querySelector('.graphiql-query-editor .CodeMirror');
+    const text = editor ? editor.CodeMirror.getValue() : '';
+    text ? resolve(text) : requestAnimationFrame(look);
+  };
+  look();
+})"""
+
+
+def test_graphiql_opens_on_a_query_that_runs_and_on_a_linked_query(
+    tmp_path: Path, browser: int
+) -> None:
+    with modelci_serve(tmp_path / "hub", free_port(), workers="0") as (hub, _):
+        with ModelHub(hub) as client:
+            model = client.register_model(
+                b"weights",
+                architecture="StarterNet",
+                framework="PyTorch",
+                engine="NONE",
+                version=3,
+                dataset="d",
+                task="Other",
+            )
+        with open_page(browser, f"{hub}/graphql") as tools:
+            assert tools.evaluate(RENDERED) is True
+            starter = tools.evaluate(EDITOR_TEXT)
+            tools.evaluate("document.querySelector('.graphiql-execute-button').click()")
+            shown = tools.evaluate(f"({ANSWERED})({json.dumps(model.id)})")
+        assert "models(first: 10)" in starter
+        assert "StarterNet" in shown and "Syntax Error" not in shown
+
+        linked = '{ model(id: "%s") { architecture version } }' % model.id
+        with open_page(browser, f"{hub}/graphql?query={quote(linked)}") as tools:
+            assert tools.evaluate(RENDERED) is True
+            assert tools.evaluate(EDITOR_TEXT) == linked
+            tools.evaluate("document.querySelector('.graphiql-execute-button').click()")
+            answered = tools.evaluate(f"({ANSWERED})('StarterNet')")
+        assert '"version": 3' in answered
+
+        # The same link from a script (no text/html asked for) is answered as JSON.
+        body = httpx.get(f"{hub}/graphql", params={"query": linked}).json()
+        assert body == {"data": {"model": {"architecture": "StarterNet", "version": 3}}}
+
+
 DRAWN = """(model) => new Promise(resolve => {
   const look = () => {
     const curves = document.querySelectorAll(`[data-model="${model}"] path[data-series]`);
