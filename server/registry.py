@@ -8,7 +8,7 @@ references it is deleted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -210,6 +210,15 @@ class MongoModelRegistry:
             except DuplicateKeyError:
                 raise self.conflict(checked.fields) from None
         document["_id"] = result.inserted_id
+        if parent_model_id is not None and (await self.get_many([parent_model_id]))[0] is None:
+            # Its source was deleted while it was stored. Either this check sees the source
+            # gone, or the source's delete began after the insert and its last sweep
+            # (``delete``) takes the variant: no variant outlives its source.
+            await self.delete(str(result.inserted_id), cascade=True)
+            raise NotFound(
+                f"model {parent_model_id} was deleted while its variant was registered; "
+                "the variant was not kept"
+            )
         return model_from_document(document)
 
     async def update(
@@ -278,15 +287,27 @@ class MongoModelRegistry:
                 )
             doomed += found
             frontier = [child.id for child in found]
+        deleted = await self.delete_each(reversed(doomed))  # variants first: no orphan
+        if not any(model.id == root.id for model in deleted):
+            raise NotFound(f"no model with id {model_id}")
+        # A variant registered while these were deleted is taken too (see ``register``).
+        gone = [model.id for model in deleted]
+        while gone:
+            late = await self.models.find({"parent_model_id": {"$in": gone}}).to_list()
+            taken = await self.delete_each(self.documents.models(late))
+            deleted[:0] = taken[::-1]
+            gone = [model.id for model in taken]
+        return deleted[::-1]
+
+    async def delete_each(self, models: Iterable[MLModel]) -> list[MLModel]:
+        """Delete the models one by one, each with its claim on its weight; those deleted."""
         deleted = []
-        for model in reversed(doomed):  # variants first: a crash never orphans one
+        for model in models:
             document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
             if document is not None:
                 deleted.append(self.documents.model(document))
                 await self.intake.release(model.weight.sha256)
-        if not any(model.id == root.id for model in deleted):
-            raise NotFound(f"no model with id {model_id}")
-        return deleted[::-1]
+        return deleted
 
     async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
         """Models in the order asked (None where missing); for the per-request DataLoader."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from conftest import PREFLIGHT, REGISTER, Api, model_input, modelci_serve, multipart, serving
+from starlette.applications import Starlette
 from test_jobs import CLAIM, PROFILE, cpu
 from test_observability import sample
 
@@ -373,3 +374,79 @@ async def test_what_one_model_or_worker_may_hold_is_bounded(api: Api) -> None:
         CLAIM, {"worker": "w1", "devices": [cpu("host-0") | {"deviceId": "cuda:3"}]}
     )
     assert not known.get("errors")  # a known device reports again
+
+
+async def test_no_variant_outlives_its_source_deleted_meanwhile(
+    app: Starlette, api: Api, onnx_model: Path, tmp_path: Path
+) -> None:
+    """deleteModel(cascade: true) while a worker registered a variant once left the
+    variant with its source gone, and an export of that hub could not be imported. Both
+    orders of the race are forced here by running one side at a chosen point of the
+    other (the real inspection and the real delete run): the delete between the
+    variant's look at its source and its insert, and the variant's whole registration
+    between the delete's look at the variants and its removal of the source."""
+    import torch
+    from networks import SmallConvNet
+
+    source_file = tmp_path / "small.torchscript.pt"
+    torch.jit.script(SmallConvNet().eval()).save(str(source_file))
+    inputs = [{"name": "input", "shape": [-1, 3, 16, 16], "dtype": "TYPE_FP32"}]
+    delete = "mutation($id: ID!) { deleteModel(id: $id, cascade: true) { id } }"
+    services = app.state.services
+
+    async def source_and_job(name: str) -> tuple[str, str]:
+        source = await api.register(
+            source_file.read_bytes(),
+            "s.pt",
+            architecture=name,
+            engine="TORCHSCRIPT",
+            inputs=inputs,
+            outputs=[{"name": "output", "shape": [-1, 10], "dtype": "TYPE_FP32"}],
+        )
+        claim = {"worker": "w1", "devices": [cpu()], "kinds": ["CONVERT"]}
+        job = (await api.data(CLAIM, claim))["claimProfilingJob"]
+        assert job["modelId"] == source["id"]
+        return source["id"], job["id"]
+
+    async def register_variant(source_id: str, job_id: str) -> dict[str, Any]:
+        variant = """
+        mutation($source: ID!, $weight: Upload!, $job: ID, $worker: String) {
+          registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight,
+            jobId: $job, worker: $worker, conversion: {sourceEngine: TORCHSCRIPT,
+            batchSizes: [1], maxAbsDiff: 0, maxRelDiff: 0, tolerance: 0.001}) { id } }"""
+        variables = {"source": source_id, "weight": None, "job": job_id, "worker": "w1"}
+        return await api.post(variant, variables, {"weight": ("v.onnx", onnx_model.read_bytes())})
+
+    # The source is deleted while its variant's file is inspected.
+    source_id, job_id = await source_and_job("DeletedDuringInspection")
+    inspect = services.inspector.checked
+
+    async def deleting_first(*args: Any, **kwargs: Any) -> Any:
+        services.inspector.checked = inspect
+        await api.data(delete, {"id": source_id})
+        return await inspect(*args, **kwargs)
+
+    services.inspector.checked = deleting_first
+    refused = await register_variant(source_id, job_id)
+    assert refused["errors"][0]["extensions"]["code"] == "NOT_FOUND", refused
+    assert "was deleted while its variant was registered" in refused["errors"][0]["message"]
+
+    # The variant is registered after the delete looked for variants, before it removed
+    # the source.
+    source_id, job_id = await source_and_job("RegisteredDuringDelete")
+    delete_each = services.registry.delete_each
+    registered: list[dict[str, Any]] = []
+
+    async def registering_first(*args: Any, **kwargs: Any) -> Any:
+        services.registry.delete_each = delete_each
+        registered.append(await register_variant(source_id, job_id))
+        return await delete_each(*args, **kwargs)
+
+    services.registry.delete_each = registering_first
+    deleted = await api.data(delete, {"id": source_id})
+    assert deleted["deleteModel"]["id"] == source_id
+    assert registered[0]["data"]["registerConvertedModel"]["id"]  # it landed, and went too
+
+    everything = "{ models(first: 100) { nodes { id parentModelId } } }"
+    nodes = (await api.data(everything))["models"]["nodes"]
+    assert [node for node in nodes if node["parentModelId"]] == []
