@@ -28,7 +28,7 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from conftest import Api, modelci_env, serving
 from pymongo import MongoClient
 from starlette.applications import Starlette
-from test_hostile_models import Mkdir, exported, with_pickled_weight
+from test_hostile_models import Mkdir, exported, scripted, with_pickled_weight
 from torch import nn
 
 from modelci.schema.domain import (
@@ -589,7 +589,7 @@ async def test_an_archive_with_a_finished_job_round_trips_through_the_command(
     assert await target.counts() == (1, 1)
 
 
-async def test_real_onnx_and_pt2_models_move_to_another_hub_through_the_commands(
+async def test_real_onnx_pt2_and_torchscript_models_move_to_another_hub_through_the_commands(
     target: Hub, onnx_model: Path, small_pt2: bytes, mongodb_url: str, tmp_path: Path
 ) -> None:
     onnx = await target.api.register(
@@ -597,6 +597,14 @@ async def test_real_onnx_and_pt2_models_move_to_another_hub_through_the_commands
     )
     pt2 = await target.api.register(
         weight=small_pt2, filename="small.pt2", engine="PYTORCH", version=2, inputs=[], outputs=[]
+    )
+    torchscript = await target.api.register(
+        weight=scripted(nn.Sequential(nn.Linear(4, 3), nn.ReLU())),
+        filename="small.pt",
+        engine="TORCHSCRIPT",
+        version=3,
+        inputs=[{"name": "x", "shape": [-1, 4], "dtype": "TYPE_FP32"}],
+        outputs=[],
     )
     archive = tmp_path / "hub.tar"
     exported = await target.modelci("export", str(archive))
@@ -608,10 +616,10 @@ async def test_real_onnx_and_pt2_models_move_to_another_hub_through_the_commands
             archive, database=elsewhere, data_dir=str(tmp_path / "moved")
         )
         assert imported.code == 0, imported.stderr
-        assert "imported 2 models (0 skipped" in imported.stdout
+        assert "imported 3 models (0 skipped" in imported.stdout
         with MongoClient(mongodb_url) as client:
             moved = {str(each["_id"]): each for each in client[elsewhere]["models"].find()}
-        assert sorted(moved) == sorted([onnx["id"], pt2["id"]])
+        assert sorted(moved) == sorted([onnx["id"], pt2["id"], torchscript["id"]])
         assert moved[onnx["id"]]["inputs"][0]["shape"] == [-1, 3, 16, 16]
     finally:
         with MongoClient(mongodb_url) as client:
