@@ -28,6 +28,7 @@ CLAIM = 'mutation { claimProfilingJob(worker: "w1", devices: []) { id } }'
 HEARTBEAT = """mutation($id: ID!) {
   heartbeatProfilingJob(id: $id, worker: "w1", progress: 0.5) { progress }
 }"""
+LOOPBACK = "ws://127.0.0.1/graphql"
 FINISH = 'mutation($id: ID!) { finishProfilingJob(id: $id, worker: "w1") { status } }'
 
 
@@ -228,3 +229,53 @@ def test_subscriptions_past_a_cap_are_refused_with_the_cap(capped: Starlette) ->
             settled(first)
             subscribe(second, "b", job_id)
             assert set(states(second, 1)) == {"b"}
+
+
+def test_the_older_graphql_ws_protocol_has_the_same_caps(capped: Starlette) -> None:
+    with TestClient(capped) as client:
+        reader = token(client, capped, "reader", Scope.read)
+        job_id = queued_job(client, capped)
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {reader}"}}
+        with ExitStack() as sockets:
+            for answer in ("connection_ack", "connection_ack", "connection_error"):
+                ws = sockets.enter_context(
+                    client.websocket_connect("/graphql", subprotocols=["graphql-ws"])
+                )
+                ws.send_text(json.dumps(init))
+                refused = receive(ws)
+                assert refused["type"] == answer
+            assert refused["payload"]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 4429
+        with client.websocket_connect("/graphql", subprotocols=["graphql-ws"]) as ws:
+            ws.send_text(json.dumps(init))
+            assert receive(ws)["type"] == "connection_ack"
+            payload = {"query": FOLLOW, "variables": {"id": job_id}}
+            for number in range(4):
+                ws.send_text(json.dumps({"id": str(number), "type": "start", "payload": payload}))
+            messages = [receive(ws) for _ in range(4)]
+            (error,) = [message for message in messages if message["type"] == "error"]
+            assert error["id"] == "3"
+            assert error["payload"]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+
+
+def test_with_auth_off_the_caps_go_by_client_address(settings: Settings, mongodb_url: str) -> None:
+    app = create_app(
+        settings.model_copy(update={"auth": "off", "max_ws_connections_per_token": 1}),
+        mongodb_url=mongodb_url,
+    )
+    init = json.dumps({"type": "connection_init", "payload": {}})
+    # With auth off, only a loopback Host is let in.
+    with (
+        TestClient(app) as client,
+        client.websocket_connect(LOOPBACK, subprotocols=["graphql-transport-ws"]) as ws,
+    ):
+        ws.send_text(init)
+        assert receive(ws)["type"] == "connection_ack"
+        with client.websocket_connect(LOOPBACK, subprotocols=["graphql-transport-ws"]) as second:
+            second.send_text(init)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                second.receive_text()
+        assert closed.value.code == 4429
+        assert closed.value.reason.startswith("client testclient has 1 WebSocket connections")
