@@ -17,6 +17,8 @@ downloads stream in chunks and report progress through a callback.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import io
 import json
 import os
@@ -75,7 +77,7 @@ from modelci.graphql_client import (
     Upload,
     WeightFormat,
 )
-from modelci.schema.errors import BadUserInput, invalid_input
+from modelci.schema.errors import BadUserInput, HubError, invalid_input
 from modelci.transport import (
     CHUNK_SIZE,
     CountingReader,
@@ -125,6 +127,87 @@ FINISHED_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobSta
 
 Input = TypeVar("Input", bound=BaseModel)
 NodeT_co = TypeVar("NodeT_co", covariant=True)
+Method = TypeVar("Method", bound=Callable[..., Any])
+ModelHubT = TypeVar("ModelHubT")
+
+# The hub's messages are written for GraphQL callers; a caller of this client wrote Python,
+# so its errors name the Python ways of saying the same.
+PYTHON_PHRASES = {
+    "forceInsert: true": "force_insert=True",
+    "modelAliases lists them": "hub.aliases() lists them",
+    "convert: false, profile: false": "convert=False, profile=False",
+    "cascade: true": "cascade=True",
+    'inputs: [{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]': (
+        'inputs=[{"name": "input", "shape": [-1, 3, 224, 224], "dtype": "FP32"}]'
+    ),
+}
+CAMEL_CASE = re.compile(r"\b[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+\b")
+INPUT_FIELD = re.compile(r"\binput\.([A-Za-z][A-Za-z0-9]*)")
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def in_python_words(message: str, parameters: set[str], takes_fields: bool) -> str:
+    """A hub message as the caller of a method with these keyword ``parameters`` would
+    say it; ``takes_fields``: the method takes an input's fields as keyword arguments."""
+    for phrase, python in PYTHON_PHRASES.items():
+        message = message.replace(phrase, python)
+    if takes_fields:
+        message = INPUT_FIELD.sub(lambda found: snake_case(found[1]), message)
+    return CAMEL_CASE.sub(
+        lambda found: snake_case(found[0]) if snake_case(found[0]) in parameters else found[0],
+        message,
+    )
+
+
+def speaks_python(method: Method) -> Method:
+    """The method's hub errors in the words of its own signature (``force_insert=True``,
+    not ``forceInsert: true``), unless its client is told otherwise (the CLI's own words)."""
+    signature = inspect.signature(method)
+    parameters = set(signature.parameters) - {"self"}
+    takes_fields = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+
+    @functools.wraps(method)
+    def wrapper(self: ModelHub, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except HubError as error:
+            if self.python_errors:
+                error.message = in_python_words(error.message, parameters, takes_fields)
+                error.args = (error.message,)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def python_errors(kind: type[ModelHubT]) -> type[ModelHubT]:
+    """Every public method of the client speaking Python in its errors."""
+    for name, member in list(vars(kind).items()):
+        if inspect.isfunction(member) and not name.startswith("_") and name != "close":
+            setattr(kind, name, speaks_python(member))
+    return kind
+
+
+def io_names(value: Any) -> Any:
+    """Dtypes and layouts as the CLI takes them too: ``FP32`` (or ``fp32``) for
+    ``TYPE_FP32``, ``NCHW`` for ``FORMAT_NCHW``."""
+    if isinstance(value, list):
+        return [io_names(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    named = {key: io_names(item) for key, item in value.items()}
+    for key, prefix, kind in (
+        ("dtype", "TYPE_", DataType),
+        ("format", "FORMAT_", ModelInputFormat),
+    ):
+        given_name = named.get(key)
+        if isinstance(given_name, str) and given_name not in kind.__members__:
+            spelled = prefix + given_name.upper().removeprefix(prefix)
+            if spelled in kind.__members__:
+                named[key] = spelled
+    return named
 
 
 def plain(value: Any) -> Any:
@@ -147,7 +230,7 @@ def as_input(kind: type[Input], value: Any, argument: str) -> Input:
     if isinstance(value, kind):
         return value
     try:
-        return kind.model_validate(plain(value))
+        return kind.model_validate(io_names(plain(value)))
     except ValidationError as error:
         raise invalid_input(error, argument) from None
 
@@ -247,15 +330,18 @@ class JobFollower:
         return False
 
 
+@python_errors
 class ModelHub:
     """A hub at ``url``; ``token`` for servers with auth on.
 
     ``hub.api`` is the generated operation layer itself (one typed method per operation
-    in ``modelci/operations``), on the same kept-alive connections.
+    in ``modelci/operations``), on the same kept-alive connections. Its methods' errors
+    name their Python arguments (``python_errors``; the CLI turns that off for its own).
     """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
         self.api = HubOperations(url, token, timeout)
+        self.python_errors = True
 
     def close(self) -> None:
         self.api.close()

@@ -198,7 +198,7 @@ def conversion_targets(model: MLModel, targets: list[Engine] | None) -> list[Eng
     unknown = [target for target in targets if target not in (possible or [])]
     if unknown:
         raise BadUserInput(
-            f"targets: a {weight_format.value if weight_format else 'file in this'} "
+            f"targets: the {weight_format.value if weight_format else 'file in this'} "
             f"format converts to {', '.join(t.value for t in possible or []) or 'nothing'}, "
             f"not {', '.join(t.value for t in unknown)}",
             field="targets",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,12 +26,14 @@ from rich.table import Table
 from modelci.client import (
     DataType,
     DeviceKind,
+    Engine,
     JobKind,
     JobStatus,
     MLModel,
     ModelHub,
     ModelInputFormat,
     ProfilingJob,
+    Task,
 )
 from modelci.graphql_client import RecommendationOption
 from modelci.profiling.formats import RefusedOnnx, UnsupportedModel, detect_format
@@ -62,8 +64,12 @@ EXIT_JOB_UNSUCCESSFUL = 7
 EXIT_UNREACHABLE = 8
 EXIT_OTHER = 1
 
+# What to do next, after the hub's own message: a sentence, or one chosen from the error
+# itself (its ``field`` extension and message) where one code covers unlike refusals.
+Advice = str | Callable[[HubError], str]
+
 # What to do next, after the hub's own message, when a command has nothing better to say.
-NEXT_STEPS = {
+NEXT_STEPS: dict[str, Advice] = {
     BadUserInput.code: "check the arguments (this command's --help lists them)",
     Unauthenticated.code: "pass --token or set MODELCI_TOKEN (an admin makes one with "
     "`modelci token create`)",
@@ -103,6 +109,23 @@ ID_WIDTH = 24  # an ObjectId in hex: never cut, whatever the terminal's width
 MODEL_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 alias``, ``2 aliases``, ``0 models``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def error_fields(error: HubError) -> set[str]:
+    """The inputs an error names (its ``field`` or ``fields`` extension), by their top name:
+    ``input.inputs[0].shape`` is ``inputs``."""
+    named = [error.extensions.get("field"), *(error.extensions.get("fields") or [])]
+    fields = set()
+    for name in named:
+        if isinstance(name, str) and name:
+            top = name.removeprefix("input.").split(".")[0].split("[")[0]
+            fields.add(top)
+    return fields
+
+
 def fail(message: str, next_step: str, code: int) -> typer.Exit:
     errors.print(f"[red]error[/red]: {escape(message)}", markup=True, highlight=False)
     errors.print(f"  next: {next_step}", highlight=False)
@@ -111,12 +134,13 @@ def fail(message: str, next_step: str, code: int) -> typer.Exit:
 
 @contextmanager
 def hub_client(
-    server: str, token: str | None, next_steps: dict[str, str] | None = None
+    server: str, token: str | None, next_steps: Mapping[str, Advice] | None = None
 ) -> Iterator[ModelHub]:
     """A client; hub errors and unreachable hubs become messages, with what to do next,
     and exit codes. ``next_steps`` (by error code) override the general advice."""
     try:
         client = ModelHub(server, token)
+        client.python_errors = False  # the hub's own words, which the next steps here follow
     except ValueError as error:  # a malformed --server
         raise fail(
             str(error), "pass --server http://HOST:PORT", EXIT_CODES[BadUserInput.code]
@@ -125,10 +149,11 @@ def hub_client(
         with client as hub:
             yield hub
     except HubError as error:
-        advice = {**NEXT_STEPS, **(next_steps or {})}
+        advice = {**NEXT_STEPS, **(next_steps or {})}.get(error.code)
+        step = advice(error) if callable(advice) else advice
         raise fail(
             f"({error.code}) {error.message}",
-            advice.get(error.code, "retry; if it persists, the hub's log has the request id"),
+            step or "retry; if it persists, the hub's log has the request id",
             EXIT_CODES.get(error.code, EXIT_OTHER),
         ) from None
     except httpx.HTTPError as error:
@@ -298,6 +323,63 @@ def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
     return (rule.framework or Framework.ONNX).value, rule.engine.value
 
 
+INPUT_EXAMPLE = "input:-1x3x224x224:FP32"
+DECLARED_AS = re.compile(
+    r"register it with (?:framework (?P<framework>\S+), )?engine (?P<engine>\w+)"
+)
+
+
+def register_advice(error: HubError) -> str:
+    """What to do about one refused registration, chosen by what the refusal is about: the
+    file, its declared inputs, or one of the other options."""
+    fields, message = error_fields(error), error.message
+    if "weight" in fields:
+        declared = DECLARED_AS.search(message)
+        if declared:
+            options = f"--engine {declared['engine']}"
+            if declared["framework"]:
+                options = f"--framework {declared['framework']} {options}"
+            return (
+                f"register it with {options}, or leave --framework and --engine out: they are "
+                "read from the file"
+            )
+        if "--allow-pickle" in message:
+            return (
+                "save the model with torch.jit.save (TorchScript) or torch.export.save (.pt2) "
+                "and register that file; a hub takes pickles only when started with "
+                "`modelci serve --allow-pickle`, for files you trust"
+            )
+        return (
+            "register a TorchScript, torch.export (.pt2) or ONNX file, or give --engine NONE "
+            "to store the file without reading it"
+        )
+    if fields & {"inputs", "outputs"}:
+        if "does not say" in message:
+            return (
+                f"declare each input with --input NAME:SHAPE:DTYPE (e.g. --input {INPUT_EXAMPLE}),"
+                " or pass --no-convert to only store the model"
+            )
+        return (
+            "make --input/--output agree with the file, or leave them out: an ONNX or .pt2 "
+            "file's are read from its graph"
+        )
+    if "task" in fields:
+        return f"--task is one of {', '.join(task.value for task in Task)}"
+    if "engine" in fields:
+        return f"--engine is one of {', '.join(engine.value for engine in Engine)}"
+    if "version" in fields:
+        return "--version is a positive integer"
+    return "fix the option the message names (`modelci register --help` lists them)"
+
+
+def queued_jobs_text(jobs: list[ProfilingJob]) -> list[str]:
+    kinds = {JobKind.CONVERT: "conversion", JobKind.PROFILE: "profiling"}
+    return [
+        f"queued {kinds.get(job.kind, job.kind.value.lower())} job {job.id} ({job.status.value})"
+        for job in reversed(jobs)  # oldest first: in the order they were queued
+    ]
+
+
 def register(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The weight file.")],
     architecture: Annotated[str, typer.Option(help="e.g. ResNet50.")],
@@ -342,29 +424,38 @@ def register(
         fields["inputs"] = declared_inputs
     if declared_outputs:
         fields["outputs"] = declared_outputs
-    next_steps = {
+    next_steps: dict[str, Advice] = {
         Conflict.code: f"it is registered already: `modelci ls --architecture {architecture}` "
         f"shows it; pass another --version (or --dataset) to register this one beside it",
-        BadUserInput.code: "fix what the message names; a model's inputs are declared with "
-        f"--input {IO_SPEC_HELP.split(', e.g. ')[1].split(' (')[0]}, and --no-convert "
-        "registers it without converting",
+        BadUserInput.code: register_advice,
     }
-    with hub_client(server, token, next_steps) as hub, transfer_bar() as bar:
-        upload = bar.add_task(escape(f"uploading {file.name}"), total=file.stat().st_size)
-        model = hub.register_model(
-            file,
-            convert=convert,
-            profile=profile,
-            progress=lambda done, _: bar.update(upload, completed=done),
-            **fields,
-        )
+    with hub_client(server, token, next_steps) as hub:
+        with transfer_bar() as bar:
+            upload = bar.add_task(escape(f"uploading {file.name}"), total=file.stat().st_size)
+            model = hub.register_model(
+                file,
+                convert=convert,
+                profile=profile,
+                progress=lambda done, _: bar.update(upload, completed=done),
+                **fields,
+            )
+        # The registration's answer is the model; the jobs it queued are the model's jobs.
+        queued = hub.get_jobs(model_id=model.id, limit=20) if convert or profile else []
     if as_json:
         print_json(model)
-    else:
+        return
+    console.print(
+        f"registered [bold]{model.id}[/bold] ({escape(model.architecture)}, "
+        f"{model.framework.value}/{model.engine.value} v{model.version})",
+        markup=True,
+    )
+    for line in queued_jobs_text(queued):
+        console.print(line, highlight=False)
+    if queued:
         console.print(
-            f"registered [bold]{model.id}[/bold] ({escape(model.architecture)}, "
-            f"{model.framework.value}/{model.engine.value} v{model.version})",
-            markup=True,
+            f"  next: `modelci jobs --model {model.id}` shows how they are doing; "
+            f"`modelci show {model.id}` the model and what was measured",
+            highlight=False,
         )
 
 
@@ -465,10 +556,9 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """A model (by id or alias): metadata, aliases, variants, static and dynamic profiles."""
-    by_id = MODEL_ID.fullmatch(model_id) is not None  # an alias never reads as an id
     next_steps = {NotFound.code: "`modelci ls` lists the models, `modelci alias ls` the aliases"}
     with hub_client(server, token, next_steps) as hub:
-        model = hub.get_model(model_id) if by_id else hub.get_model(alias=model_id)
+        model = model_named(hub, model_id)
         children = hub.get_variants(model.id)
         profiling = latest_profiling_job(hub, model.id)
     dynamic = sorted(
@@ -604,11 +694,25 @@ def print_profiling_job(job: ProfilingJob) -> None:
         console.print(table)
 
 
+def model_named(hub: ModelHub, reference: str) -> Any:
+    """The model ``reference`` names: by id, or by alias; what it is not, said."""
+    if MODEL_ID.fullmatch(reference):  # an alias never reads as an id
+        return hub.get_model(reference)
+    try:
+        return hub.get_model(alias=reference)
+    except NotFound:
+        raise fail(
+            f"{reference!r} is neither a model id (24 hexadecimal digits) nor an alias",
+            "`modelci ls` lists the models, `modelci alias ls` the aliases",
+            EXIT_CODES[NotFound.code],
+        ) from None
+
+
 def model_id_of(hub: ModelHub, reference: str) -> str:
     """The id of the model ``reference`` names: an id as it is, or an alias."""
-    if MODEL_ID.fullmatch(reference):  # an alias never reads as an id
+    if MODEL_ID.fullmatch(reference):
         return reference
-    return hub.get_model(alias=reference).id
+    return str(model_named(hub, reference).id)
 
 
 ModelReference = Annotated[str, typer.Argument(help="The model's id, or an alias naming it.")]
@@ -731,7 +835,8 @@ def convert(
     """Convert a registered model to other formats and follow the job live: each variant
     is checked against the model on random inputs before it is registered."""
     profiling: list[tuple[str, ProfilingJob]] = []  # each variant's, once the job is done
-    with hub_client(server, token) as hub:
+    next_steps: dict[str, Advice] = {BadUserInput.code: convert_advice}
+    with hub_client(server, token, next_steps) as hub:
         model_id = model_id_of(hub, model_id)
         job = hub.convert_model(model_id, targets=to, profile=profile)
         if follow:
@@ -768,6 +873,12 @@ def convert(
         + ("; `modelci show VARIANT` its profile once measured" if profiling else ""),
         highlight=False,
     )
+
+
+def convert_advice(error: HubError) -> str:
+    if "targets" in error_fields(error):
+        return "give --to an engine the message lists, or leave --to out: every one of them"
+    return "check the arguments (`modelci convert --help` lists them)"
 
 
 def follow_job(hub: ModelHub, job_id: str) -> ProfilingJob:
@@ -919,8 +1030,8 @@ def recommend(
     goal = goal_text(latency, min_throughput, device)
     if found.options:
         title = (
-            f"meets {goal}: {found.options_found} option(s) from {found.candidates} model(s), "
-            "most throughput first"
+            f"meets {goal}: {counted(found.options_found, 'option')} from "
+            f"{counted(found.candidates, 'model')}, most throughput first"
         )
         console.print(options_table(found.options, title))
     elif found.closest:
@@ -934,8 +1045,8 @@ def recommend(
         )
     else:
         console.print(
-            f"nothing meets the goal ({goal}): none of the {found.candidates} model(s) of "
-            "this task has results there"
+            f"nothing meets the goal ({goal}): none of the {counted(found.candidates, 'model')} "
+            "of this task has results there"
         )
     if found.rejected:
         console.print(options_table(found.rejected, "missed the goal, nearest first", why=True))
@@ -945,7 +1056,8 @@ def recommend(
         console.print(f"not profiled there: {shown}" + (f" and {more} more" if more > 0 else ""))
     if found.truncated:
         errors.print(
-            f"  note: only the {found.candidates} newest models were weighed; narrow with "
+            f"  note: only the {counted(found.candidates, 'newest model')} were weighed; narrow "
+            "with "
             "--architecture or --dataset"
         )
 
@@ -1019,6 +1131,9 @@ COMMANDS: list[Callable[..., None]] = [
 
 
 def add_client_commands(app: typer.Typer) -> None:
+    # Markdown joins a docstring's wrapped lines into one paragraph; rich's markup kept
+    # each line break, so help broke lines mid-sentence.
+    app.rich_markup_mode = "markdown"
     for command in COMMANDS:
         app.command()(command)
     app.add_typer(alias_app, name="alias")
