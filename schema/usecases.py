@@ -69,6 +69,11 @@ MODEL_ID_PATTERN = re.compile(r"[0-9a-fA-F]{24}")
 INPUTS_EXAMPLE = 'inputs: [{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]'
 CLI_INPUTS_EXAMPLE = "--input input:-1x3x224x224:FP32"
 
+# What a conversion may register: engines whose files the hub reads and inspects (the
+# weight formats' own engines). TensorRT engines and CUSTOMIZED files are not read: a
+# variant's bytes must be checked as any upload's are.
+READABLE_ENGINES = frozenset(rule.engine for rule in WEIGHT_FORMATS.values())
+
 
 def checked_batch_sizes(batch_sizes: list[int] | None, max_batch: int | None) -> list[int]:
     """The batch sizes to measure, in order; empty (none given): an adaptive sweep, which
@@ -451,18 +456,50 @@ class ModelService:
         worker: str | None,
     ) -> MLModel:
         """A variant with the source's metadata, its own engine and status CONVERTED,
-        written for the worker's job (see ``JobService.fenced``); ``profile`` queues its
+        written for the worker's conversion job (see ``JobService.fenced``) and only for
+        an engine that job asked for and whose files the hub reads and inspects; its
+        bytes go through the same inspection as any upload. ``profile`` queues its
         profiling on behalf of whoever asked for the conversion. Where the source already
         has that variant, CONFLICT names it (``variantId``), and ``profile`` queues the
         profiling of that one: converting again with profiling asked for profiles what
-        the conversion stands for."""
+        the conversion stands for.
+
+        A variant without a job is BAD_USER_INPUT (a request the caller can correct, as
+        with ``jobId`` and ``worker`` given apart): what a worker uploads comes from code
+        run in the cage, and only a job says which engines were asked for."""
+        if job_id is None:
+            raise BadUserInput(
+                "jobId: a converted variant is registered only for the conversion job that "
+                "produced it; give jobId and worker",
+                field="jobId",
+            )
+        if engine not in READABLE_ENGINES:
+            readable = ", ".join(sorted(each.value for each in READABLE_ENGINES))
+            raise BadUserInput(
+                f"engine: a conversion registers only variants the hub can read and inspect "
+                f"({readable}), not {engine.value}",
+                field="engine",
+            )
         source = await self.registry.get(source_id)
         fields = ModelFields.model_validate(
             source.model_dump(include=set(ModelFields.model_fields))
             | {"engine": engine, "model_status": [ModelStatus.CONVERTED]}
         )
         async with self.jobs.fenced(job_id, worker, source.id) as job:
-            owner = job.owner if job else None
+            assert job is not None  # a job_id was given
+            if job.kind is not JobKind.CONVERT:
+                raise BadUserInput(
+                    f"jobId: job {job.id} is a {job.kind.value} job; variants are registered "
+                    "for a CONVERT job",
+                    field="jobId",
+                )
+            if engine not in job.targets:
+                asked = ", ".join(target.value for target in job.targets) or "none"
+                raise BadUserInput(
+                    f"engine: job {job.id} converts to {asked}, not {engine.value}",
+                    field="engine",
+                )
+            owner = job.owner
             try:
                 variant = await self.registry.register(
                     fields, weight, parent_model_id=source.id, conversion=conversion, owner=owner
@@ -472,9 +509,9 @@ class ModelService:
                 existing = next((v for v in variants if v.key() == fields.key()), None)
                 if existing is None:
                     raise  # another model holds the key: not this source's variant
-                # Only for the conversion job that asked: a caller without one queues
-                # nothing this way (a worker token could otherwise queue without quota).
-                queued = profile and job is not None and job.kind is JobKind.CONVERT
+                # Only for the conversion job that asked (every caller here has one): a
+                # worker token could otherwise queue without quota.
+                queued = profile
                 if queued:
                     await self.jobs.queue_default_profiling_once(existing.id, owner)
                 raise Conflict(

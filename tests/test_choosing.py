@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import warnings
 from collections.abc import AsyncIterator, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +52,26 @@ DYNAMIC = """
 mutation($id: ID!, $result: DynamicProfileResultInput!) {
   registerDynamicProfilingResult(modelId: $id, result: $result) { id }
 }"""
+SMALL_INPUTS = [{"name": "input", "shape": [-1, 3, 16, 16], "dtype": "TYPE_FP32"}]
+CLAIM_CONVERSION = """
+mutation($devices: [DeviceInput!]!) {
+  claimProfilingJob(worker: "w1", devices: $devices, kinds: [CONVERT]) { id modelId }
+}"""
+CPU = {
+    "host": "h",
+    "ip": "10.0.0.7",
+    "deviceId": "cpu",
+    "name": "CPU",
+    "kind": "CPU",
+    "totalMemory": 1,
+}
 CONVERTED = """
-mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!) {
-  registerConvertedModel(sourceId: $source, engine: CUSTOMIZED, weight: $weight,
-                         conversion: $check) { id }
+mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!, $job: ID!) {
+  registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight,
+                         conversion: $check, jobId: $job, worker: "w1") { id }
 }"""
 CHECK = {
-    "sourceEngine": "NONE",
+    "sourceEngine": "TORCHSCRIPT",
     "batchSizes": [1],
     "maxAbsDiff": 0.0,
     "maxRelDiff": 0.0,
@@ -141,11 +157,52 @@ async def profiled(api: Api, model_id: str, *results: dict[str, Any]) -> None:
         await api.data(DYNAMIC, {"id": model_id, "result": result})
 
 
+@cache
+def small_network() -> tuple[bytes, bytes]:
+    """A small network as TorchScript (a source the hub reads and converts) and as ONNX
+    (its variant)."""
+    import torch
+    from networks import SmallConvNet
+
+    network = SmallConvNet().eval()
+    example = torch.randn(2, 3, 16, 16)
+    scripted = io.BytesIO()
+    torch.jit.save(torch.jit.trace(network, example), scripted)
+    exported = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network,
+            (example,),
+            exported,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+    return scripted.getvalue(), exported.getvalue()
+
+
+async def convertible(api: Api, **fields: Any) -> str:
+    """A model whose registration queues its conversion (TorchScript)."""
+    torchscript, _ = small_network()
+    model = await api.register(
+        torchscript, "net.pt", engine="TORCHSCRIPT", inputs=SMALL_INPUTS, outputs=[], **fields
+    )
+    model_id: str = model["id"]
+    return model_id
+
+
 async def variant_of(api: Api, source_id: str) -> str:
-    """A converted variant registered as a worker does (its source's task, architecture
-    and dataset)."""
+    """A converted variant registered as a worker does, for the source's conversion job
+    (its source's task, architecture and dataset)."""
+    job = (await api.data(CLAIM_CONVERSION, {"devices": [CPU]}))["claimProfilingJob"]
+    assert job["modelId"] == source_id
+    _, onnx = small_network()
     data = await api.data(
-        CONVERTED, {"source": source_id, "check": CHECK}, {"weight": ("v.bin", b"variant")}
+        CONVERTED,
+        {"source": source_id, "check": CHECK, "job": job["id"]},
+        {"weight": ("v.onnx", onnx)},
     )
     variant: str = data["registerConvertedModel"]["id"]
     return variant
@@ -161,8 +218,8 @@ async def zoo(api: Api, architecture: str = "ResNet50") -> dict[str, str]:
     bare:    nothing
     other:   cpu b1 1 ms 9000/s (Object_Detection)
     """
-    models = {}
-    for version, name in enumerate(("fast", "wide", "bare"), start=1):
+    models = {"fast": await convertible(api, architecture=architecture, version=1)}
+    for version, name in enumerate(("wide", "bare"), start=2):
         models[name] = (await api.register(architecture=architecture, version=version))["id"]
     models["variant"] = await variant_of(api, models["fast"])
     models["other"] = (
@@ -409,7 +466,7 @@ async def test_concurrent_moves_leave_one_target(api: Api) -> None:
 
 
 async def test_deleting_an_aliased_model_needs_cascade(api: Api) -> None:
-    source = (await api.register(version=1))["id"]
+    source = await convertible(api, version=1)
     variant = await variant_of(api, source)
     alone = (await api.register(version=2))["id"]
     await api.data(SET_ALIAS, {"alias": "alone-prod", "id": alone})

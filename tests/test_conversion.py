@@ -218,10 +218,13 @@ async def test_lineage_and_cascade_delete(
         outputs=[],
         architecture=architecture,
     )
+    # A variant is registered by the worker running the source's conversion job.
     variant_query = """
-    mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!) {
+    mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!, $job: ID,
+             $worker: String, $profile: Boolean! = false) {
       registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight,
-                             conversion: $check) { id }
+                             conversion: $check, profile: $profile, jobId: $job,
+                             worker: $worker) { id }
     }"""
     check = {
         "sourceEngine": "TORCHSCRIPT",
@@ -230,10 +233,12 @@ async def test_lineage_and_cascade_delete(
         "maxRelDiff": 2e-7,
         "tolerance": 1e-4,
     }
+    claim = {"worker": "w1", "devices": [CPU_DEVICE], "kinds": ["CONVERT"]}
+    conversion = (await api.data(CLAIM, claim))["claimProfilingJob"]  # the source's own
     variant_id = (
         await api.data(
             variant_query,
-            {"source": source["id"], "check": check},
+            {"source": source["id"], "check": check, "job": conversion["id"], "worker": "w1"},
             {"weight": ("v.onnx", files["onnx"])},
         )
     )["registerConvertedModel"]["id"]
@@ -249,23 +254,19 @@ async def test_lineage_and_cascade_delete(
     assert variant["conversion"]["maxRelDiff"] == 2e-7
 
     # The variant again, with its profiling asked for: a conflict naming it. Its
-    # profiling is queued for the conversion job that asks, once however often it asks,
-    # and for no caller without a job.
-    again = variant_query.replace(
-        "conversion: $check)", "conversion: $check, profile: true, jobId: $job, worker: $worker)"
-    ).replace(
-        "$check: ConversionCheckInput!", "$check: ConversionCheckInput!, $job: ID, $worker: String"
-    )
-    claim = {"worker": "w1", "devices": [CPU_DEVICE], "kinds": ["CONVERT"]}
-    conversion = (await api.data(CLAIM, claim))["claimProfilingJob"]  # the source's own
-    for job_id, queued in [(None, False), (conversion["id"], True), (conversion["id"], True)]:
-        holder = "w1" if job_id else None
-        variables = {"source": source["id"], "check": check, "job": job_id, "worker": holder}
-        body = await api.post(again, variables, {"weight": ("v.onnx", files["onnx"])})
+    # profiling is queued once however often the conversion job asks; a caller without
+    # a job registers no variant at all.
+    again = {"source": source["id"], "check": check, "profile": True}
+    body = await api.post(variant_query, again, {"weight": ("v.onnx", files["onnx"])})
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "jobId" in error["message"]
+    for _ in range(2):
+        variables = {**again, "job": conversion["id"], "worker": "w1"}
+        body = await api.post(variant_query, variables, {"weight": ("v.onnx", files["onnx"])})
         (error,) = body["errors"]
         assert error["extensions"]["code"] == "CONFLICT"
         assert error["extensions"]["variantId"] == variant_id
-        assert error["extensions"]["profilingQueued"] is queued
+        assert error["extensions"]["profilingQueued"] is True
     jobs = (await api.data(JOBS, {"id": variant_id}))["profilingJobs"]["nodes"]
     assert [(job["kind"], job["status"]) for job in jobs] == [("PROFILE", "QUEUED")]
     assert await model_count(api) == 2
@@ -280,8 +281,9 @@ async def test_lineage_and_cascade_delete(
         inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
         outputs=[],
     )
-    variables = {"source": other["id"], "check": check, "job": None, "worker": None}
-    body = await api.post(again, variables, {"weight": ("v.onnx", files["onnx"])})
+    others = (await api.data(CLAIM, claim))["claimProfilingJob"]  # the other's conversion
+    variables = {"source": other["id"], "check": check, "job": others["id"], "worker": "w1"}
+    body = await api.post(variant_query, variables, {"weight": ("v.onnx", files["onnx"])})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "CONFLICT"
     assert error["extensions"]["modelId"] == variant_id and "variantId" not in error["extensions"]

@@ -39,9 +39,22 @@ PROFILE_ONLY = REGISTER.replace(
 PROFILE = "mutation($id: ID!) { profileModel(modelId: $id) { id } }"
 CONVERT = "mutation($id: ID!) { convertModel(modelId: $id) { id } }"
 DELETE = "mutation($id: ID!) { deleteModel(id: $id) { id } }"
+CLAIM_CONVERSION = """
+mutation($devices: [DeviceInput!]!) {
+  claimProfilingJob(worker: "w1", devices: $devices, kinds: [CONVERT]) { id }
+}"""
+CPU = {
+    "host": "h",
+    "ip": "1.2.3.4",
+    "deviceId": "cpu",
+    "name": "CPU",
+    "kind": "CPU",
+    "totalMemory": 1,
+}
 REGISTER_VARIANT = """
-mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!) {
-  registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight, conversion: $check) {
+mutation($source: ID!, $weight: Upload!, $check: ConversionCheckInput!, $job: ID!) {
+  registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight, conversion: $check,
+                         jobId: $job, worker: "w1") {
     id weight { filename format }
   }
 }"""
@@ -244,10 +257,12 @@ async def test_a_converted_variant_is_named_after_its_source_with_its_formats_ex
         inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
         outputs=[],
     )
-    # What a worker uploads: its scratch name, without an extension.
+    # What a worker uploads for the source's conversion: its scratch name, without an
+    # extension.
+    job = await api.data(CLAIM_CONVERSION, {"devices": [CPU]})
     data = await api.data(
         REGISTER_VARIANT,
-        {"source": source["id"], "check": CHECK},
+        {"source": source["id"], "check": CHECK, "job": job["claimProfilingJob"]["id"]},
         {"weight": ("variant-onnx", onnx_file)},
     )
     variant = data["registerConvertedModel"]
