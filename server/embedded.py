@@ -97,6 +97,15 @@ def holder_text(holder: dict[str, Any]) -> str:
     return f"{what} ({pid})" if pid else what
 
 
+def exit_text(code: int) -> str:
+    if code >= 0:
+        return f"status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 def running_database_url(storage_dir: Path) -> str | None:
     """The address of the embedded database a server runs on this data, if it answers."""
     path = url_file(storage_dir)
@@ -271,13 +280,14 @@ class EmbeddedDatabase:
                 time.sleep(LOCK_RETRY_S)
 
     def wait_until_ready(self, deadline: float, timeout: float) -> None:
-        assert self.process is not None
+        process = self.process  # stop() may take it from another thread meanwhile
+        assert process is not None
         client: MongoClient[dict[str, Any]]
         with MongoClient(self.url, serverSelectionTimeoutMS=250, connectTimeoutMS=250) as client:
             while True:
-                if self.process.poll() is not None:
+                if process.poll() is not None:
                     raise EmbeddedDatabaseError(
-                        f"the embedded database exited with code {self.process.returncode}:\n"
+                        f"the embedded database exited with code {process.returncode}:\n"
                         f"{self.log_tail()}"
                     )
                 try:
@@ -322,7 +332,7 @@ class EmbeddedDatabase:
             code = process.wait()
             if self.stopping.is_set():
                 return
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+            how = exit_text(code)
             database_trouble = f"the embedded database exited ({how}) and is being restarted"
             logger.error(
                 "the embedded database exited (%s): starting it again on port %d; what it "
