@@ -448,17 +448,22 @@ class ArchiveReader:
     @asynccontextmanager
     async def opened(cls, path: Path) -> AsyncIterator[ArchiveReader]:
         try:
-            size = (await asyncio.to_thread(path.stat)).st_size
-            tar = await asyncio.to_thread(tarfile.open, path, "r:")
+            file = await asyncio.to_thread(BoundedReads, path)
         except FileNotFoundError:
             raise ArchiveError(f"{path}: no such file") from None
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise ArchiveError(f"{path}: not a readable tar archive ({error})") from None
+        except OSError as error:
+            raise ArchiveError(f"{path}: not readable ({error})") from None
         try:
+            size = (await asyncio.to_thread(os.fstat, file.fileno())).st_size
             with translated_read_errors():
-                yield cls(tar, size)
+                tar = await asyncio.to_thread(tarfile.open, fileobj=file, mode="r:")
+            try:
+                with translated_read_errors():
+                    yield cls(tar, size)
+            finally:
+                await asyncio.to_thread(tar.close)
         finally:
-            await asyncio.to_thread(tar.close)
+            await asyncio.to_thread(file.close)
 
     def check_sizes(self, manifest: Manifest, max_weight_bytes: int) -> None:
         """Refuse, before any member is read, a weight larger than the hub takes as an
@@ -500,7 +505,7 @@ class ArchiveReader:
         member = await self.next_member(MANIFEST)
         if member.size > MAX_MANIFEST_BYTES:
             raise ArchiveError(f"{MANIFEST}: {member.size} bytes, more than a manifest can be")
-        raw = await asyncio.to_thread(self.open_member(member).read)
+        raw = await asyncio.to_thread(read_whole, self.open_member(member))
         try:
             content = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
@@ -782,6 +787,26 @@ def translated_read_errors() -> Iterator[None]:
         yield
     except (tarfile.TarError, EOFError) as error:
         raise ArchiveError(f"damaged or truncated archive ({error})") from None
+    except RecursionError:  # tarfile reads a chain of extended headers recursively
+        raise ArchiveError("damaged archive (tar headers chained too deep)") from None
+
+
+class BoundedReads(io.FileIO):
+    """The archive file, refusing any one read larger than an import asks for: tarfile
+    reads an extended header (pax, a GNU long name) whole, in one read of the size the
+    header claims, into memory."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > CHUNK_SIZE:
+            raise ArchiveError(
+                f"a tar header claims {size} bytes of its own, more than any header holds"
+            )
+        return super().read(size)
+
+
+def read_whole(file: IO[bytes]) -> bytes:
+    """A member's content, read in chunks (see ``BoundedReads``)."""
+    return b"".join(iter(lambda: file.read(CHUNK_SIZE), b""))
 
 
 class MemberSource:

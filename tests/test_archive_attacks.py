@@ -460,6 +460,30 @@ def huge_manifest_header(path: Path) -> Path:
     return path
 
 
+def pax_header(records: bytes) -> bytes:
+    """An extended header holding ``records``, for the member after it."""
+    info = tarfile.TarInfo("PaxHeader")
+    info.type, info.size = tarfile.XHDTYPE, len(records)
+    return info.tobuf(tarfile.USTAR_FORMAT) + padded(records)
+
+
+def pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length).encode()) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def before_the_manifest(headers: bytes) -> Callable[[Path], Path]:
+    def write(path: Path) -> Path:
+        Archive(weights=[b"weights"]).write(path)
+        path.write_bytes(headers + path.read_bytes())
+        return path
+
+    return write
+
+
 def lineage_cycle(path: Path) -> Path:
     first, second = model(b"weights", 1), model(b"weights", 2)
     first.parent_model_id, second.parent_model_id = second.id, first.id
@@ -515,6 +539,14 @@ MALFORMED: dict[str, tuple[Callable[[Path], Path], str]] = {
         "cannot be stored (MongoDB can only handle up to 8-byte ints)",
     ),
     "huge manifest": (huge_manifest_header, "more than a manifest can be"),
+    "tar header of 2 MiB": (
+        before_the_manifest(pax_header(pax_record("comment", b"a" * 2 * 1024 * 1024))),
+        "more than any header holds",
+    ),
+    "tar headers chained 5 000 deep": (
+        before_the_manifest(pax_header(pax_record("comment", b"a")) * 5000),
+        "tar headers chained too deep",
+    ),
     "lineage cycle": (lineage_cycle, "lineage is a cycle"),
 }
 
