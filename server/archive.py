@@ -148,6 +148,7 @@ class ExportSummary:
     jobs_left_out: int = 0  # unfinished, or of a model that no longer exists
     aliases: int = 0
     aliases_left_out: int = 0  # naming a model that no longer exists
+    sources_missing: list[str] = field(default_factory=list)  # variants exported unlinked
 
 
 @dataclass
@@ -237,7 +238,14 @@ async def spool_models(
     sizes: dict[str, int] = {}
     ids: set[str] = set()
     lines: list[bytes] = []
+    # A variant whose source is gone (left by a delete racing its registration on an older
+    # hub) goes without its link, else no hub could import the archive.
+    present = {str(each["_id"]) async for each in db[MODELS].find({}, {"_id": 1})}
     async for document in db[MODELS].find().sort("_id", 1):
+        parent = document.get("parent_model_id")
+        if parent is not None and parent not in present:
+            document["parent_model_id"] = None
+            summary.sources_missing.append(str(document["_id"]))
         try:
             model = model_from_document(document)
         except ValidationError as error:

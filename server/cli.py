@@ -532,6 +532,12 @@ def export_archive(
             "models; API tokens are never exported",
             err=True,
         )
+    if summary.sources_missing:
+        typer.echo(
+            f"{len(summary.sources_missing)} converted variants whose source model is gone "
+            f"were exported without their link to it: {', '.join(summary.sources_missing)}",
+            err=True,
+        )
 
 
 @app.command("import")

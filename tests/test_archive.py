@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
 from conftest import (
     MODEL_FIELDS,
     Api,
@@ -445,3 +446,22 @@ def test_the_command_line_moves_a_hub_to_another_data_directory(tmp_path: Path) 
 
         for version, model_id in ids.items():
             assert httpx.get(f"{url}/models/{model_id}/weight").content == weights[version]
+
+
+async def test_a_hub_holding_a_variant_without_its_source_exports_an_archive_that_imports(
+    source: Hub, target: Hub, tmp_path: Path
+) -> None:
+    """An older hub could keep a variant whose source a racing delete removed; its export
+    was refused by every import ("parent … is not in the archive"). Now the variant goes
+    without its link, said so, and the archive imports."""
+    made = await populated(source)
+    variant = made["variant"].id
+    await source.services.db["models"].delete_one({"_id": ObjectId(made["parent"]["id"])})
+    archive = tmp_path / "hub.tar"
+    exported = await export_hub(source.services.db, source.services.weights, archive)
+    assert exported.sources_missing == [variant]
+
+    await import_hub(target.services.db, target.services.weights, archive, target.settings)
+    imported = {model["id"]: model for model in await all_models(target.api)}
+    assert made["parent"]["id"] not in imported
+    assert imported[variant]["parentModelId"] is None
