@@ -28,6 +28,7 @@ from modelci.schema.domain import (
     WeightFormat,
 )
 
+from .cage import MAX_TEXT
 from .formats import UnsupportedModel, detect_format
 from .tensors import InputSpec, onnx_input_specs
 
@@ -38,7 +39,14 @@ MESSAGES: list[TextIO] = []  # the messages' own channel, opened by main()
 
 
 def send(kind: str, **fields: Any) -> None:
-    MESSAGES[0].write(json.dumps({"type": kind, **fields}) + "\n")
+    # The worker refuses a text over MAX_TEXT (an exporter's error can be far longer).
+    shortened = {
+        name: value[: MAX_TEXT - 1] + "…"
+        if isinstance(value, str) and len(value) > MAX_TEXT
+        else value
+        for name, value in fields.items()
+    }
+    MESSAGES[0].write(json.dumps({"type": kind, **shortened}) + "\n")
     MESSAGES[0].flush()
 
 

@@ -22,15 +22,18 @@ with ``releaseProfilingJob``, so another worker takes it over at once.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
 import socket
+import stat
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -48,13 +51,22 @@ from modelci.client import (
     ModelHub,
     StaticProfileResultInput,
     SweepOutcomeInput,
+    Upload,
     as_input,
-    opened_upload,
 )
 from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S
-from modelci.schema.errors import Conflict, HubError
+from modelci.schema.errors import BadUserInput, Conflict, HubError
+from modelci.transport import CountingReader
 
-from .cage import CageError, CageStopped, Limits, cage_kind, run_caged
+from .cage import (
+    CageError,
+    CageMessageRefused,
+    CageStopped,
+    Limits,
+    cage_kind,
+    cage_memory_bytes,
+    run_caged,
+)
 from .devices import LocalDevice, discover_devices, local_ip
 from .dynamic import MeasurementSettings
 from .formats import UnsupportedModel
@@ -96,8 +108,69 @@ class CagedStepFailed(Exception):
     """A step failed in the cage: it crashed, broke a limit, or raised."""
 
 
+class CageOutputRefused(Exception):
+    """The cage said something it may not: a malformed message, a file outside its
+    scratch folder, an engine the job did not ask for. What runs in the cage is the
+    uploaded model's code; another attempt would say it again."""
+
+
+# What each step in the cage may say (``caged.py``); a step not named here is checked by
+# whoever runs it.
+STEP_MESSAGES = {
+    "static": {"log", "error", "static"},
+    "convert": {"log", "error", "variant", "not_produced"},
+    "profile": {"log", "error", "plan", "dynamic", "sweep_end"},
+}
+
 # Errors that another attempt would meet again.
-PERMANENT_ERRORS = (UnsupportedModel, ConversionFailed)
+PERMANENT_ERRORS = (UnsupportedModel, ConversionFailed, CageOutputRefused)
+
+
+@contextmanager
+def opened_variant(scratch: Path, name: str, most_bytes: int) -> Iterator[Upload]:
+    """The file a caged conversion named, as an upload read from the very descriptor
+    checked (nothing can be swapped in between): a regular file directly in the step's
+    scratch folder, reached through no link, of at most ``most_bytes``; anything else
+    is CageOutputRefused. The name is the cage's word, and only that."""
+    shown = repr(name[:100])
+    if not name or name in (".", "..") or "/" in name or "\0" in name or Path(name).is_absolute():
+        raise CageOutputRefused(
+            f"the cage named {shown} as a variant file: not a file directly in its scratch folder"
+        )
+    folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        descriptor = os.open(name, flags, dir_fd=folder)
+    except OSError as error:
+        reason = "a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise CageOutputRefused(
+            f"the cage named {shown} as a variant file, which cannot be read from its "
+            f"scratch folder ({reason})"
+        ) from None
+    finally:
+        os.close(folder)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            raise CageOutputRefused(
+                f"the cage named {shown} as a variant file: not a regular file of its own"
+            )
+        if (
+            status.st_dev != os.stat(scratch).st_dev
+            or (scratch / name).resolve().parent != scratch.resolve()
+        ):
+            raise CageOutputRefused(f"the cage named {shown}: not in its scratch folder")
+        if status.st_size > most_bytes:
+            raise CageOutputRefused(
+                f"the cage named {shown} as a variant file of {status.st_size} bytes, over "
+                f"the {most_bytes} bytes a caged step may write"
+            )
+        file = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        yield Upload(name, CountingReader(file, status.st_size), "application/octet-stream")
 
 
 class Heartbeat:
@@ -217,7 +290,10 @@ class Worker:
     lease_s: float = 60.0
     poll_s: float = 2.0
     allow_pickle: bool = False
-    limits: Limits = field(default_factory=Limits)
+    # Each lane runs a cage at once: their memory together fits the host.
+    limits: Limits = field(
+        default_factory=lambda: Limits(memory_bytes=cage_memory_bytes(len(LANES)))
+    )
     name: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -368,14 +444,21 @@ class Worker:
         limits: Limits,
         cuda: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """One step of the job in the cage (``cage.py``): its messages, logs reported.
+        """One step of the job in the cage (``cage.py``): its messages (each checked
+        there), logs reported.
 
         The cage is killed, with its process group, the moment the job is cancelled or
-        the worker stops; a cage that breaks a limit or dies fails the step."""
+        the worker stops; a cage that breaks a limit or dies fails the step, and one
+        that says what it may not fails it for good."""
         scratch = Path(tempfile.mkdtemp(prefix=f"{request['step']}-", dir=path.parent))
         request = {**request, "allow_pickle": self.allow_pickle}
         try:
             for message in run_caged(request, path, scratch, limits, heartbeat.should_stop, cuda):
+                if message["type"] not in STEP_MESSAGES.get(request["step"], {message["type"]}):
+                    raise CageOutputRefused(
+                        f"the {request['step']} step sent a {message['type']} message, "
+                        "which it may not"
+                    )
                 if message["type"] == "log":
                     heartbeat.report(heartbeat.progress, message["message"])
                 elif message["type"] == "error":
@@ -386,6 +469,8 @@ class Worker:
         except CageStopped:
             heartbeat.check()  # raises JobStopped with the reason
             raise
+        except CageMessageRefused as error:
+            raise CageOutputRefused(str(error)) from None
         except CageError as error:
             raise CagedStepFailed(str(error)) from None
 
@@ -407,6 +492,11 @@ class Worker:
                 heartbeat.check()
                 progress = 0.1 + 0.9 * min(1.0, done / targets)
                 engine = outcome["engine"]
+                if engine not in job["targets"]:
+                    raise CageOutputRefused(
+                        f"the cage reported a {engine} variant, which is not among the job's "
+                        f"targets ({', '.join(job['targets'])})"
+                    )
                 if outcome["type"] == "not_produced":
                     if not outcome["skipped"]:
                         failures.append(f"{engine}: {outcome['reason']}")
@@ -421,7 +511,9 @@ class Worker:
                     continue
                 try:
                     check = as_input(ConversionCheckInput, outcome["check"], "conversion")
-                    with opened_upload(outcome["scratch"] / outcome["file"]) as upload:
+                    with opened_variant(
+                        outcome["scratch"], outcome["file"], self.limits.file_bytes
+                    ) as upload:
                         variant = self.hub.api.register_converted_model(
                             source_id=model["id"],
                             engine=engine,
@@ -431,6 +523,12 @@ class Worker:
                             job_id=job["id"],
                             worker=self.name,
                         ).register_converted_model.id
+                except BadUserInput as error:
+                    # The hub refused the variant itself (its engine, its bytes): the
+                    # same bytes would be refused again.
+                    raise ConversionFailed(
+                        f"{engine}: the hub refused it: {error.message}"
+                    ) from None
                 except Conflict as error:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None

@@ -24,7 +24,19 @@ import torch
 from conftest import PREFLIGHT, model_input, modelci_serve, multipart
 from onnx import TensorProto, helper
 
-from modelci.profiling.cage import CageError, CageStopped, Limits, bubblewrap, run_caged
+from modelci.profiling.cage import (
+    SHM_BYTES,
+    TMP_BYTES,
+    TMPFS_BYTES,
+    CageError,
+    CageStopped,
+    GiB,
+    Limits,
+    MiB,
+    bubblewrap,
+    cage_memory_bytes,
+    run_caged,
+)
 from modelci.server.embedded import free_port
 
 INPUTS = [{"name": "x", "shape": [-1, 4], "dtype": "TYPE_FP32", "format": "FORMAT_NONE"}]
@@ -250,3 +262,119 @@ def small_onnx_model() -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
+
+
+# Limits that hold on the host: what the cage can take of its processes, memory and disk.
+
+# Unpickled code runs with the unpickler's globals: a function imports what it uses.
+REPORTS = """
+import os
+def report(name, value):
+    import json, os
+    open(os.path.join(%(scratch)r, name + ".json"), "w").write(json.dumps(value))
+"""
+
+FORKS = """
+started, refused = 0, None
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError as error:
+        refused = str(error)
+        break
+    if pid == 0:
+        os._exit(0)
+    started += 1
+report("forks", {"started": started, "refused": refused})
+"""
+
+FILLS = """
+def fill(path):
+    written = 0
+    try:
+        with open(path, "wb") as file:
+            for _ in range(64):
+                file.write(b"x" * (16 * 1024 * 1024))
+                file.flush()
+                written += 16 * 1024 * 1024
+    except OSError as error:
+        return written
+    return written
+def write_at_root():
+    try:
+        open("/anything", "w").write("x")
+        return True
+    except OSError:
+        return False
+report("fills", {"tmp": fill("/tmp/fill"), "shm": fill("/dev/shm/fill"), "root": write_at_root()})
+"""
+
+
+def caged_code(code: str, tmp_path: Path, limits: Limits | None = None) -> tuple[Path, list[Any]]:
+    """Run ``code`` in the cage (as an unpickled model does): its scratch folder, and
+    what the step said."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    model = tmp_path / "model.pt"
+    torch.save(Payload(REPORTS % {"scratch": "/job/scratch"} + code), model)
+    return scratch, run(convert_request(), model, scratch, limits or Limits(wall_s=120))
+
+
+def reported(scratch: Path, name: str) -> Any:
+    return json.loads((scratch / f"{name}.json").read_text())
+
+
+@pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap is not installed here")
+def test_a_model_in_the_cage_cannot_fork(tmp_path: Path) -> None:
+    scratch, _ = caged_code(FORKS, tmp_path)
+    forks = reported(scratch, "forks")
+    assert forks["started"] < 200 and "Resource temporarily unavailable" in forks["refused"]
+
+
+@pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap is not installed here")
+def test_the_cages_memory_backed_folders_are_sized_and_its_root_read_only(
+    tmp_path: Path,
+) -> None:
+    scratch, _ = caged_code(FILLS, tmp_path)
+    fills = reported(scratch, "fills")
+    assert fills["tmp"] <= TMP_BYTES and fills["shm"] <= SHM_BYTES
+    assert fills["root"] is False
+
+
+def test_a_step_filling_its_scratch_folder_is_ended(tmp_path: Path) -> None:
+    code = """
+import threading
+for index in range(64):
+    with open(os.path.join(%r, f"filler-{index}"), "wb") as file:
+        file.write(b"x" * (8 * 1024 * 1024))
+threading.Event().wait()  # and stays, holding it
+""" % ("/job/scratch" if bubblewrap() else str(tmp_path / "scratch"))
+    with pytest.raises(CageError, match="scratch folder"):
+        caged_code(code, tmp_path, Limits(wall_s=120, scratch_bytes=64 * MiB))
+
+
+@pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap is not installed here")
+def test_a_folder_on_the_workers_python_path_is_not_in_the_cage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "on-pythonpath"  # what PYTHONPATH=/root puts on sys.path
+    folder.mkdir()
+    (folder / "secret.txt").write_text("the worker's secret")
+    monkeypatch.syspath_prepend(str(folder))
+    code = """
+try:
+    report("read", open(%r).read())
+except OSError as error:
+    report("read", type(error).__name__)
+""" % str(folder / "secret.txt")
+    scratch, _ = caged_code(code, tmp_path)
+    assert reported(scratch, "read") == "FileNotFoundError"
+
+
+def test_two_cages_and_the_hubs_check_helper_fit_the_hosts_memory() -> None:
+    for physical in (8 * GiB, 24 * GiB, 64 * GiB, 512 * GiB):
+        helper = max(4 * GiB, physical // 2)
+        each = cage_memory_bytes(2, physical)
+        if physical >= 24 * GiB:
+            assert 2 * (each + TMPFS_BYTES) + helper < physical, physical
+        assert each >= 2 * GiB  # enough to import torch, even on a small host
