@@ -68,7 +68,8 @@ CAGES_PER_WORKER = 2
 # What the host keeps beside the cages and the hub's check helper: the web process, the
 # worker itself, the database, the page cache.
 HOST_RESERVE_SHARE = 8  # one eighth of RAM
-# Below this, importing torch alone fails: a smaller host gets this and a warning.
+# The least a step is given (torch imported, a small model run): a smaller host gets
+# this, and a warning that the cages may not fit its memory.
 MIN_CAGE_MEMORY = 2 * GiB
 
 
@@ -122,7 +123,7 @@ class Limits:
     memory_bytes: int | None = field(default_factory=cage_memory_bytes)
     file_bytes: int = 16 * GiB
     open_files: int = 1024
-    # Processes and threads, of the cage's user (RLIMIT_NPROC).
+    # Processes and threads the step may run at once (RLIMIT_NPROC, set by the step).
     processes: int = field(default_factory=default_processes)
     # What the scratch folder may hold at once (checked every POLL_S).
     scratch_bytes: int = 32 * GiB
@@ -419,7 +420,6 @@ def limit_resources(limits: Limits, drop_to_nobody: bool) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
         if drop_to_nobody:
             os.setgroups([])
             os.setgid(NOBODY)
@@ -446,8 +446,7 @@ def caged_command(
             env,
             False,
         )
-    # The weaker cage: same files at their own paths, given to nobody when we are root
-    # (where RLIMIT_NPROC holds, nobody being no exempt root).
+    # The weaker cage: same files at their own paths, given to nobody when we are root.
     env["HOME"] = str(scratch)
     if os.geteuid() == 0:
         os.chown(scratch, NOBODY, NOBODY)
@@ -507,6 +506,13 @@ def run_caged(
         request = {**request, "input": INPUT, "scratch": SCRATCH}
     with seccomp_program() as seccomp_fd:
         command, env, drop = caged_command(input_file, scratch, cuda, seccomp_fd)
+        # RLIMIT_NPROC counts a host user's processes and threads, all of them: set by
+        # the step itself inside bubblewrap's user namespace, it counts the cage's own
+        # (set before, it would count all of the worker's user's too). Without
+        # bubblewrap it is set only for nobody. It spares root: a root worker's
+        # bubblewrap nobody is the host's root, hence the seccomp filter as well.
+        if bubblewrap() is not None or drop:
+            request = {**request, "processes": limits.processes}
         process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

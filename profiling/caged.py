@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -233,6 +234,8 @@ def main() -> None:
     MESSAGES.append(os.fdopen(os.dup(1), "w"))
     os.dup2(2, 1)
     request = json.loads(sys.stdin.read())
+    if request.get("processes"):  # before any of the model's code runs (see cage.py)
+        resource.setrlimit(resource.RLIMIT_NPROC, (request["processes"], request["processes"]))
     path, scratch = Path(request["input"]), Path(request["scratch"])
     try:
         if request["step"] == "static":
