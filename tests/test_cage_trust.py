@@ -13,6 +13,7 @@ the upload's inspection.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ from conftest import (
     multipart,
     serving,
 )
+from networks import SmallConvNet
 from starlette.applications import Starlette
 
 from modelci.profiling.cage import CageMessageRefused, bubblewrap, parsed_message
@@ -322,10 +324,6 @@ async def test_the_hub_registers_a_variant_only_for_its_conversion_job(
     secured: tuple[Api, dict[str, str]], onnx_model: Path
 ) -> None:
     api, tokens = secured
-    import io
-
-    from networks import SmallConvNet
-
     scripted = io.BytesIO()
     torch.jit.save(torch.jit.trace(SmallConvNet().eval(), torch.randn(2, 3, 16, 16)), scripted)
     inputs = [{"name": "input", "shape": [-1, 3, 16, 16], "dtype": "TYPE_FP32"}]
