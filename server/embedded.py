@@ -286,9 +286,10 @@ class EmbeddedDatabase:
         with MongoClient(self.url, serverSelectionTimeoutMS=250, connectTimeoutMS=250) as client:
             while True:
                 if process.poll() is not None:
+                    tail = self.log_tail()
                     raise EmbeddedDatabaseError(
-                        f"the embedded database exited with code {process.returncode}:\n"
-                        f"{self.log_tail()}"
+                        f"the embedded database exited with code {process.returncode}"
+                        + (f":\n{tail}" if tail else "")
                     )
                 try:
                     client.admin.command("ping")

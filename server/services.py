@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
@@ -31,6 +32,8 @@ from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
 from .tokens import TokenStore
 from .uploads import UploadSlots
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
+
+CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -140,4 +143,7 @@ async def hub_services(
     finally:
         if inspector is not None:
             inspector.close()
-        await client.close()
+        # Closing ends the client's sessions on the server, and waits as long as server
+        # selection (30 s) for a database that is down: a stopping hub waits no more than this.
+        with pymongo.timeout(CLOSE_TIMEOUT_S):
+            await client.close()

@@ -146,7 +146,7 @@ async def release_stopped(jobs: MongoJobQueue, stopped: list[str]) -> None:
         logger.warning(
             "could not hand back the running jobs at shutdown (%s): the database does not "
             "answer; they are claimed again once their lease runs out",
-            error or "no answer",
+            str(error) or "no answer",
         )
         return
     if released:
@@ -163,5 +163,17 @@ async def prepare_processes(settings: Settings, url: str) -> WorkerProcesses:
 async def hand_back_jobs(settings: Settings, url: str, stopped: list[str]) -> None:
     """After `serve --processes N` stopped its web processes and then its workers: the
     jobs those workers could not hand back themselves (no web process answered)."""
-    async with hub_services(settings, url, Metrics(), maintenance=False) as services:
-        await release_stopped(services.jobs, stopped)
+
+    async def hand_back() -> None:
+        async with hub_services(settings, url, Metrics(), maintenance=False) as services:
+            await release_stopped(services.jobs, stopped)
+
+    try:
+        # Opening the services reads the database too: bounded, as release_stopped is.
+        await asyncio.wait_for(hand_back(), HAND_BACK_TIMEOUT_S * 2)
+    except (PyMongoError, TimeoutError) as error:
+        logger.warning(
+            "could not hand back the running jobs at shutdown (%s): the database does not "
+            "answer; they are claimed again once their lease runs out",
+            str(error) or "no answer",
+        )
