@@ -132,13 +132,30 @@ ModelHubT = TypeVar("ModelHubT")
 
 # The hub's messages are written for GraphQL callers; a caller of this client wrote Python,
 # so its errors name the Python ways of saying the same.
+PYTHON_REWRITES = [
+    (
+        re.compile(
+            r'deleteModel\(id: "(\w+)", cascade: true\) in the API or '
+            r"`modelci rm \w+ --cascade` on the command line"
+        ),
+        r'hub.delete_model("\1", cascade=True)',
+    ),
+    (
+        re.compile(r'updateModel\(id: "(\w+)", input: \{inputs: (\[.*?\])\}\)'),
+        r'hub.update_model("\1", inputs=\2)',
+    ),
+]
 PYTHON_PHRASES = {
+    "(setModelAlias)": "(hub.set_alias)",
     "forceInsert: true": "force_insert=True",
     "modelAliases lists them": "hub.aliases() lists them",
     "convert: false, profile: false": "convert=False, profile=False",
     "cascade: true": "cascade=True",
     'inputs: [{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]': (
         'inputs=[{"name": "input", "shape": [-1, 3, 224, 224], "dtype": "FP32"}]'
+    ),
+    '[{name: "input", shape: [-1, 3, 224, 224], dtype: TYPE_FP32}]': (
+        '[{"name": "input", "shape": [-1, 3, 224, 224], "dtype": "FP32"}]'
     ),
 }
 CAMEL_CASE = re.compile(r"\b[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+\b")
@@ -152,6 +169,8 @@ def snake_case(name: str) -> str:
 def in_python_words(message: str, parameters: set[str], takes_fields: bool) -> str:
     """A hub message as the caller of a method with these keyword ``parameters`` would
     say it; ``takes_fields``: the method takes an input's fields as keyword arguments."""
+    for pattern, python in PYTHON_REWRITES:
+        message = pattern.sub(python, message)
     for phrase, python in PYTHON_PHRASES.items():
         message = message.replace(phrase, python)
     if takes_fields:

@@ -16,7 +16,7 @@ from conftest import modelci_serve
 from typer.testing import CliRunner
 
 from modelci.client import DataType, ModelHub, ModelInputFormat
-from modelci.schema.errors import BadUserInput, NotFound
+from modelci.schema.errors import BadUserInput, Conflict, NotFound
 from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 
@@ -175,6 +175,12 @@ def test_the_python_client_speaks_python(hub: str) -> None:
             client.update_dynamic_profiling_result(model.id, measured())
         assert "force_insert=True" in missing.value.message
         assert "forceInsert" not in str(missing.value)
+
+        client.set_alias("pythonic-prod", model.id)
+        with pytest.raises(Conflict) as named:
+            client.delete_model(model.id)
+        assert f'hub.delete_model("{model.id}", cascade=True)' in named.value.message
+        assert "(hub.set_alias)" in named.value.message and "deleteModel" not in str(named.value)
 
         with pytest.raises(NotFound) as no_alias:
             client.get_model(alias="no-such-name")
