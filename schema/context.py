@@ -158,12 +158,17 @@ class JobQueue(Protocol):
         """Answers once nothing more can be written for the job (see ``writing_for``)."""
         ...
 
-    def writing_for(self, job_id: str, worker: str) -> AbstractAsyncContextManager[ProfilingJob]:
+    def writing_for(
+        self, job_id: str, worker: str, claimant: str | None
+    ) -> AbstractAsyncContextManager[ProfilingJob]:
         """A worker's write for its job: entered only while the job is RUNNING under that
-        worker (else CONFLICT); a cancel is acknowledged only after the block has ended."""
+        worker and was claimed with the token named ``claimant`` (else CONFLICT); a cancel
+        is acknowledged only after the block has ended."""
         ...
 
-    async def release(self, job_id: str, worker: str, reason: str) -> ProfilingJob:
+    async def release(
+        self, job_id: str, worker: str, claimant: str | None, reason: str
+    ) -> ProfilingJob:
         """The worker hands the job back unfinished: QUEUED again, its attempt returned."""
         ...
 
@@ -172,25 +177,39 @@ class JobQueue(Protocol):
         ...
 
     async def claim(
-        self, worker: str, device_ids: list[str], lease_s: float, kinds: list[JobKind]
+        self,
+        worker: str,
+        device_ids: list[str],
+        lease_s: float,
+        kinds: list[JobKind],
+        claimant: str | None,
     ) -> ProfilingJob | None:
         """The oldest job of ``kinds`` this worker can run (queued, or abandoned by a lost
-        worker)."""
+        worker), held by the worker and the token named ``claimant`` until it ends."""
         ...
 
-    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+    async def record_sweep(
+        self, job_id: str, worker: str, claimant: str | None, sweep: SweepOutcome
+    ) -> ProfilingJob:
         """A device's sweep outcome added to the job (and its log) while the job is
         RUNNING under ``worker``; CONFLICT otherwise."""
         ...
 
     async def heartbeat(
-        self, job_id: str, worker: str, progress: float, message: str | None, lease_s: float
+        self,
+        job_id: str,
+        worker: str,
+        claimant: str | None,
+        progress: float,
+        message: str | None,
+        lease_s: float,
     ) -> ProfilingJob: ...
 
     async def finish(
         self,
         job_id: str,
         worker: str,
+        claimant: str | None,
         error: str | None,
         message: str | None,
         retryable: bool = True,

@@ -442,6 +442,10 @@ class ProfilingJob(Domain):
     owner: str | None = Field(
         default=None, description="who queued it (a token's name): quotas and fair turns"
     )
+    claimant: str | None = Field(
+        default=None,
+        description="the token (by name) that claimed it: only that token writes for it",
+    )
     attempts: int = Field(ge=0)
     max_attempts: int = Field(ge=1)
     lease_expires_at: datetime | None = None

@@ -219,7 +219,7 @@ class JobMutations:
         checked_worker(worker)
         reported = [validated(device, "devices", worker=worker) for device in devices]
         return await info.context.job_service.claim(  # type: ignore[return-value]
-            worker, reported, lease_seconds, kinds
+            worker, reported, lease_seconds, kinds, info.context.owner
         )
 
     @strawberry.mutation(
@@ -232,7 +232,9 @@ class JobMutations:
         self, info: HubInfo, id: strawberry.ID, worker: str, sweep: SweepOutcomeInput
     ) -> ProfilingJob:
         outcome = validated(sweep, "sweep")
-        return await info.context.job_service.record_sweep(id, worker, outcome)  # type: ignore[return-value]
+        return await info.context.job_service.record_sweep(  # type: ignore[return-value]
+            id, worker, info.context.owner, outcome
+        )
 
     @strawberry.mutation(
         description="For workers: renew the lease and report progress. A job cancelled "
@@ -249,7 +251,7 @@ class JobMutations:
         lease_seconds: float = DEFAULT_LEASE_S,
     ) -> ProfilingJob:
         return await info.context.job_service.heartbeat(  # type: ignore[return-value]
-            id, worker, progress, message, lease_seconds
+            id, worker, info.context.owner, progress, message, lease_seconds
         )
 
     @strawberry.mutation(
@@ -260,7 +262,9 @@ class JobMutations:
     async def release_profiling_job(
         self, info: HubInfo, id: strawberry.ID, worker: str, reason: str = "stopping"
     ) -> ProfilingJob:
-        return await info.context.job_service.release(id, worker, reason)  # type: ignore[return-value]
+        return await info.context.job_service.release(  # type: ignore[return-value]
+            id, worker, info.context.owner, reason
+        )
 
     @strawberry.mutation(
         description="For workers: end a job; with an error it is retried until its attempts "
@@ -277,7 +281,7 @@ class JobMutations:
         retryable: bool = True,
     ) -> ProfilingJob:
         return await info.context.job_service.finish(  # type: ignore[return-value]
-            id, worker, error, message, retryable
+            id, worker, info.context.owner, error, message, retryable
         )
 
 

@@ -327,11 +327,11 @@ class JobService:
 
     @asynccontextmanager
     async def fenced(
-        self, job_id: str | None, worker: str | None, model_id: str
+        self, job_id: str | None, worker: str | None, model_id: str, claimant: str | None
     ) -> AsyncIterator[ProfilingJob | None]:
         """A write about ``model_id``; when it comes from a job (yielded), only while the job
-        is the worker's (see ``JobQueue.writing_for``). Without ``job_id`` it is an
-        ordinary write (None)."""
+        is the worker's and was claimed with the caller's token, ``claimant`` (see
+        ``JobQueue.writing_for``). Without ``job_id`` it is an ordinary write (None)."""
         if job_id is None:
             if worker is not None:
                 raise BadUserInput("jobId: give the job that `worker` writes for", field="jobId")
@@ -339,7 +339,7 @@ class JobService:
             return
         if worker is None:
             raise BadUserInput("worker: give the worker that runs `jobId`", field="worker")
-        async with self.queue.writing_for(job_id, worker) as job:
+        async with self.queue.writing_for(job_id, worker, claimant) as job:
             if job.model_id != model_id:
                 raise BadUserInput(
                     f"jobId: job {job_id} works on model {job.model_id}, not {model_id}",
@@ -355,10 +355,12 @@ class JobService:
         worker: str,
         devices: list[Device],
         lease_seconds: float,
-        kinds: list[JobKind] | None = None,
+        kinds: list[JobKind] | None,
+        claimant: str | None,
     ) -> ProfilingJob | None:
         """The worker's devices recorded, then the oldest job of ``kinds`` (default:
-        any) it can run, if any."""
+        any) it can run, if any, held by the worker and the caller's token (``claimant``)
+        until it ends: no other token can write for it, whatever worker name it gives."""
         if kinds is not None and not kinds:
             raise BadUserInput(
                 "kinds: give one kind of job or more, or none for all", field="kinds"
@@ -371,17 +373,21 @@ class JobService:
         await self.devices.report(devices)
         device_ids = [device.device_id for device in devices]
         wanted = sorted(set(kinds or JobKind), key=lambda kind: kind.value)
-        return await self.queue.claim(worker, device_ids, checked_lease(lease_seconds), wanted)
+        lease = checked_lease(lease_seconds)
+        return await self.queue.claim(worker, device_ids, lease, wanted, claimant)
 
-    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+    async def record_sweep(
+        self, job_id: str, worker: str, claimant: str | None, sweep: SweepOutcome
+    ) -> ProfilingJob:
         """A device's sweep outcome on the worker's job (refused, CONFLICT, once the job is
-        not RUNNING under that worker)."""
-        return await self.queue.record_sweep(job_id, worker, sweep)
+        not RUNNING under that worker and token)."""
+        return await self.queue.record_sweep(job_id, worker, claimant, sweep)
 
     async def heartbeat(
         self,
         job_id: str,
         worker: str,
+        claimant: str | None,
         progress: float,
         message: str | None,
         lease_seconds: float,
@@ -389,21 +395,24 @@ class JobService:
         if not 0 <= progress <= 1:
             raise BadUserInput("progress: must be between 0 and 1", field="progress")
         return await self.queue.heartbeat(
-            job_id, worker, progress, message, checked_lease(lease_seconds)
+            job_id, worker, claimant, progress, message, checked_lease(lease_seconds)
         )
 
-    async def release(self, job_id: str, worker: str, reason: str) -> ProfilingJob:
-        return await self.queue.release(job_id, worker, reason[:MAX_RELEASE_REASON])
+    async def release(
+        self, job_id: str, worker: str, claimant: str | None, reason: str
+    ) -> ProfilingJob:
+        return await self.queue.release(job_id, worker, claimant, reason[:MAX_RELEASE_REASON])
 
     async def finish(
         self,
         job_id: str,
         worker: str,
+        claimant: str | None,
         error: str | None,
         message: str | None,
         retryable: bool,
     ) -> ProfilingJob:
-        return await self.queue.finish(job_id, worker, error, message, retryable)
+        return await self.queue.finish(job_id, worker, claimant, error, message, retryable)
 
 
 class ModelService:
@@ -454,6 +463,7 @@ class ModelService:
         profile: bool,
         job_id: str | None,
         worker: str | None,
+        claimant: str | None,
     ) -> MLModel:
         """A variant with the source's metadata, its own engine and status CONVERTED,
         written for the worker's conversion job (see ``JobService.fenced``) and only for
@@ -485,7 +495,7 @@ class ModelService:
             source.model_dump(include=set(ModelFields.model_fields))
             | {"engine": engine, "model_status": [ModelStatus.CONVERTED]}
         )
-        async with self.jobs.fenced(job_id, worker, source.id) as job:
+        async with self.jobs.fenced(job_id, worker, source.id, claimant) as job:
             assert job is not None  # a job_id was given
             if job.kind is not JobKind.CONVERT:
                 raise BadUserInput(
@@ -627,8 +637,9 @@ class ModelService:
         result: StaticProfileResult,
         job_id: str | None,
         worker: str | None,
+        claimant: str | None,
     ) -> MLModel:
-        async with self.jobs.fenced(job_id, worker, model_id):
+        async with self.jobs.fenced(job_id, worker, model_id, claimant):
             return await self.registry.set_static_result(model_id, result)
 
     async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel:
@@ -641,8 +652,9 @@ class ModelService:
         force_insert: bool,
         job_id: str | None,
         worker: str | None,
+        claimant: str | None,
     ) -> MLModel:
-        async with self.jobs.fenced(job_id, worker, model_id):
+        async with self.jobs.fenced(job_id, worker, model_id, claimant):
             return await self.registry.replace_dynamic_result(model_id, result, force_insert)
 
     async def delete_dynamic_results(

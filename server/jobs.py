@@ -226,17 +226,20 @@ class MongoJobQueue:
         return job_from_document(document)
 
     @asynccontextmanager
-    async def writing_for(self, job_id: str, worker: str) -> AsyncIterator[ProfilingJob]:
+    async def writing_for(
+        self, job_id: str, worker: str, claimant: str | None
+    ) -> AsyncIterator[ProfilingJob]:
         """A block that writes for a job: entered only while the job is RUNNING under the
-        worker (else CONFLICT), and a cancel is not acknowledged until the block has ended."""
+        worker, claimed with the caller's token (else CONFLICT), and a cancel is not
+        acknowledged until the block has ended."""
         token = ObjectId()
         document = await self.jobs.find_one_and_update(
-            self.held_by(job_id, worker),
+            self.held_by(job_id, worker, claimant),
             {"$push": {"writes": {"token": token, "until": utcnow() + WRITE_FENCE}}},
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            raise await self.write_refused(job_id, worker)
+            raise await self.write_refused(job_id, worker, claimant)
         try:
             yield job_from_document(document)
         finally:
@@ -245,11 +248,13 @@ class MongoJobQueue:
             )
             self.announce_change()
 
-    async def write_refused(self, job_id: str, worker: str) -> Conflict:
+    async def write_refused(self, job_id: str, worker: str, claimant: str | None) -> Conflict:
         """Why a worker's write for the job is refused: it is not RUNNING under it."""
         job = await self.get(job_id)
         if job.status is JobStatus.CANCELLED:
             reason = "it was cancelled: nothing more is written for it"
+        elif job.status is JobStatus.RUNNING and job.worker == worker:
+            reason = "it was claimed with another token"
         elif job.status is JobStatus.RUNNING:
             reason = f"it is running under worker {job.worker}"
         else:
@@ -259,7 +264,9 @@ class MongoJobQueue:
             jobStatus=job.status.value,
         )
 
-    async def record_sweep(self, job_id: str, worker: str, sweep: SweepOutcome) -> ProfilingJob:
+    async def record_sweep(
+        self, job_id: str, worker: str, claimant: str | None, sweep: SweepOutcome
+    ) -> ProfilingJob:
         """One atomic write, checked against the job's state as it lands: either before a
         cancel or refused (so it needs no record in ``writes``)."""
         measured = ", ".join(map(str, sweep.batches)) or "none"
@@ -268,7 +275,7 @@ class MongoJobQueue:
             f"batches measured: {measured}"
         )
         document = await self.jobs.find_one_and_update(
-            self.held_by(job_id, worker),
+            self.held_by(job_id, worker, claimant),
             {
                 "$push": {"sweeps": sweep.model_dump(mode="json"), **push_log(message)},
                 "$set": {"update_time": utcnow()},
@@ -276,7 +283,7 @@ class MongoJobQueue:
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            raise await self.write_refused(job_id, worker)
+            raise await self.write_refused(job_id, worker, claimant)
         self.announce_change()
         return job_from_document(document)
 
@@ -308,7 +315,8 @@ class MongoJobQueue:
         worker: str,
         device_ids: list[str],
         lease_s: float,
-        kinds: list[JobKind] | None = None,
+        kinds: list[JobKind] | None,
+        claimant: str | None,
     ) -> ProfilingJob | None:
         """The oldest job of ``kinds`` (default: any) whose devices are all this worker's.
 
@@ -346,6 +354,7 @@ class MongoJobQueue:
                 "$set": {
                     "status": JobStatus.RUNNING.value,
                     "worker": worker,
+                    "claimant": claimant,
                     "lease_expires_at": now + timedelta(seconds=lease_s),
                     "start_time": now,
                     "update_time": now,
@@ -381,11 +390,17 @@ class MongoJobQueue:
         return min(oldest, key=lambda owner: (running[owner], oldest[owner]))
 
     async def heartbeat(
-        self, job_id: str, worker: str, progress: float, message: str | None, lease_s: float
+        self,
+        job_id: str,
+        worker: str,
+        claimant: str | None,
+        progress: float,
+        message: str | None,
+        lease_s: float,
     ) -> ProfilingJob:
         now = utcnow()
         document = await self.jobs.find_one_and_update(
-            self.held_by(job_id, worker),
+            self.held_by(job_id, worker, claimant),
             {
                 "$set": {
                     "progress": progress,
@@ -397,7 +412,7 @@ class MongoJobQueue:
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            return await self.not_held(job_id, worker)
+            return await self.not_held(job_id, worker, claimant)
         self.announce_change()
         return job_from_document(document)
 
@@ -405,6 +420,7 @@ class MongoJobQueue:
         self,
         job_id: str,
         worker: str,
+        claimant: str | None,
         error: str | None,
         message: str | None,
         retryable: bool = True,
@@ -443,23 +459,25 @@ class MongoJobQueue:
             }
         change["$set"]["update_time"] = now
         document = await self.jobs.find_one_and_update(
-            self.held_by(job_id, worker), change, return_document=ReturnDocument.AFTER
+            self.held_by(job_id, worker, claimant), change, return_document=ReturnDocument.AFTER
         )
         if document is None:
-            return await self.not_held(job_id, worker)
+            return await self.not_held(job_id, worker, claimant)
         self.announce_change()
         return job_from_document(document)
 
-    async def release(self, job_id: str, worker: str, reason: str) -> ProfilingJob:
+    async def release(
+        self, job_id: str, worker: str, claimant: str | None, reason: str
+    ) -> ProfilingJob:
         """The worker gives the job back unfinished: QUEUED again at once for any worker,
         and the attempt it had taken is returned (stopping is not failing)."""
         document = await self.jobs.find_one_and_update(
-            self.held_by(job_id, worker),
+            self.held_by(job_id, worker, claimant),
             self.handed_back(worker, reason),
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            return await self.not_held(job_id, worker)
+            return await self.not_held(job_id, worker, claimant)
         self.announce_change()
         return job_from_document(document)
 
@@ -496,20 +514,24 @@ class MongoJobQueue:
         }
 
     @staticmethod
-    def held_by(job_id: str, worker: str) -> dict[str, Any]:
+    def held_by(job_id: str, worker: str, claimant: str | None) -> dict[str, Any]:
+        """The job while it is RUNNING under ``worker``, claimed with the token named
+        ``claimant``: a worker's name is public (any read token lists it), the token that
+        claimed is what only that worker holds."""
         return {
             "_id": object_id(job_id, "id"),
             "worker": worker,
+            "claimant": claimant,
             "status": JobStatus.RUNNING.value,
         }
 
-    async def not_held(self, job_id: str, worker: str) -> ProfilingJob:
+    async def not_held(self, job_id: str, worker: str, claimant: str | None) -> ProfilingJob:
         """A cancelled job is returned as it is; any other job not held is a CONFLICT."""
         job = await self.get(job_id)
         if job.status is JobStatus.CANCELLED:
             return job
         raise Conflict(
-            f"profiling job {job_id} is not held by worker {worker} "
+            f"profiling job {job_id} is not held by worker {worker} with this token "
             f"(it is {job.status.value}); its lease may have run out"
         )
 

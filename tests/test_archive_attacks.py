@@ -297,7 +297,7 @@ def pt2_model(weight: bytes, **overrides: Any) -> MLModel:
 
 async def assert_nothing_claimable(services: Services) -> None:
     for kinds in ([JobKind.PROFILE], [JobKind.CONVERT]):
-        assert await services.jobs.claim("a-worker", ["cpu"], 60.0, kinds) is None
+        assert await services.jobs.claim("a-worker", ["cpu"], 60.0, kinds, "a-token") is None
 
 
 # Weights are inspected as registration inspects them

@@ -450,3 +450,66 @@ async def test_no_variant_outlives_its_source_deleted_meanwhile(
     everything = "{ models(first: 100) { nodes { id parentModelId } } }"
     nodes = (await api.data(everything))["models"]["nodes"]
     assert [node for node in nodes if node["parentModelId"]] == []
+
+
+async def test_a_worker_name_is_not_a_key_to_its_job(settings: Settings, mongodb_url: str) -> None:
+    """Any read token sees which worker runs a job (profilingJobs { worker }); worker
+    token B once finished worker A's job by giving A's name. Writes for a job now need the
+    token that claimed it as well as the worker's name."""
+    secured = create_app(settings.model_copy(update={"auth": "on"}), mongodb_url=mongodb_url)
+    async with serving(secured) as api:
+        store = secured.state.services.tokens
+        tokens = {
+            name: {"authorization": f"Bearer {(await store.create(name, [scope]))[1]}"}
+            for name, scope in (("alice", Scope.write), ("a", Scope.worker), ("b", Scope.worker))
+        }
+
+        async def call(who: str, query: str, **variables: Any) -> dict[str, Any]:
+            body = {"query": query, "variables": variables}
+            response = await api.http.post("/graphql", json=body, headers=tokens[who])
+            return dict(response.json())
+
+        request = multipart(REGISTER, {"input": model_input()}, {"weight": ("w", b"w")})
+        registered = await api.http.post(
+            "/graphql", headers={**PREFLIGHT, **tokens["alice"]}, **request
+        )
+        model_id = registered.json()["data"]["registerModel"]["id"]
+        assert not (await call("alice", PROFILE, modelId=model_id)).get("errors")
+        claimed = await call("a", CLAIM, worker="worker-a", devices=[cpu()], kinds=["PROFILE"])
+        job_id = claimed["data"]["claimProfilingJob"]["id"]
+        seen = await call("b", "{ profilingJobs { nodes { id worker } } }")
+        assert {"id": job_id, "worker": "worker-a"} in seen["data"]["profilingJobs"]["nodes"]
+
+        fenced = {"id": job_id, "model": model_id, "worker": "worker-a"}
+        writes = [
+            "mutation($id: ID!, $worker: String!) { finishProfilingJob(id: $id, "
+            'worker: $worker, error: "taken over") { status } }',
+            "mutation($id: ID!, $worker: String!) { heartbeatProfilingJob(id: $id, "
+            "worker: $worker, progress: 0.5) { status } }",
+            "mutation($id: ID!, $worker: String!) { releaseProfilingJob(id: $id, "
+            "worker: $worker) { status } }",
+            "mutation($id: ID!, $model: ID!, $worker: String!) { registerStaticProfilingResult("
+            "modelId: $model, jobId: $id, worker: $worker, result: {parameters: 1, flops: 2, "
+            "memory: 3, mread: 4, mwrite: 5, mrw: 9}) { id } }",
+        ]
+        for write in writes:
+            variables = {name: fenced[name] for name in fenced if f"${name}" in write}
+            refused = await call("b", write, **variables)
+            assert refused["errors"][0]["extensions"]["code"] == "CONFLICT", refused
+            assert "token" in refused["errors"][0]["message"]
+        job = await call(
+            "a", "query($id: ID!) { profilingJob(id: $id) { status worker } }", id=job_id
+        )
+        assert job["data"]["profilingJob"] == {"status": "RUNNING", "worker": "worker-a"}
+        static = await call(
+            "alice",
+            "query($id: ID!) { model(id: $id) { profileResult { staticResult { flops } } } }",
+            id=model_id,
+        )
+        assert static["data"]["model"]["profileResult"]["staticResult"] is None
+        done = await call(
+            "a",
+            writes[0].replace('error: "taken over"', 'message: "done"'),
+            **{"id": job_id, "worker": "worker-a"},
+        )
+        assert done["data"]["finishProfilingJob"]["status"] == "SUCCEEDED"
