@@ -405,9 +405,10 @@ async def test_deleting_a_model_with_variants_names_both_cascades(
         inputs=[{"name": "input", "shape": [-1, 3, 16, 16]}],
         outputs=[],
     )
+    job = await api.data(CLAIM_CONVERSION, {"devices": [CPU]})
     await api.data(
         REGISTER_VARIANT,
-        {"source": source["id"], "check": CHECK},
+        {"source": source["id"], "check": CHECK, "job": job["claimProfilingJob"]["id"]},
         {"weight": ("variant-onnx", onnx_file)},
     )
     message = only_error(await api.post(DELETE, {"id": source["id"]}), "CONFLICT")["message"]
