@@ -201,3 +201,41 @@ async def test_a_torchscript_archive_loaded_in_the_cage_cannot_write_the_hosts_f
 
     torch.jit.load(str(archive))  # loaded here, it writes the file
     assert target.exists()
+
+
+async def test_registrations_given_up_while_checked_or_waiting_free_their_slots(
+    settings: Settings, mongodb_url: str
+) -> None:
+    """A client that goes away ends its check: the cage loading its archive is stopped,
+    its place in the queue is given up, and the next registration is checked at once."""
+    spinning = scripted(SpinsWhenLoaded())
+    one = {"auth": "on", "check_slots": 1, "torchscript_check_seconds": 3600}
+    app = create_app(settings.model_copy(update=one), mongodb_url=mongodb_url)
+    async with serving(app) as api:
+        carol = (await app.state.services.tokens.create("carol", [Scope.write]))[1]
+        checks: ModelInspector = app.state.services.inspector
+        loading = asyncio.create_task(
+            registered(api, carol, spinning, engine="TORCHSCRIPT", architecture="Spin")
+        )
+        async with asyncio.timeout(300):
+            while not checks.caged_loads:
+                await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(
+            registered(api, carol, LOADABLE, engine="ONNX", inputs=[], architecture="Gone")
+        )
+        async with asyncio.timeout(300):
+            while checks.slots.queued("carol") == 0:
+                await asyncio.sleep(0.01)
+
+        for registration in (waiting, loading):
+            registration.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await registration
+        assert checks.slots.queued("carol") == 0
+        async with asyncio.timeout(300):
+            while checks.caged_loads:  # the cage is ended, not left spinning
+                await asyncio.sleep(0.01)
+
+        body = await registered(api, carol, LOADABLE, engine="ONNX", inputs=[], architecture="Next")
+        assert not body.get("errors"), body["errors"]
+    assert len(stored_blobs(settings)) == 1 and staged_files(settings) == []
