@@ -1,9 +1,10 @@
-"""What runs inside the cage (``cage.py``): one step of a job on one uploaded model.
+"""What runs inside the cage (``cage.py``): one step on one uploaded model.
 
     python -m modelci.profiling.caged < request.json
 
-The request (JSON on stdin) names the step (``static``, ``convert`` or ``profile``),
-the input file, the scratch folder and the job's parameters. The answer is JSON
+The request (JSON on stdin) names the step (``static``, ``convert`` or ``profile`` of a
+job; ``inspect``, the server's load of an uploaded TorchScript archive before it is
+stored), the input file, the scratch folder and the step's parameters. The answer is JSON
 lines on stdout, one message each: ``log``, ``static``, ``variant``, ``not_produced``,
 ``plan``, ``dynamic``, ``sweep_end`` and, when the step cannot be done, ``error``.
 Nothing here talks to the hub or sees its token: the worker outside reads these lines
