@@ -403,9 +403,16 @@ class Worker:
         """Hand the job back: queued again at once for another worker."""
         try:
             self.hub.api.release_profiling_job(id=job_id, worker=self.name, reason="stopping")
+        except httpx.TransportError:
+            # Expected when the hub stops with its workers (a terminal's Ctrl+C reaches
+            # both): a hub re-queues its own workers' jobs as it stops, so nothing is lost.
+            logger.info(
+                "job %s: the hub did not answer the hand-back; the hub that started this "
+                "worker queues it again as it stops, any other when its lease runs out",
+                job_id,
+            )
+            return
         except (HubError, httpx.HTTPError) as error:
-            # A hub that has stopped answering re-queues its own workers' jobs itself;
-            # any other's job waits for its lease to run out.
             logger.warning("handing back job %s failed: %s", job_id, error)
             return
         logger.info("job %s: handed back", job_id)
