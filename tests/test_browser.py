@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from modelci.client import ModelHub
 from modelci.schema.domain import (
     DynamicProfileResult,
     InfoTuple,
+    Measurement,
     ProfileLatency,
     ProfileMemory,
     ProfileThroughput,
@@ -247,3 +249,173 @@ def measured(batch: int) -> DynamicProfileResult:
             postprocess_throughput=1,
         ),
     )
+
+
+# Resolves once the frontier scatter shows `count` dots, with what a reader would notice.
+SCATTER = """(count) => new Promise(resolve => {
+  const look = () => {
+    const svg = document.querySelector('#frontier-plots svg[data-device]');
+    const dots = svg ? svg.querySelectorAll('circle[data-model]') : [];
+    if (dots.length < count) { requestAnimationFrame(look); return; }
+    const ticks = which => Array.from(svg.querySelectorAll(`text[data-tick="${which}"]`), t => ({
+      value: Number(t.dataset.value), label: t.textContent,
+      x: Number(t.getAttribute('x')), y: Number(t.getAttribute('y'))}));
+    const box = svg.getBoundingClientRect();
+    resolve({
+      xScale: svg.dataset.xScale, yScale: svg.dataset.yScale, width: box.width,
+      xTicks: ticks('x'), yTicks: ticks('y'),
+      dots: Array.from(dots, d => ({
+        model: d.dataset.model, batch: Number(d.dataset.batch),
+        latency: Number(d.dataset.latency), throughput: Number(d.dataset.throughput),
+        frontier: d.dataset.frontier === 'true',
+        cx: Number(d.getAttribute('cx')), cy: Number(d.getAttribute('cy')),
+        fill: getComputedStyle(d).fill, stroke: getComputedStyle(d).stroke,
+        title: d.querySelector('title').textContent})),
+      frontier: svg.querySelector('path[data-frontier-line]').getAttribute('d'),
+      legend: Array.from(document.querySelectorAll('#frontier-plots [data-legend-model]'),
+                         li => ({model: li.dataset.legendModel, text: li.textContent})),
+      images: document.querySelectorAll('img').length,
+      pwned: window.pwned === undefined ? null : String(window.pwned),
+      section: (() => { const r = document.getElementById('frontier').getBoundingClientRect();
+                        return {x: r.x, y: r.y + scrollY, width: r.width, height: r.height}; })(),
+    });
+  };
+  look();
+})"""
+
+# What the dot's hover label says once the pointer is on it.
+HOVERED = """(model, batch) => {
+  const dot = document.querySelector(
+    `#frontier-plots circle[data-model="${model}"][data-batch="${batch}"]`);
+  dot.dispatchEvent(new MouseEvent('mouseenter'));
+  const hover = dot.ownerSVGElement.querySelector('.hover');
+  return {visible: hover.getAttribute('visibility'), text: hover.textContent};
+}"""
+
+# (architecture, engine, [(batch, p99 seconds, items/s, stable)]): 1 ms … 2 s, 4 … 20k/s.
+SPREAD = [
+    ("TinyNet", "TRT", [(1, 0.001, 1000, True), (8, 0.0025, 3200, True), (32, 0.008, 4000, True)]),
+    ("MidNet", "TVM", [(1, 0.012, 83, True), (8, 0.04, 200, True), (32, 0.15, 213, False)]),
+    ("BigNet", "NONE", [(1, 0.25, 4, True), (4, 0.9, 4.4, True), (8, 2.0, 4, True)]),
+    ("WideNet", "CUSTOMIZED", [(16, 0.05, 9000, True), (64, 0.3, 20000, True)]),
+    ('<img src=x onerror="window.pwned=1">', "NONE", [(2, 0.02, 30, True)]),
+]
+
+
+def spread_result(batch: int, p99: float, items: float, stable: bool) -> DynamicProfileResult:
+    timing = InfoTuple(avg=p99 * 0.7, p50=p99 * 0.6, p95=p99 * 0.9, p99=p99)
+    return DynamicProfileResult(
+        ip="10.0.0.7",
+        device_id="cuda:0",
+        device_name="Tesla T4",
+        batch=batch,
+        memory=ProfileMemory(total_memory=1, memory_usage=1, utilization=0.5),
+        latency=ProfileLatency(
+            initialization_latency=timing,
+            preprocess_latency=timing,
+            inference_latency=timing,
+            postprocess_latency=timing,
+        ),
+        throughput=ProfileThroughput(
+            batch_formation_throughput=1,
+            preprocess_throughput=1,
+            inference_throughput=items,
+            postprocess_throughput=1,
+        ),
+        measurement=Measurement(
+            runtime="onnxruntime",
+            intra_op_threads=4,
+            samples=400,
+            windows=10 if not stable else 4,
+            stable=stable,
+            iqr_over_median=0.3 if not stable else 0.02,
+        ),
+    )
+
+
+def test_dashboard_scatter_reads_across_decades(tmp_path: Path, browser: int) -> None:
+    """Latencies from 1 ms to 2 s: log axes with decade ticks on both, every model's dots
+    spread over the plot (not one column at the left edge), named in a legend and on
+    hover, the frontier drawn as a line through its dots, unstable dots hollow, and a
+    hostile model name shown as text."""
+    ids = {}
+    with modelci_serve(tmp_path / "hub", free_port(), workers="0") as (hub, _):
+        with ModelHub(hub) as client:
+            for architecture, engine, results in SPREAD:
+                model = client.register_model(
+                    b"weights " + architecture.encode(),
+                    architecture=architecture,
+                    framework="PyTorch",
+                    engine=engine,
+                    version=1,
+                    dataset="d",
+                    task="Other",
+                )
+                ids[architecture] = model.id
+                for result in results:
+                    client.register_dynamic_profiling_result(model.id, spread_result(*result))
+        count = sum(len(results) for _, _, results in SPREAD)
+        with open_page(browser, f"{hub}/dashboard") as tools:
+            seen = tools.evaluate(f"({SCATTER})({count})")
+            hovered = tools.evaluate(f"({HOVERED})({json.dumps(ids['MidNet'])}, 32)")
+            shot = tools.send("Page.captureScreenshot", captureBeyondViewport=True)["data"]
+            (tmp_path / "scatter-hover.png").write_bytes(base64.b64decode(shot))
+            tools.evaluate("document.querySelector('.hover').setAttribute('visibility', 'hidden')")
+            section = seen["section"]
+            screenshot = tools.send(
+                "Page.captureScreenshot",
+                captureBeyondViewport=True,
+                clip={**section, "scale": 1},
+            )["data"]
+        (tmp_path / "scatter.png").write_bytes(base64.b64decode(screenshot))
+
+    # Both axes logarithmic, labelled at each decade, in ms/s and items/s.
+    assert (seen["xScale"], seen["yScale"]) == ("log", "log")
+    x_labels = [t["label"] for t in seen["xTicks"]]
+    assert x_labels == ["1 ms", "10 ms", "100 ms", "1 s"]
+    assert [t["label"] for t in seen["yTicks"]] == ["10/s", "100/s", "1k/s", "10k/s"]
+    for ticks, along in ((seen["xTicks"], "x"), (seen["yTicks"], "y")):
+        steps = [b[along] - a[along] for a, b in itertools.pairwise(ticks)]
+        assert max(steps) - min(steps) < 0.5, steps  # decades equally far apart: log scale
+
+    # Every dot drawn where its latency lies on that log axis, spread over the width.
+    dots = seen["dots"]
+    assert sorted(d["model"] for d in dots) == sorted(
+        ids[architecture] for architecture, _, results in SPREAD for _ in results
+    )
+    first, last = seen["xTicks"][0]["x"], seen["xTicks"][-1]["x"]
+    for dot in dots:
+        assert abs(dot["cx"] - (first + (last - first) * (math.log10(dot["latency"]) / 3))) < 1.5
+    columns = {int(10 * (d["cx"] - first) / (last - first)) for d in dots}
+    assert len(columns) >= 7, columns  # linear axes put all but two in the left column
+    assert max(d["cx"] for d in dots) - min(d["cx"] for d in dots) > 0.6 * seen["width"]
+
+    # A legend entry per model, by name and engine; its name on hover too.
+    legend = {entry["model"]: entry["text"] for entry in seen["legend"]}
+    for architecture, engine, _ in SPREAD:
+        assert architecture in legend[ids[architecture]]
+        assert engine in legend[ids[architecture]]
+    assert hovered["visible"] == "visible"
+    assert "MidNet · TVM · v1 · batch 32 · p99 150 ms" in hovered["text"]
+    assert "unstable" in hovered["text"]
+
+    # The frontier: TinyNet's three batches, then WideNet's two, joined by one line.
+    on_frontier = sorted((d for d in dots if d["frontier"]), key=lambda d: d["latency"])
+    assert [(d["model"], d["batch"]) for d in on_frontier] == [
+        (ids["TinyNet"], 1),
+        (ids["TinyNet"], 8),
+        (ids["TinyNet"], 32),
+        (ids["WideNet"], 16),
+        (ids["WideNet"], 64),
+    ]
+    vertices = [tuple(map(float, step[1:].split(","))) for step in seen["frontier"].split()]
+    assert vertices == [(d["cx"], d["cy"]) for d in on_frontier]
+
+    # Unstable: hollow in its model's colour; settled dots filled.
+    (unstable,) = [d for d in dots if d["model"] == ids["MidNet"] and d["batch"] == 32]
+    assert unstable["fill"] == "rgb(255, 255, 255)" and unstable["stroke"] != unstable["fill"]
+    assert "unstable" in unstable["title"]
+    assert all(d["fill"] == d["stroke"] for d in dots if d is not unstable)
+
+    # The hostile name is text: no element made from it, no script run.
+    assert seen["images"] == 0 and seen["pwned"] is None
