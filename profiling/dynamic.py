@@ -7,14 +7,23 @@ Method (as Triton's perf_analyzer measures):
 - Warm-up: ``warmup_runs`` runs after the cold one, or fewer (not under two) once
   they have taken ``warmup_s`` (one past a deadline): a slow model is not warmed up
   for minutes.
-- Timed runs in windows of at least ``window_s`` seconds and ``min_runs`` runs (a
-  count floor, not a target: a 0.5 s inference makes a 2.5 s window, not a 25 s one);
+- Timed runs in windows of at least ``window_s`` seconds and ``runs_per_window`` runs:
+  ``min_runs``, or more where that many windows would hold fewer than the 100 samples a
+  p99 needs (a slow model gets longer windows, not a result without a p99);
   the estimate is stable when the last ``stable_windows`` windows agree within
   ``tolerance`` (max/min) on throughput and p50; after ``max_windows`` the result is
   published as unstable. Statistics come from the samples of those last windows.
 - A time budget: told its ``deadline``, a measurement stops at the end of the window
-  under way once the deadline has passed (after one window at least) and publishes
-  what it has, unstable unless its last windows already agree.
+  under way once the deadline has passed and its windows hold the samples of a p99 (or,
+  whatever it holds, past ``last_deadline``, after one window at least) and publishes
+  what it has, unstable unless its last windows already agree; a p99 it could not pay
+  for is null with the reason (``p99_missing``).
+- Contention: around every window, the time the measuring CPUs spent (``/proc/stat``,
+  host-wide even inside the cage) is compared with this process's own CPU time; the
+  rest is other work (steal included). The result records that share
+  (``busy_fraction``) and, where the others took more than the cores this measurement
+  leaves free, says so (``contention``): figures a busy machine slowed are flagged, not
+  passed off as the model's.
 - Percentiles by nearest rank on the sorted samples; p99 only from 100 samples up.
 - Stages per run: batch formation (random host inputs), preprocess (that plus the
   host-to-device copy), inference (synchronised on GPUs), postprocess (device-to-host).
@@ -61,7 +70,85 @@ class MeasurementSettings:
     max_windows: int = 10
     warmup_runs: int = 5
     warmup_s: float = 1.0
-    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    threads: int = field(default_factory=lambda: free_cores())
+
+    @property
+    def runs_per_window(self) -> int:
+        """Enough runs a window that the windows the statistics come from hold a p99."""
+        return max(self.min_runs, math.ceil(P99_MIN_SAMPLES / self.stable_windows))
+
+
+def free_cores() -> int:
+    """The intra-op threads to use by default: the cores this process may run on, less
+    those other work keeps busy now (the 1-minute load average, host-wide), at least one.
+    Threads fighting other work for a core make latency swing from run to run."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        load = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return cores
+    host = os.cpu_count() or cores
+    # The load is the whole host's: the share of it falling on our cores.
+    others = load * cores / host
+    return max(1, min(cores, cores - math.floor(others)))
+
+
+# Other work beyond the cores a measurement leaves free, in cores, that flags it as
+# contended: below this, what others took is noise the windows already absorb.
+CONTENDED_CORES = 0.25
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(cpus: set[int]) -> tuple[int, int] | None:
+    """(all ticks, busy ticks) of ``cpus`` from /proc/stat, or None where unreadable.
+    Busy is everything but idle and iowait: steal counts, as it is time taken from us."""
+    try:
+        text = Path("/proc/stat").read_text()
+    except OSError:
+        return None
+    total = busy = 0
+    seen = False
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in cpus:
+            continue
+        # user nice system idle iowait irq softirq steal (guest time is inside user)
+        values = [int(value) for value in rest.split()[:8]]
+        total += sum(values)
+        busy += sum(values) - values[3] - values[4]
+        seen = True
+    return (total, busy) if seen else None
+
+
+@dataclass
+class Activity:
+    """Other work on this process's CPUs from one moment to the next."""
+
+    cpus: set[int] = field(default_factory=lambda: set(os.sched_getaffinity(0)))
+    ticks: tuple[int, int] | None = None
+    own_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.process = psutil.Process()
+        self.mark()
+
+    def own(self) -> float:
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def mark(self) -> None:
+        self.ticks, self.own_s = cpu_ticks(self.cpus), self.own()
+
+    def others_since_mark(self) -> tuple[float, float] | None:
+        """(others' CPU seconds, all CPU seconds) on our CPUs since the last mark; marks
+        again. None where /proc/stat cannot be read."""
+        before, own_before = self.ticks, self.own_s
+        self.mark()
+        if before is None or self.ticks is None:
+            return None
+        total = (self.ticks[0] - before[0]) / CLOCK_TICKS
+        busy = (self.ticks[1] - before[1]) / CLOCK_TICKS
+        return max(0.0, busy - (self.own_s - own_before)), total
 
 
 class Runner(Protocol):
@@ -253,12 +340,35 @@ class Window:
     inference: list[float] = field(default_factory=list)
     postprocess: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    others_s: float | None = None  # other work's CPU seconds on our CPUs meanwhile
+    cpu_s: float | None = None  # all CPU seconds of our CPUs meanwhile
 
     def throughput(self, batch: int) -> float:
         return batch * len(self.inference) / sum(self.inference)
 
     def p50(self) -> float:
         return nearest_rank(sorted(self.inference), 50)
+
+
+def contention_of(
+    windows: list[Window], threads: int, cores: int
+) -> tuple[float | None, str | None]:
+    """The share of the CPUs' time others took over ``windows``, and the flag when it
+    was more than the cores the measurement's ``threads`` leave free."""
+    known = [w for w in windows if w.others_s is not None and w.cpu_s]
+    cpu_s = sum(w.cpu_s or 0.0 for w in known)
+    if not known or cpu_s <= 0:
+        return None, None
+    fraction = min(1.0, sum(w.others_s or 0.0 for w in known) / cpu_s)
+    others_cores = fraction * cores
+    free = max(0, cores - threads)
+    if others_cores <= free + CONTENDED_CORES:
+        return fraction, None
+    return fraction, (
+        f"the machine was busy: other processes kept {others_cores:.1f} of the {cores} "
+        f"cores busy ({fraction:.0%} of their time) while this ran {threads} thread(s), "
+        f"which leaves {free} free; the figures may be slower than on a quiet machine"
+    )
 
 
 # Measuring
@@ -305,18 +415,26 @@ def measure_batch(
     settings: MeasurementSettings,
     should_stop: Callable[[], bool] = lambda: False,
     deadline: float | None = None,
+    last_deadline: float | None = None,
 ) -> Measured:
     """Measure one (device, batch) by the stop rule of this module's docstring.
 
     ``deadline`` (``time.monotonic()`` seconds): past it, warm-up ends (after one run)
-    and so does the window under way; the result is published from what there is."""
+    and so does the window under way once the windows hold a p99's samples; past
+    ``last_deadline`` (default: ``deadline``) it ends whatever they hold. The result is
+    published from what there is."""
     if settings.max_windows < 1 or settings.min_runs < 1:
         raise ValueError("max_windows and min_runs must be at least 1")
+    last_deadline = deadline if last_deadline is None else max(last_deadline, deadline or 0)
     rng = np.random.default_rng(batch)
     longest_run_s = 0.0
+    runs_per_window = settings.runs_per_window
 
     def past_deadline() -> bool:
         return deadline is not None and time.monotonic() >= deadline
+
+    def past_last_deadline() -> bool:
+        return last_deadline is not None and time.monotonic() >= last_deadline
 
     def run_once(window: Window | None) -> None:
         nonlocal longest_run_s
@@ -354,6 +472,7 @@ def measure_batch(
         process = psutil.Process()
         sampler = GpuSampler(device) if device.kind == "CUDA" else None
         windows: list[Window] = []
+        activity = Activity()
         cpu_before = process.cpu_times()
         timed_started = time.perf_counter()
         peak_rss = process.memory_info().rss
@@ -364,14 +483,18 @@ def measure_batch(
             while len(windows) < settings.max_windows:
                 window = Window()
                 window_started = time.perf_counter()
+                activity.mark()
                 while (
-                    len(window.inference) < settings.min_runs
+                    len(window.inference) < runs_per_window
                     or time.perf_counter() - window_started < settings.window_s
                 ):
                     if should_stop():
                         raise MeasurementStopped("stopped during a timed window")
                     run_once(window)
                 window.wall_s = time.perf_counter() - window_started
+                others = activity.others_since_mark()
+                if others is not None:
+                    window.others_s, window.cpu_s = others
                 windows.append(window)
                 peak_rss = max(peak_rss, process.memory_info().rss)
                 recent = windows[-settings.stable_windows :]
@@ -381,7 +504,10 @@ def measure_batch(
                 ):
                     stable = True
                     break
-                if past_deadline() and len(windows) < settings.max_windows:
+                holds_p99 = sum(len(w.inference) for w in recent) >= P99_MIN_SAMPLES
+                if ((past_deadline() and holds_p99) or past_last_deadline()) and len(
+                    windows
+                ) < settings.max_windows:
                     cut = True
                     break
         finally:
@@ -402,6 +528,18 @@ def measure_batch(
     ordered = sorted(inference)
     quartile_1, quartile_3 = nearest_rank(ordered, 25), nearest_rank(ordered, 75)
     median = nearest_rank(ordered, 50)
+    busy_fraction, contention = contention_of(used, settings.threads, len(activity.cpus))
+    p99_missing = None
+    if len(inference) < P99_MIN_SAMPLES:
+        why = (
+            "the time this batch could have ran out first"
+            if cut
+            else f"{settings.max_windows} windows of {runs_per_window} runs hold fewer"
+        )
+        p99_missing = (
+            f"{len(inference)} timed runs: a p99 needs {P99_MIN_SAMPLES}, and {why}; "
+            "give the job a larger budget"
+        )
 
     if gpu is not None:
         memory = ProfileMemory(
@@ -441,6 +579,9 @@ def measure_batch(
             windows=len(windows),
             stable=stable,
             iqr_over_median=(quartile_3 - quartile_1) / median if median > 0 else 0.0,
+            busy_fraction=busy_fraction,
+            contention=contention,
+            p99_missing=p99_missing,
         ),
     )
     return Measured(result, windows, cut, longest_run_s)

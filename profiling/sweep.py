@@ -22,6 +22,15 @@ stable. So a sweep ends within its budget plus about one window.
 
 The latency compared with the limit is the inference p99, or the p50 where fewer than
 100 samples give no p99 (the reason says which).
+
+A busy machine: a batch whose measurement is unstable, or contended (others took more
+of the cores than it left free, ``dynamic.py``), is measured once more before anything
+is decided from it, when the time allows, and the better of the two kept (stable
+first, then the quieter). No sweep decision is drawn from figures other work may have
+made: a throughput gain under ``min_gain``, or a latency over the limit, where either
+batch compared is still unstable or contended, stops the sweep with BUSY (the machine
+was too busy to measure) when contention was seen, and decides nothing (the climb goes
+on) when it was not: noise, not saturation.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S, DynamicProfileResult
 
 from .devices import LocalDevice
 from .dynamic import (
+    Measured,
     MeasurementSettings,
     OutOfDeviceMemory,
     Runner,
@@ -48,6 +58,7 @@ DEFAULT_BUDGET_S = DEFAULT_PROFILE_BUDGET_S  # the hub's default (MODELCI_PROFIL
 DEFAULT_MAX_BATCH = 256
 MIN_THROUGHPUT_GAIN = 0.05
 ADAPTIVE_SHARE = 3  # an adaptive sweep gives a batch at most 1/3 of the time left
+ATTEMPTS = 2  # measurements of one batch at most: an unstable or contended one is retaken
 
 
 class StopReason(Enum):
@@ -60,6 +71,7 @@ class StopReason(Enum):
     MAX_BATCH = "MAX_BATCH"
     LIST_DONE = "LIST_DONE"
     NOT_BATCHABLE = "NOT_BATCHABLE"  # the inputs allow no batch size: nothing measured
+    BUSY = "BUSY"  # other work on the machine left figures unfit to decide on
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,7 @@ def estimated_cost_s(run_s: float, settings: MeasurementSettings) -> float:
     """A batch's least cost at ``run_s`` a run: cold run, warm-up, and enough windows
     to be judged stable."""
     warmup = min(settings.warmup_runs * run_s, max(settings.warmup_s, 2 * run_s))
-    window = max(settings.window_s, settings.min_runs * run_s)
+    window = max(settings.window_s, settings.runs_per_window * run_s)
     return run_s + warmup + settings.stable_windows * window
 
 
@@ -242,13 +254,45 @@ def sweep(
         batch_deadline = min(deadline, now + max(share, minimum))
         try:
             measured = measure_batch(
-                runner, specs, batch, device, ip, load_s, settings, should_stop, batch_deadline
+                runner,
+                specs,
+                batch,
+                device,
+                ip,
+                load_s,
+                settings,
+                should_stop,
+                batch_deadline,
+                deadline,
             )
+            attempts = 1
+            while attempts < ATTEMPTS and not trustworthy(measured):
+                # Taken again, if another measurement of its cost still fits the budget.
+                cost = estimated_cost_s(measured.result.latency.inference_latency.p50, settings)
+                remaining = deadline - time.monotonic()
+                if cost > remaining:
+                    break
+                again = measure_batch(
+                    runner,
+                    specs,
+                    batch,
+                    device,
+                    ip,
+                    load_s,
+                    settings,
+                    should_stop,
+                    min(deadline, time.monotonic() + max(share, cost)),
+                    deadline,
+                )
+                attempts += 1
+                measured = better(measured, again)
         except OutOfDeviceMemory as error:
             return finish(
                 SweepStop(StopReason.OUT_OF_MEMORY, f"batch {batch} ran out of memory ({error})"),
                 batch,
             )
+        if measured.result.measurement is not None:
+            measured.result.measurement.attempts = attempts
         record = BatchRecord(
             batch,
             measured.result,
@@ -275,6 +319,57 @@ def sweep(
     return finish(plan.last_reason, plan.batches[-1])  # not reached: the last batch judges
 
 
+def trustworthy(measured: Measured) -> bool:
+    measurement = measured.result.measurement
+    return measurement is None or (measurement.stable and measurement.contention is None)
+
+
+def better(first: Measured, second: Measured) -> Measured:
+    """Of two measurements of one batch: the stable one, else the quieter; the first's
+    initialization latency is kept, as only its first run was cold."""
+
+    def rank(measured: Measured) -> tuple[bool, bool, float]:
+        measurement = measured.result.measurement
+        if measurement is None:
+            return (True, True, 0.0)
+        return (
+            measurement.stable,
+            measurement.contention is None,
+            -(measurement.busy_fraction or 0.0),
+        )
+
+    if rank(second) <= rank(first):
+        return first
+    cold = first.result.latency.initialization_latency
+    second.result.latency.initialization_latency = cold
+    second.longest_run_s = max(first.longest_run_s, second.longest_run_s)
+    return second
+
+
+def doubt(record: BatchRecord) -> str | None:
+    """Why a batch's figures are not fit to decide on, in words; None: they are."""
+    measurement = record.result.measurement
+    if measurement is None or (measurement.stable and measurement.contention is None):
+        return None
+    busy = measurement.busy_fraction
+    words = [
+        f"batch {record.batch} was measured {measurement.attempts} time(s)",
+        "its windows never agreed" if not measurement.stable else "",
+        f"other processes took {busy:.0%} of the CPUs' time" if busy is not None else "",
+    ]
+    return ", ".join(word for word in words if word)
+
+
+def busy_stop(what: str, records: list[BatchRecord]) -> SweepStop | None:
+    """BUSY when contention was seen in ``records`` (the figures cannot be told from
+    other work), else None: unstable but quiet decides nothing either way."""
+    measurements = [record.result.measurement for record in records]
+    if not any(m is not None and m.contention is not None for m in measurements):
+        return None
+    doubts = "; ".join(d for d in (doubt(record) for record in records) if d)
+    return SweepStop(StopReason.BUSY, f"the machine was too busy to measure: {what}, but {doubts}")
+
+
 def judge(
     plan: SweepPlan, record: BatchRecord, previous: BatchRecord | None, last: bool
 ) -> SweepStop | None:
@@ -283,6 +378,15 @@ def judge(
     if plan.max_p99_latency_s is not None:
         latency, which = tail_latency(result)
         if latency > plan.max_p99_latency_s:
+            # Latency only grows with the batch: over the limit unstable but quiet still
+            # stops the climb; contended, the limit may be the other work's doing.
+            busy = busy_stop(
+                f"batch {batch}'s latency {which} {latency * 1e3:.3g} ms is over the "
+                f"limit of {plan.max_p99_latency_s * 1e3:.3g} ms",
+                [record],
+            )
+            if busy is not None:
+                return busy
             return SweepStop(
                 StopReason.LATENCY_LIMIT,
                 f"batch {batch}: latency {which} {latency * 1e3:.3g} ms is over the limit "
@@ -292,6 +396,12 @@ def judge(
         now = result.throughput.inference_throughput
         before = previous.result.throughput.inference_throughput
         gain = now / before - 1
+        if gain < plan.min_gain and (doubt(record) or doubt(previous)):
+            return busy_stop(
+                f"throughput at batch {batch} ({now:.1f}/s) gained {gain:+.1%} over batch "
+                f"{previous.batch} ({before:.1f}/s)",
+                [previous, record],
+            ) or (plan.last_reason if last else None)
         if gain < plan.min_gain:
             return SweepStop(
                 StopReason.SATURATED,

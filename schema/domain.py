@@ -198,6 +198,7 @@ class SweepStopReason(Enum):
     MAX_BATCH = "MAX_BATCH"  # the largest batch size was reached
     LIST_DONE = "LIST_DONE"  # every batch size asked for was measured
     NOT_BATCHABLE = "NOT_BATCHABLE"  # the inputs allow no batch size: nothing measured
+    BUSY = "BUSY"  # other work on the machine made the figures unfit to decide on
 
 
 class Measurement(Domain):
@@ -212,6 +213,31 @@ class Measurement(Domain):
     percentile_method: str = Field(default="nearest-rank", max_length=64)
     sweep_stop: SweepStopReason | None = Field(
         default=None, description="why the sweep stopped at this batch; null: it went on"
+    )
+    busy_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the share of the measuring CPUs' time that other processes (and the "
+        "hypervisor's steal) took while the timed windows ran; null: not known",
+    )
+    contention: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="why these figures may be slower than on a quiet machine (other work "
+        "competed for the cores), with the figures; null: the machine was quiet enough",
+    )
+    p99_missing: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="why the inference p99 is null (too few timed runs, and why); "
+        "null: there is a p99",
+    )
+    attempts: int = Field(
+        default=1,
+        ge=1,
+        description="how many times this batch was measured (an unstable "
+        "or contended measurement is taken again once, and the better one kept)",
     )
 
     @field_serializer("sweep_stop")

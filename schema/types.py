@@ -145,6 +145,10 @@ class Measurement:
     iqr_over_median: strawberry.auto
     percentile_method: strawberry.auto
     sweep_stop: strawberry.auto
+    busy_fraction: strawberry.auto
+    contention: strawberry.auto
+    p99_missing: strawberry.auto
+    attempts: strawberry.auto
 
 
 @strawberry_pydantic.type(
@@ -332,6 +336,10 @@ class MeasurementInput:
     iqr_over_median: strawberry.auto
     percentile_method: strawberry.auto
     sweep_stop: strawberry.auto
+    busy_fraction: strawberry.auto
+    contention: strawberry.auto
+    p99_missing: strawberry.auto
+    attempts: strawberry.auto
 
 
 @strawberry_pydantic.input(model=domain.DynamicProfileResult)

@@ -107,6 +107,7 @@ class SweepStopReason(str, Enum):
     MAX_BATCH = "MAX_BATCH"
     LIST_DONE = "LIST_DONE"
     NOT_BATCHABLE = "NOT_BATCHABLE"
+    BUSY = "BUSY"
 
 
 class Task(str, Enum):

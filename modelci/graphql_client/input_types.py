@@ -69,6 +69,14 @@ class MeasurementInput(BaseModel):
     percentile_method: str = Field(alias="percentileMethod", default="nearest-rank")
     sweep_stop: Optional[SweepStopReason] = Field(alias="sweepStop", default=None)
     "why the sweep stopped at this batch; null: it went on"
+    busy_fraction: Optional[float] = Field(alias="busyFraction", default=None)
+    "the share of the measuring CPUs' time that other processes (and the hypervisor's steal) took while the timed windows ran; null: not known"
+    contention: Optional[str] = None
+    "why these figures may be slower than on a quiet machine (other work competed for the cores), with the figures; null: the machine was quiet enough"
+    p99_missing: Optional[str] = Field(alias="p99Missing", default=None)
+    "why the inference p99 is null (too few timed runs, and why); null: there is a p99"
+    attempts: int = 1
+    "how many times this batch was measured (an unstable or contended measurement is taken again once, and the better one kept)"
 
 
 class MetricValueInput(BaseModel):
