@@ -33,15 +33,26 @@ from modelci.profiling.static import onnx_static_profile, torch_static_profile
 from modelci.profiling.sweep import (
     DEFAULT_BUDGET_S,
     MIN_THROUGHPUT_GAIN,
+    BatchRecord,
     StopReason,
     SweepOutcome,
     SweepStop,
+    judge,
     ladder,
     plan_sweep,
     sweep,
 )
 from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType, DynamicProfileResult, WeightFormat
+from modelci.schema.domain import (
+    DataType,
+    DynamicProfileResult,
+    InfoTuple,
+    Measurement,
+    ProfileLatency,
+    ProfileMemory,
+    ProfileThroughput,
+    WeightFormat,
+)
 
 SMALL_INPUT = InputSpec("input", (-1, 3, 16, 16), DataType.TYPE_FP32)
 QUICK = MeasurementSettings(window_s=0.05, min_runs=10, max_windows=6, threads=1)
@@ -193,6 +204,10 @@ def assert_measured_truly(result: DynamicProfileResult, settings: MeasurementSet
         assert measurement.windows >= settings.stable_windows
     latency = result.latency.inference_latency
     assert (latency.p99 is not None) == (measurement.samples >= 100)
+    # A missing p99 says why; a measurement has no p99 only when its time ran out.
+    assert (latency.p99 is None) == (measurement.p99_missing is not None)
+    assert latency.p99 is not None or measurement.windows < settings.stable_windows
+    assert measurement.busy_fraction is not None and 0 <= measurement.busy_fraction <= 1
 
 
 def test_a_measurement_told_its_deadline_ends_with_its_window(
@@ -284,6 +299,11 @@ def test_the_sweep_ends_within_its_budget_plus_one_window(saturating_model: Runn
 
 def test_the_adaptive_sweep_stops_where_throughput_saturates(saturating_model: Runner) -> None:
     outcome, published, _, _ = run_sweep(saturating_model, QUICK, budget_s=60, max_batch=64)
+    if outcome.stop.code is StopReason.BUSY:  # others on this shared machine: said so
+        assert outcome.stop.reason.startswith("the machine was too busy to measure")
+        compared = [record.result.measurement for record in outcome.records[-2:]]
+        assert any(m is not None and m.contention is not None for m in compared)
+        return
     assert outcome.stop.code is StopReason.SATURATED, outcome.stop
     batches = outcome.batches
     assert batches == ladder(64)[: len(batches)] and 2 <= len(batches) < len(ladder(64))
@@ -305,7 +325,9 @@ def test_explicit_batch_sizes_are_measured_as_asked(saturating_model: Runner) ->
 
 def test_a_latency_limit_stops_the_sweep(saturating_model: Runner) -> None:
     outcome, _, _, _ = run_sweep(saturating_model, QUICK, max_p99_latency_s=1e-6)
-    assert outcome.stop.code is StopReason.LATENCY_LIMIT and outcome.batches == [1]
+    # BUSY: measured while others on this shared machine took the cores, which it says.
+    assert outcome.stop.code in (StopReason.LATENCY_LIMIT, StopReason.BUSY)
+    assert outcome.batches == [1]
     measurement = outcome.records[0].result.measurement
     assert measurement is not None
     which = "p99" if measurement.samples >= 100 else "p50 (too few samples for a p99)"
@@ -356,3 +378,72 @@ def test_running_out_of_memory_ends_the_sweep_in_the_cage(tmp_path: Path) -> Non
     assert end["last_batch"] == 1 and end["batches"] == [1] and len(end["stable"]) == 1
     assert end["reason"].startswith("batch 8192 ran out of memory")
     assert end["elapsed_s"] > 0 and end["budget_s"] == 600
+
+
+def measured_at(
+    batch: int, throughput: float, stable: bool = True, busy: float = 0.0
+) -> BatchRecord:
+    """A batch's record with these figures; contended where others took half the CPUs."""
+    run = InfoTuple(avg=batch / throughput, p50=batch / throughput, p95=2 * batch / throughput)
+    contention = "the machine was busy: …" if busy >= 0.5 else None
+    result = DynamicProfileResult(
+        ip="127.0.0.1",
+        device_id="cpu",
+        device_name="cpu",
+        batch=batch,
+        memory=ProfileMemory(total_memory=1, memory_usage=1, utilization=0.5),
+        latency=ProfileLatency(
+            initialization_latency=run,
+            preprocess_latency=run,
+            inference_latency=run,
+            postprocess_latency=run,
+        ),
+        throughput=ProfileThroughput(
+            batch_formation_throughput=throughput,
+            preprocess_throughput=throughput,
+            inference_throughput=throughput,
+            postprocess_throughput=throughput,
+        ),
+        measurement=Measurement(
+            runtime="torch",
+            intra_op_threads=1,
+            samples=60,
+            windows=10 if not stable else 3,
+            stable=stable,
+            iqr_over_median=1.83 if not stable else 0.05,
+            busy_fraction=busy,
+            contention=contention,
+            p99_missing="60 timed runs: a p99 needs 100",
+            attempts=2 if not stable or contention else 1,
+        ),
+    )
+    return BatchRecord(batch, result, 1.0, 0.1, False, 5.0)
+
+
+def test_noise_is_never_read_as_saturation() -> None:
+    """A throughput that fell from batch 1 to 2 stops the climb as SATURATED only when
+    both figures were stable on a quiet machine; contended, the machine was too busy to
+    tell (BUSY, with the figures); unstable but quiet, nothing is decided."""
+    plan = plan_sweep([SMALL_INPUT], None, max_batch=8)
+    before, fell = 4.32, 2.3  # items/s: a 46.8 % fall
+    busy = judge(
+        plan, measured_at(2, fell, stable=False, busy=0.6), measured_at(1, before, busy=0.6), False
+    )
+    assert busy is not None and busy.code is StopReason.BUSY
+    assert busy.reason.startswith("the machine was too busy to measure: throughput at batch 2")
+    assert "-46.8 %" in busy.reason.replace("%", " %") and "60% of the CPUs" in busy.reason
+    # Stable, but measured while others took the cores: still not saturation.
+    contended = judge(plan, measured_at(2, fell, busy=0.6), measured_at(1, before), False)
+    assert contended is not None and contended.code is StopReason.BUSY
+    assert judge(plan, measured_at(2, fell, stable=False), measured_at(1, before), False) is None
+    saturated = judge(plan, measured_at(2, fell), measured_at(1, before), False)
+    assert saturated is not None and saturated.code is StopReason.SATURATED
+
+
+def test_a_latency_limit_is_not_blamed_on_the_model_when_the_machine_was_busy() -> None:
+    plan = plan_sweep([SMALL_INPUT], None, max_batch=8, max_p99_latency_s=0.1)
+    slow = 1 / 0.5  # items/s: a 2 s p50 at batch 1
+    busy = judge(plan, measured_at(1, slow, stable=False, busy=0.7), None, False)
+    assert busy is not None and busy.code is StopReason.BUSY and "over the limit" in busy.reason
+    quiet = judge(plan, measured_at(1, slow, stable=False), None, False)
+    assert quiet is not None and quiet.code is StopReason.LATENCY_LIMIT
