@@ -47,6 +47,42 @@ class RefusedOnnx(UnsupportedModel):
     """The file is an ONNX model, but not one the hub can load (the message says why)."""
 
 
+class DamagedModel(UnsupportedModel):
+    """The file starts as a format the hub reads but cannot be read to its end: damaged,
+    most likely cut short in a copy or a download."""
+
+
+ZIP_START = b"PK\x03\x04"  # a zip's first local header: TorchScript, .pt2, torch.save
+# An ONNX model as protobuf writes it: ir_version (field 1) first, then the next field
+# present among producer_name … opset_import (fields 2 to 8).
+ONNX_NEXT_FIELD_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42})
+
+
+def damaged_zip(path: Path) -> DamagedModel | None:
+    """A file that starts as a zip archive but has no directory at its end (where a
+    reader starts): cut short, most likely."""
+    with open(path, "rb") as file:
+        if file.read(len(ZIP_START)) != ZIP_START or zipfile.is_zipfile(file):
+            return None
+        size = file.seek(0, os.SEEK_END)
+    return DamagedModel(
+        "it starts as a zip archive (as TorchScript, .pt2 and torch.save files do) but has "
+        f"no directory at its end: it is damaged, most likely cut short (it has {size} "
+        "bytes); upload the whole file"
+    )
+
+
+def starts_as_onnx(path: Path) -> bool:
+    with open(path, "rb") as file:
+        head = file.read(3)
+    return (
+        len(head) == 3
+        and head[0] == 0x08
+        and 1 <= head[1] <= 15
+        and (head[2] in ONNX_NEXT_FIELD_TAGS)
+    )
+
+
 MiB = 1024**2
 GiB = 1024**3
 
@@ -165,7 +201,11 @@ def pytorch_format(names: list[str]) -> WeightFormat | None:
 
 def archive_format(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> WeightFormat | None:
     """The PyTorch format of a zip archive (names only: nothing is unpickled); None if no
-    zip. UnsupportedModel for a zip past ``limits`` or one that is no PyTorch model."""
+    zip. UnsupportedModel for a zip past ``limits``, a damaged one, or one that is no
+    PyTorch model."""
+    damaged = damaged_zip(path)
+    if damaged is not None:
+        raise damaged
     with open(path, "rb") as file:
         if not zipfile.is_zipfile(file):
             return None
@@ -298,7 +338,36 @@ def inspect_archive(
         elif found is WeightFormat.TORCH_EXPORT:
             with zipfile.ZipFile(file) as archive:
                 signature = check_torch_export(archive, entries, allow_pickle, limits)
+        elif found is WeightFormat.TORCH_PICKLE:
+            with zipfile.ZipFile(file) as archive:
+                if holds_weights_only(archive, entries):
+                    raise UnsupportedModel(WEIGHTS_ONLY)
     return ArchiveInspection(found, signature)
+
+
+WEIGHTS_ONLY = (
+    "a torch.save file of weights only (a state_dict: tensors with no network), which no "
+    "engine can run or convert; save the network itself and register that file: "
+    "torch.export.save(torch.export.export(model, (example,)), 'model.pt2'), "
+    "torch.jit.save(torch.jit.script(model), 'model.pt') or "
+    "torch.onnx.export(model, (example,), 'model.onnx', external_data=False)"
+)
+# What a pickle of tensors alone imports: containers, tensors, storages and dtypes. A
+# whole network also imports its classes (torch.nn.modules.…, or the user's own).
+WEIGHT_MODULES = frozenset({"collections", "torch", "torch._utils", "torch.serialization"})
+
+
+def holds_weights_only(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> bool:
+    """Whether a torch.save archive's pickle holds tensors and containers only (read as
+    opcodes: nothing is unpickled)."""
+    for entry in entries:
+        if entry.filename.endswith("/data.pkl"):
+            try:
+                imported = set(pickle_globals(read_member(archive, entry), entry.filename))
+            except UnsupportedModel:
+                return False  # a pickle we cannot read as opcodes: not for this message
+            return all(name.split(" ")[0] in WEIGHT_MODULES for name in imported)
+    return False
 
 
 MEMBER_READ = 256 * MiB  # a code file or JSON config past this is no model's
@@ -709,6 +778,12 @@ def check_onnx(path: Path) -> onnx.ModelProto:
     except MemoryError:
         raise  # not the file's verdict: the caller's memory bound was reached
     except Exception as error:  # protobuf raises several types for garbage
+        if starts_as_onnx(path):
+            raise DamagedModel(
+                f"it starts as an ONNX model but cannot be read to its end ({error}): it is "
+                f"damaged, most likely cut short (it has {path.stat().st_size} bytes); upload "
+                "the whole file"
+            ) from None
         raise UnsupportedModel(f"not an ONNX model ({error})") from None
     if not model.graph.node:
         raise UnsupportedModel("not an ONNX model (no graph)")

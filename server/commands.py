@@ -36,7 +36,12 @@ from modelci.client import (
     Task,
 )
 from modelci.graphql_client import RecommendationOption
-from modelci.profiling.formats import RefusedOnnx, UnsupportedModel, detect_format
+from modelci.profiling.formats import (
+    DamagedModel,
+    RefusedOnnx,
+    UnsupportedModel,
+    detect_format,
+)
 from modelci.schema.domain import Framework
 from modelci.schema.errors import (
     BadUserInput,
@@ -317,6 +322,12 @@ def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
             "save it as one file as above, then register that",
             EXIT_CODES[BadUserInput.code],
         ) from None
+    except DamagedModel as error:
+        raise fail(
+            f"{path}: {error}",
+            "copy or download the file again and compare its size and sha256 with the original's",
+            EXIT_CODES[BadUserInput.code],
+        ) from None
     except UnsupportedModel:
         return None, None
     rule = WEIGHT_FORMATS[found]  # what the hub will accept for this format
@@ -343,6 +354,13 @@ def register_advice(error: HubError) -> str:
                 f"register it with {options}, or leave --framework and --engine out: they are "
                 "read from the file"
             )
+        if "damaged" in message:
+            return (
+                "copy or download the file again and compare its size and sha256 with the "
+                "original's"
+            )
+        if "weights only" in message:
+            return "save the network itself, as the message shows, and register that file"
         if "--allow-pickle" in message:
             return (
                 "save the model with torch.jit.save (TorchScript) or torch.export.save (.pt2) "

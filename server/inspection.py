@@ -55,6 +55,7 @@ from modelci.profiling.formats import (
     ArchiveLimits,
     ModelSignature,
     UnsupportedModel,
+    damaged_zip,
     inspect_archive,
     is_onnx,
     onnx_signature,
@@ -220,6 +221,9 @@ class ModelInspector:
             return with_signature(fields, signature), WeightFormat.ONNX
         if found is None:
             if fields.engine in FORMAT_OF_ENGINE:
+                damaged = await asyncio.to_thread(damaged_zip, path)
+                if damaged is not None:  # not "none of these": a PyTorch file cut short
+                    raise refused(str(damaged))
                 if await self.in_helper("ONNX probe", "probe", path):
                     check_declaration(fields, WeightFormat.ONNX)  # says what to declare
                 raise BadUserInput(

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from conftest import modelci_serve
+from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from typer.testing import CliRunner
 
 from modelci.client import DataType, ModelHub, ModelInputFormat
@@ -226,3 +227,44 @@ def measured() -> dict[str, Any]:
             )
         },
     }
+
+
+def test_damaged_files_are_called_damaged_and_a_state_dict_weights_only(
+    hub: str, onnx_model: Path, torch_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Truncated .pt, .onnx and .pt2 files were told "its content says nothing of its
+    framework and engine" with a hint to store them as opaque bytes, and a torch.save of a
+    state_dict was called "a pickled PyTorch model"."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
+    exported = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(1, 4),)), str(exported))
+    for name, whole in (
+        ("torchscript", torch_files["torchscript"]),
+        ("onnx", onnx_model),
+        ("pt2", exported),
+    ):
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        result = modelci(hub, "register", str(cut), "--architecture", f"Cut{name}")
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.stderr.split())
+        assert "damaged, most likely cut short" in said, said
+        assert "NONE" not in said and "--engine" not in said
+        # The hub says the same to any caller that declares the format.
+        engine = {"torchscript": "TORCHSCRIPT", "onnx": "ONNX", "pt2": "PYTORCH"}[name]
+        framework = "ONNX" if name == "onnx" else "PyTorch"
+        fields = model_input(architecture=f"Declared{name}", engine=engine, framework=framework)
+        request = multipart(REGISTER, {"input": fields}, {"weight": ("m", cut.read_bytes())})
+        body = httpx.post(f"{hub}/graphql", headers=PREFLIGHT, **request).json()
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert "damaged, most likely cut short" in body["errors"][0]["message"], body
+
+    weights = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), weights)
+    result = modelci(hub, "register", str(weights), "--architecture", "StateDict")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "weights only" in said and "torch.export.save" in said, said
+    assert "--allow-pickle" not in said
