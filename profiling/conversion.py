@@ -16,6 +16,7 @@ recorded, and a variant beyond ``TOLERANCE`` is not registered.
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ def convert(
     """Each target produced and verified, or the reason it was not."""
     outcomes: list[Outcome] = []
     source: Any = None
+    refused: str | None = None  # the source itself cannot be run: no target can be made
     for target in targets:
         if target is Engine.TRT:
             outcomes.append(NotProduced(target, tensorrt_unavailable(), skipped=True))
@@ -72,6 +74,10 @@ def convert(
         try:
             if source is None:
                 source = load_torch(path, weight_format, allow_pickle)
+                refused = not_runnable(source, specs)
+            if refused is not None:
+                outcomes.append(NotProduced(target, refused, skipped=False))
+                continue
             produced = workdir / f"variant-{target.value.lower()}"
             if target is Engine.TORCHSCRIPT:
                 to_torchscript(source, specs, produced)
@@ -83,7 +89,7 @@ def convert(
                 raise ValueError(f"no conversion to {target.value}")
             check = verify(torch_function(source), variant_fn, specs, weight_format)
         except Exception as error:  # an exporter's failure is this target's outcome
-            outcomes.append(NotProduced(target, f"{type(error).__name__}: {error}", skipped=False))
+            outcomes.append(NotProduced(target, explained(error), skipped=False))
             continue
         if check.max_rel_diff > TOLERANCE:
             outcomes.append(
@@ -131,6 +137,35 @@ def callable_module(source: Any) -> Any:
     import torch
 
     return source.module() if isinstance(source, torch.export.ExportedProgram) else source
+
+
+def not_runnable(source: Any, specs: list[InputSpec]) -> str | None:
+    """Why the source fails on inputs of its declared shapes (a wrong channel count, say),
+    found in one run before any exporter is tried; None when it runs."""
+    try:
+        torch_function(source)(examples(specs, 1))
+    except Exception as error:  # whatever the model raises is the user's to read
+        declared = ", ".join(
+            f"{spec.name} {list(spec.shape)} {spec.dtype.value.removeprefix('TYPE_')}"
+            for spec in specs
+        )
+        return f"the model does not run on its declared inputs ({declared}): {explained(error)}"
+    return None
+
+
+# The line that names an error, as TorchScript and Python end their messages with it.
+ERROR_LINE = re.compile(r"^\s*[\w.]*(?:Error|Exception)\b.*:")
+
+
+def explained(error: BaseException) -> str:
+    """An exception as a job shows it: the line that explains it first and the trace of
+    where it happened after it (TorchScript's interpreter puts that line last, after
+    some forty lines of trace)."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    name = type(error).__name__
+    if len(lines) > 1 and ERROR_LINE.match(lines[-1]):
+        return f"{lines[-1].strip()}\n" + "\n".join(lines[:-1])
+    return f"{name}: " + "\n".join(lines)
 
 
 def examples(specs: list[InputSpec], batch: int, seed: int = 0) -> list[np.ndarray]:

@@ -491,7 +491,10 @@ class Worker:
                 "outputs": [output["name"] for output in model["outputs"]],
                 "targets": job["targets"],
             }
-            failures, produced, unavailable, existing = [], [], [], []
+            # A reason and the targets it kept from being registered (one reason often
+            # holds for all: a model that does not run on its declared inputs).
+            failures: dict[str, list[str]] = {}
+            produced, registered, unavailable, existing = [], [], [], []
             targets = max(1, len(job["targets"]))
             for done, outcome in enumerate(
                 self.caged(request, path, heartbeat, self.limits), start=1
@@ -506,7 +509,7 @@ class Worker:
                     )
                 if outcome["type"] == "not_produced":
                     if not outcome["skipped"]:
-                        failures.append(f"{engine}: {outcome['reason']}")
+                        failures.setdefault(outcome["reason"], []).append(engine)
                     else:
                         unavailable.append(outcome["reason"])
                     heartbeat.report(
@@ -541,10 +544,11 @@ class Worker:
                         raise heartbeat.refused(error) from None
                     variant_id = error.extensions.get("variantId")
                     if variant_id is None:  # another model holds the variant's key
-                        failures.append(
-                            f"{engine}: {error.message}, which is not a variant of this model; "
-                            "register this one with another version to convert it"
+                        reason = (
+                            f"{error.message}, which is not a variant of this model; register "
+                            "this one with another version to convert it"
                         )
+                        failures.setdefault(reason, []).append(engine)
                         heartbeat.report(progress, f"{engine} not registered: {error.message}")
                         continue
                     queued = ", profiling queued" if error.extensions.get("profilingQueued") else ""
@@ -552,13 +556,20 @@ class Worker:
                     heartbeat.report(progress, error.message)
                     continue
                 produced.append(engine)
+                registered.append(f"{engine} registered as {variant}")
                 heartbeat.report(
                     progress,
                     f"{engine} variant {variant} registered "
                     f"(max relative difference {outcome['check']['max_rel_diff']:.1e})",
                 )
         if failures:
-            raise ConversionFailed("; ".join(failures))
+            failed = "; ".join(
+                f"{', '.join(engines)}: {reason}" for reason, engines in failures.items()
+            )
+            kept = registered + [f"{each} already registered" for each in existing]
+            if kept:  # said first: what the job did is not lost in what it could not do
+                raise ConversionFailed(f"partly done: {', '.join(kept)}; not registered: {failed}")
+            raise ConversionFailed(failed)
         summary = f"variants registered: {', '.join(produced) or 'none'}"
         if existing:
             summary += f"; already registered: {', '.join(existing)}"

@@ -427,6 +427,61 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
     assert len(graphql(hub, LINEAGE, id=source_id)["model"]["children"]) == 2
 
 
+def test_a_wrong_declared_shape_fails_fast_with_the_reason_first(
+    hub: str, files: dict[str, bytes]
+) -> None:
+    """An RGB network declared with one channel once failed each exporter in turn, the job's
+    error some forty lines of TorchScript trace with the reason last."""
+    one_channel = [{"name": "input", "shape": [-1, 1, 16, 16], "dtype": "TYPE_FP32"}]
+    source_id = register_source(
+        hub, files["torchscript"], profile=False, engine="TORCHSCRIPT", inputs=one_channel
+    )
+    (job,) = run_all_jobs(hub, source_id)
+    assert job["status"] == "FAILED", job
+    first = job["error"].splitlines()[0]
+    assert "does not run on its declared inputs (input [-1, 1, 16, 16] FP32)" in first, first
+    assert "channels" in first, first  # the exporter's own words for it, on that line
+    assert graphql(hub, LINEAGE, id=source_id)["model"]["children"] == []
+
+
+def test_a_conversion_that_registered_some_variants_says_so(
+    hub: str, files: dict[str, bytes]
+) -> None:
+    """A conversion that registered one variant and could not register another ended
+    FAILED, naming only the failure: the variant it did register went unsaid."""
+    architecture = f"Partly-{uuid.uuid4().hex[:6]}"
+    task = "Text_Classification"
+    # Another model already holds the key the TorchScript variant would have.
+    holder = register_live(
+        hub,
+        files["torchscript"],
+        "convert: false",
+        architecture=architecture,
+        engine="TORCHSCRIPT",
+        task=task,
+        inputs=SMALL_INPUTS,
+    )
+    source_id = register_live(
+        hub,
+        files["sequence.pt2"],
+        "profile: false",
+        architecture=architecture,
+        engine="PYTORCH",
+        task=task,
+        inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
+        outputs=[{"name": "logits", "shape": [-1, 4]}],
+    )
+    (job,) = run_all_jobs(hub, source_id)
+    (child,) = graphql(hub, LINEAGE, id=source_id)["model"]["children"]
+    assert child["engine"] == "ONNX"
+    assert job["status"] == "FAILED", job
+    assert job["error"].startswith(
+        f"ConversionFailed: partly done: ONNX registered as {child['id']}; not registered: "
+        "TORCHSCRIPT: "
+    ), job["error"]
+    assert holder in job["error"]
+
+
 def test_onnx_models_convert_to_nothing_more_without_a_gpu(
     hub: str, files: dict[str, bytes]
 ) -> None:
