@@ -268,6 +268,7 @@ class JobService:
     ) -> ProfilingJob:
         model = await self.registry.get(model_id)
         require_inputs(model, "conversion")
+        await self.check_variant_keys_free(model, conversion_targets(model, targets) or [])
         job = await self.queue_conversion(model, targets, profile, owner)
         if job is None:
             raise BadUserInput(
@@ -275,6 +276,32 @@ class JobService:
                 field="modelId",
             )
         return job
+
+    async def check_variant_keys_free(self, model: MLModel, targets: list[Engine]) -> None:
+        """CONFLICT, before any work, for a target whose variant key another model holds
+        (not a variant of this one): its conversion could only fail after it was done."""
+        from .context import PageRequest  # the context imports this module
+
+        held = []
+        for target in targets:
+            key = model.key().model_dump() | {"engine": target}
+            found = await self.registry.find(ModelFilter(**key), PageRequest(first=1))
+            holders = [each for each in found.items if each.parent_model_id != model.id]
+            if holders:
+                held.append((target, holders[0].id))
+        if held:
+            free = [target.value for target in targets if target not in dict(held)]
+            raise Conflict(
+                "; ".join(
+                    f"{target.value}: model {holder} holds the key its variant would have "
+                    "(same architecture, framework, version, task and dataset) and is not a "
+                    "variant of this one"
+                    for target, holder in held
+                )
+                + "; register this model with another version to convert it there"
+                + (f", or convert to {', '.join(free)} only" if free else ""),
+                holders={target.value: holder for target, holder in held},
+            )
 
     async def queue_conversion(
         self,

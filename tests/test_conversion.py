@@ -481,6 +481,13 @@ def test_a_conversion_that_registered_some_variants_says_so(
     ), job["error"]
     assert holder in job["error"]
 
+    # Asked again, the conversion is refused before any work, naming the holder.
+    again = CliRunner().invoke(app, ["convert", source_id, "--to", "TORCHSCRIPT", "--server", hub])
+    assert again.exit_code == 5, again.output
+    said = " ".join(again.output.split())
+    assert f"TORCHSCRIPT: model {holder} holds the key" in said, said
+    assert len(graphql(hub, JOBS, id=source_id)["profilingJobs"]["nodes"]) == 1
+
 
 def test_onnx_models_convert_to_nothing_more_without_a_gpu(
     hub: str, files: dict[str, bytes]
