@@ -787,12 +787,26 @@ def check_onnx(path: Path) -> onnx.ModelProto:
         raise UnsupportedModel(f"not an ONNX model ({error})") from None
     if not model.graph.node:
         raise UnsupportedModel("not an ONNX model (no graph)")
-    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors(model.graph)):
+    external = [
+        tensor
+        for tensor in tensors(model.graph)
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+    ]
+    if external:
         # torch.onnx.export writes large weights beside the model by default; those files
         # are not uploaded with it (and neither onnxruntime nor the checker may read files
         # an upload names).
+        locations = sorted(
+            {
+                entry.value
+                for tensor in external
+                for entry in tensor.external_data
+                if entry.key == "location"
+            }
+        )
+        named = ", ".join(repr(trimmed(name, 100)) for name in locations[:3]) or "unnamed"
         raise RefusedOnnx(
-            "its tensors refer to external data files (model.onnx.data, say), which are not "
+            f"its tensors refer to external data files ({named}), which are not "
             "uploaded with it; save the model as one file: "
             "onnx.save(onnx.load(path), path, save_as_external_data=False), or export it "
             "with torch.onnx.export(..., external_data=False)"

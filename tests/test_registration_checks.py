@@ -81,10 +81,15 @@ async def test_a_model_saved_with_its_weights_beside_it_is_told_how_to_save_one_
     the .onnx alone. The refusal says how to make one file of it."""
     path = tmp_path / "model.onnx"
     onnx.save(
-        onnx.load_from_string(LOADABLE), str(path), save_as_external_data=True, size_threshold=0
+        onnx.load_from_string(LOADABLE),
+        str(path),
+        save_as_external_data=True,
+        location="resnet.weights",
+        size_threshold=0,
     )
     message = refusal(await register_onnx(api, path.read_bytes()))
-    assert "external data" in message and "save_as_external_data=False" in message, message
+    assert "external data files ('resnet.weights')" in message, message  # the file it names
+    assert "save_as_external_data=False" in message, message
     assert await model_count(api) == 0
     assert stored_blobs(settings) == [] and staged_files(settings) == []
 
