@@ -12,12 +12,14 @@ Two kinds of sweep:
 
 The budget is wall time from the start of the step (model loading included). Before a
 batch starts, its cost is estimated from the batch before (time per run scaled with the
-batch: the upper bound once throughput has stopped growing): cold run, warm-up and
-``stable_windows`` windows. A batch that would not fit in what is left is not started
+batch: the upper bound once throughput has stopped growing; the mean run, as a busy
+machine's long tail is time spent): cold run, warm-up and ``stable_windows`` windows
+of a p99's runs between them. A batch that would not fit in what is left is not started
 (BUDGET). A started batch gets a share of what is left (explicit: an equal share per
 batch still to measure; adaptive: a third, since a sweep seldom pays past a few more
 doublings), never less than its estimated cost; past its share, its measurement stops
-at the end of the window under way and is published, marked unstable unless it is
+at the end of the window under way once its windows hold the 100 runs of a p99 (past
+the budget itself, whatever they hold) and is published, marked unstable unless it is
 stable. So a sweep ends within its budget plus about one window.
 
 The latency compared with the limit is the inference p99, or the p50 where fewer than
@@ -229,7 +231,8 @@ def sweep(
         """The least ``batch`` would cost, judged from ``previous``, and the stop when
         the budget has less than that left."""
         remaining = deadline - time.monotonic()
-        run_s = previous.result.latency.inference_latency.p50 * batch / previous.batch
+        # The mean run, not the median: on a busy machine the tail is the time spent.
+        run_s = previous.result.latency.inference_latency.avg * batch / previous.batch
         minimum = estimated_cost_s(run_s, settings)
         if minimum <= remaining:
             return minimum, None
@@ -267,10 +270,14 @@ def sweep(
             )
             attempts = 1
             while attempts < ATTEMPTS and not trustworthy(measured):
-                # Taken again, if another measurement of its cost still fits the budget.
-                cost = estimated_cost_s(measured.result.latency.inference_latency.p50, settings)
-                remaining = deadline - time.monotonic()
-                if cost > remaining:
+                # Taken again if that costs no more than the share a batch gets of what is
+                # left: a retake must not starve the batches after it. Costed at the mean
+                # run, as a busy machine's runs have long tails that the median hides.
+                cost = estimated_cost_s(measured.result.latency.inference_latency.avg, settings)
+                retake_share = (deadline - time.monotonic()) / (
+                    min(left, ADAPTIVE_SHARE) if plan.adaptive else left
+                )
+                if cost > retake_share:
                     break
                 again = measure_batch(
                     runner,
@@ -281,7 +288,7 @@ def sweep(
                     load_s,
                     settings,
                     should_stop,
-                    min(deadline, time.monotonic() + max(share, cost)),
+                    min(deadline, time.monotonic() + retake_share),
                     deadline,
                 )
                 attempts += 1
