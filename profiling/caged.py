@@ -100,7 +100,7 @@ def run_convert(path: Path, scratch: Path, request: dict[str, Any]) -> None:
     from .conversion import NotProduced, convert
 
     model_format, specs = model_specs(path, request)
-    send("log", message=f"converting a {model_format.value} model to {request['targets']}")
+    send("log", message=f"converting the {model_format.value} model to {request['targets']}")
     outcomes = convert(
         path,
         model_format,

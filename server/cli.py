@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from modelci.schema.auth import Scope
 from modelci.schema.errors import Forbidden, NotFound, Unauthenticated
 
-from .commands import add_client_commands, hub_client, printable
+from .commands import add_client_commands, counted, hub_client, printable
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
 from .http import configure_logging
 from .serving import (
@@ -522,14 +522,14 @@ def export_archive(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"exported {summary.models} models, {summary.jobs} finished jobs, "
-        f"{summary.aliases} aliases and {summary.weights} weights "
-        f"({size_text(summary.bytes)}) to {path}"
+        f"exported {counted(summary.models, 'model')}, "
+        f"{counted(summary.jobs, 'finished job')}, {counted(summary.aliases, 'alias', 'aliases')} "
+        f"and {counted(summary.weights, 'weight')} ({size_text(summary.bytes)}) to {path}"
     )
     if summary.jobs_left_out:
         typer.echo(
-            f"left out {summary.jobs_left_out} jobs that were queued, running, or of deleted "
-            "models; API tokens are never exported",
+            f"left out {counted(summary.jobs_left_out, 'job')} (queued, running, or of deleted "
+            "models); API tokens are never exported",
             err=True,
         )
     if summary.sources_missing:
@@ -582,15 +582,15 @@ def import_archive(
         typer.echo(f"error: {archive_text(str(error))}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"imported {summary.models} models ({summary.models_skipped} skipped: already here), "
-        f"{summary.jobs} jobs ({summary.jobs_skipped} skipped), "
-        f"{summary.aliases} aliases ({summary.aliases_skipped} skipped), "
-        f"{summary.weights} weights verified ({size_text(summary.bytes)}), "
+        f"imported {counted(summary.models, 'model')} ({summary.models_skipped} skipped: "
+        f"already here), {counted(summary.jobs, 'job')} ({summary.jobs_skipped} skipped), "
+        f"{counted(summary.aliases, 'alias', 'aliases')} ({summary.aliases_skipped} skipped), "
+        f"{counted(summary.weights, 'weight')} verified ({size_text(summary.bytes)}), "
         f"{summary.weights_committed} stored"
     )
     if summary.jobs_unfinished:
         typer.echo(
-            f"left out {summary.jobs_unfinished} jobs that were queued or running in the "
+            f"left out {counted(summary.jobs_unfinished, 'job')} queued or running in the "
             "archive: only finished jobs are imported; queue them again here",
             err=True,
         )

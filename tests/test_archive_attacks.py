@@ -334,8 +334,8 @@ async def test_with_allow_pickle_the_pickled_pt2_imports_but_its_queued_job_does
 
     imported = await target.modelci_import(archive, "--allow-pickle")
     assert imported.code == 0, imported.stderr
-    assert "imported 1 models" in imported.stdout and "0 jobs" in imported.stdout
-    assert "left out 1 jobs" in imported.stderr
+    assert "imported 1 model " in imported.stdout and "0 jobs" in imported.stdout
+    assert "left out 1 job queued or running" in imported.stderr
     assert await target.counts() == (1, 0)
     await assert_nothing_claimable(target.services)
     assert not marker.exists()  # inspected, never unpickled
@@ -385,8 +385,8 @@ async def test_queued_and_running_jobs_are_left_out_and_no_worker_can_claim_any(
 
     imported = await target.modelci_import(archive)
     assert imported.code == 0, imported.stderr
-    assert "1 jobs (0 skipped)" in imported.stdout
-    assert "left out 2 jobs that were queued or running" in imported.stderr
+    assert "1 job (0 skipped)" in imported.stdout
+    assert "left out 2 jobs queued or running" in imported.stderr
     jobs = target.services.db["profiling_jobs"]
     assert [str(document["_id"]) async for document in jobs.find()] == [finished.id]
     await assert_nothing_claimable(target.services)
@@ -614,7 +614,7 @@ async def test_an_archive_with_a_finished_job_round_trips_through_the_command(
 
     imported = await target.modelci_import(path)
     assert imported.code == 0, imported.stderr
-    assert "imported 1 models (0 skipped" in imported.stdout and "1 jobs" in imported.stdout
+    assert "imported 1 model (0 skipped" in imported.stdout and "1 job " in imported.stdout
     assert imported.stderr == ""
     again = await target.modelci_import(path)
     assert "imported 0 models (1 skipped" in again.stdout and "0 jobs (1 skipped)" in again.stdout
