@@ -28,7 +28,8 @@ Method (as Triton's perf_analyzer measures):
 - Stages per run: batch formation (random host inputs), preprocess (that plus the
   host-to-device copy), inference (synchronised on GPUs), postprocess (device-to-host).
 - Threads: ``intra_op_num_threads`` for onnxruntime and ``torch.set_num_threads`` are set
-  explicitly and recorded.
+  explicitly and recorded. Unless asked for, they are the cores free of other work
+  (``free_cores``), chosen again for each device when its sweep starts.
 """
 
 from __future__ import annotations
@@ -78,19 +79,32 @@ class MeasurementSettings:
         return max(self.min_runs, math.ceil(P99_MIN_SAMPLES / self.stable_windows))
 
 
-def free_cores() -> int:
+class FreeCores(int):
+    """A thread count taken from the cores free, not asked for: the worker chooses it
+    again for each device when that device's sweep starts, as other work comes and goes."""
+
+
+def free_cores(sample_s: float = 0.0) -> FreeCores:
     """The intra-op threads to use by default: the cores this process may run on, less
-    those other work keeps busy now (the 1-minute load average, host-wide), at least one.
-    Threads fighting other work for a core make latency swing from run to run."""
+    those other work keeps busy, at least one (threads fighting other work for a core
+    make latency swing from run to run). Busy: over ``sample_s`` seconds of /proc/stat
+    where given (what is busy now), else the 1-minute load average, host-wide."""
     cores = len(os.sched_getaffinity(0))
-    try:
-        load = float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return cores
-    host = os.cpu_count() or cores
-    # The load is the whole host's: the share of it falling on our cores.
-    others = load * cores / host
-    return max(1, min(cores, cores - math.floor(others)))
+    others: float | None = None
+    if sample_s > 0:
+        activity = Activity()
+        time.sleep(sample_s)  # the span others' CPU time is read over
+        seen = activity.others_since_mark()
+        if seen is not None and seen[1] > 0:
+            others = seen[0] / seen[1] * cores
+    if others is None:
+        try:
+            load = float(Path("/proc/loadavg").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return FreeCores(cores)
+        # The load is the whole host's: the share of it falling on our cores.
+        others = load * cores / (os.cpu_count() or cores)
+    return FreeCores(max(1, min(cores, cores - round(others))))
 
 
 # Other work beyond the cores a measurement leaves free, in cores, that flags it as

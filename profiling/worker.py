@@ -68,7 +68,7 @@ from .cage import (
     run_caged,
 )
 from .devices import LocalDevice, discover_devices, local_ip
-from .dynamic import MeasurementSettings
+from .dynamic import FreeCores, MeasurementSettings, free_cores
 from .formats import UnsupportedModel
 from .sweep import StopReason, share_of_budget
 
@@ -78,6 +78,9 @@ CHUNK_SIZE = 1024 * 1024
 
 # How often the worker looks at its job's status between heartbeats.
 STATUS_POLL_S = 1.0
+
+# How long the worker watches the machine before a device's sweep to count its free cores.
+FREE_CORES_SAMPLE_S = 0.5
 
 # The lanes a worker claims in, each its own loop: the kinds of job each takes.
 LANES: dict[str, tuple[JobKind, ...]] = {
@@ -649,6 +652,16 @@ class Worker:
                 "reasonCode": StopReason.BUDGET.value,
                 "reason": "the job's budget was spent before this device's turn",
             }
+        measurement = self.measurement
+        if isinstance(measurement.threads, FreeCores):
+            # Not asked for: the cores free now, as other work may have come or gone since
+            # the worker started (recorded with every result as intraOpThreads).
+            measurement = replace(measurement, threads=free_cores(FREE_CORES_SAMPLE_S))
+            heartbeat.report(
+                heartbeat.progress,
+                f"{device.device_id}: {measurement.threads} intra-op thread(s), "
+                "the cores free of other work now",
+            )
         request = {
             "step": "profile",
             "inputs": model["inputs"],
@@ -658,7 +671,7 @@ class Worker:
             "max_p99_latency_s": job.get("maxP99Latency"),
             "device": asdict(device),
             "ip": self.ip,
-            "measurement": asdict(self.measurement),
+            "measurement": asdict(measurement),
         }
         cuda = device.kind == "CUDA"
         limits = replace(self.limits, memory_bytes=None) if cuda else self.limits

@@ -5,6 +5,7 @@ sweep must never call noise saturation."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,8 @@ import torch
 from conftest import register_live
 from networks import ResNet18
 from test_worker import follow, gql, worker
+
+from modelci.profiling.dynamic import FreeCores, MeasurementSettings, free_cores
 
 INPUT = [-1, 3, 64, 64]  # small images: a real ResNet-18, fast enough for the suite
 
@@ -121,3 +124,13 @@ def test_a_busy_machine_is_measured_truly_or_said_to_be_busy(hub: str, resnet18:
     if sweep["reasonCode"] == "BUSY":
         assert sweep["reason"].startswith("the machine was too busy to measure"), sweep
         assert results[-1]["measurement"]["sweepStop"] == "BUSY"
+
+
+def test_the_default_threads_leave_busy_cores_to_the_work_on_them() -> None:
+    """Unless asked for, a worker's intra-op threads are the cores free of other work,
+    counted again when a device's sweep starts: two spinning processes keep two cores."""
+    assert isinstance(MeasurementSettings().threads, FreeCores)
+    cores = len(os.sched_getaffinity(0))
+    with competitors(2):
+        chosen = free_cores(0.5)
+    assert 1 <= chosen <= max(1, cores - 2)
