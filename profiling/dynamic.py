@@ -546,14 +546,12 @@ def measure_batch(
     p99_missing = None
     if len(inference) < P99_MIN_SAMPLES:
         why = (
-            "the time this batch could have ran out first"
+            "this batch's share of the job's budget ran out first (a larger budget pays for it)"
             if cut
-            else f"{settings.max_windows} windows of {runs_per_window} runs hold fewer"
+            else f"the worker allows {settings.max_windows} window(s) of "
+            f"{runs_per_window} runs, fewer than that"
         )
-        p99_missing = (
-            f"{len(inference)} timed runs: a p99 needs {P99_MIN_SAMPLES}, and {why}; "
-            "give the job a larger budget"
-        )
+        p99_missing = f"{len(inference)} timed runs: a p99 needs {P99_MIN_SAMPLES}; {why}"
 
     if gpu is not None:
         memory = ProfileMemory(

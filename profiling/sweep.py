@@ -6,7 +6,8 @@ Two kinds of sweep:
   the batch grows while it pays, and the sweep stops at the first of: throughput
   gaining less than ``min_gain`` (5 %) over the previous batch size (SATURATED), the
   latency over the user's limit (LATENCY_LIMIT), out of memory (OUT_OF_MEMORY), the
-  budget (BUDGET), the largest batch (MAX_BATCH);
+  budget (BUDGET), the largest batch (MAX_BATCH), a machine too busy to tell (BUSY,
+  below);
 - explicit: exactly the batch sizes asked for, in their order, until the list is done
   (LIST_DONE), unless the budget, memory or the latency limit stops it first.
 
