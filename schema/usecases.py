@@ -268,7 +268,18 @@ class JobService:
     ) -> ProfilingJob:
         model = await self.registry.get(model_id)
         require_inputs(model, "conversion")
-        await self.check_variant_keys_free(model, conversion_targets(model, targets) or [])
+        wanted = conversion_targets(model, targets) or []
+        existing = await self.check_variant_keys_free(model, wanted)
+        if existing and not profile:  # converting again would only find them there
+            missing = [target for target in wanted if target not in existing]
+            if not missing:
+                raise Conflict(
+                    f"model {model.id} already has its "
+                    + ", ".join(f"{target.value} variant {existing[target]}" for target in wanted)
+                    + "; convert with profile: true to profile them, or delete them first",
+                    variantIds=[existing[target] for target in wanted],
+                )
+            targets = missing
         job = await self.queue_conversion(model, targets, profile, owner)
         if job is None:
             raise BadUserInput(
@@ -277,18 +288,23 @@ class JobService:
             )
         return job
 
-    async def check_variant_keys_free(self, model: MLModel, targets: list[Engine]) -> None:
-        """CONFLICT, before any work, for a target whose variant key another model holds
-        (not a variant of this one): its conversion could only fail after it was done."""
+    async def check_variant_keys_free(
+        self, model: MLModel, targets: list[Engine]
+    ) -> dict[Engine, str]:
+        """The model's variants already there, by engine; CONFLICT, before any work, for a
+        target whose variant key another model holds (not a variant of this one): its
+        conversion could only fail after it was done."""
         from .context import PageRequest  # the context imports this module
 
-        held = []
+        held, existing = [], {}
         for target in targets:
             key = model.key().model_dump() | {"engine": target}
             found = await self.registry.find(ModelFilter(**key), PageRequest(first=1))
-            holders = [each for each in found.items if each.parent_model_id != model.id]
-            if holders:
-                held.append((target, holders[0].id))
+            for holder in found.items:
+                if holder.parent_model_id == model.id:
+                    existing[target] = holder.id
+                else:
+                    held.append((target, holder.id))
         if held:
             free = [target.value for target in targets if target not in dict(held)]
             raise Conflict(
@@ -302,6 +318,7 @@ class JobService:
                 + (f", or convert to {', '.join(free)} only" if free else ""),
                 holders={target.value: holder for target, holder in held},
             )
+        return existing
 
     async def queue_conversion(
         self,
@@ -537,6 +554,9 @@ class ModelService:
                     field="engine",
                 )
             owner = job.owner
+            # Profiling is queued as the conversion's owner asked, whatever the worker says:
+            # it is their quota it comes out of.
+            profile = profile and job.profile_variants
             try:
                 variant = await self.registry.register(
                     fields, weight, parent_model_id=source.id, conversion=conversion, owner=owner
@@ -546,8 +566,6 @@ class ModelService:
                 existing = next((v for v in variants if v.key() == fields.key()), None)
                 if existing is None:
                     raise  # another model holds the key: not this source's variant
-                # Only for the conversion job that asked (every caller here has one): a
-                # worker token could otherwise queue without quota.
                 queued = profile
                 if queued:
                     await self.jobs.queue_default_profiling_once(existing.id, owner)

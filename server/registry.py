@@ -381,9 +381,13 @@ class MongoModelRegistry:
                 ) from None
         try:
             return await self.add_dynamic_result(model_id, result)
-        except Conflict:
-            # Inserted by someone else meanwhile: replace theirs, as asked.
-            return await self.replace_dynamic_result(model_id, result, force_insert=False)
+        except Conflict as refused:
+            # Inserted by someone else meanwhile: replace theirs, as asked. Not there after
+            # all: the model is full, which is what to say.
+            try:
+                return await self.replace_dynamic_result(model_id, result, force_insert=False)
+            except NotFound:
+                raise refused from None
 
     async def delete_dynamic_results(
         self, model_id: str, ip: str, device_id: str, batch: int | None

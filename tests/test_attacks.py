@@ -350,6 +350,12 @@ async def test_what_one_model_or_worker_may_hold_is_bounded(api: Api) -> None:
     refused = await api.post(append, {"id": model_id, "batch": MAX_DYNAMIC_RESULTS + 1})
     assert refused["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert f"holds {MAX_DYNAMIC_RESULTS} dynamic results" in refused["errors"][0]["message"]
+    forced = append.replace(
+        "registerDynamicProfilingResult(modelId: $id,",
+        "updateDynamicProfilingResult(modelId: $id, forceInsert: true,",
+    )
+    refused = await api.post(forced, {"id": model_id, "batch": MAX_DYNAMIC_RESULTS + 1})
+    assert f"holds {MAX_DYNAMIC_RESULTS} dynamic results" in refused["errors"][0]["message"]
     count = "query($id: ID!) { model(id: $id) { profileResult { dynamicResults { batch } } } }"
     results = (await api.data(count, {"id": model_id}))["model"]["profileResult"]
     assert len(results["dynamicResults"]) == MAX_DYNAMIC_RESULTS
@@ -513,3 +519,34 @@ async def test_a_worker_name_is_not_a_key_to_its_job(settings: Settings, mongodb
             **{"id": job_id, "worker": "worker-a"},
         )
         assert done["data"]["finishProfilingJob"]["status"] == "SUCCEEDED"
+
+
+async def test_a_worker_queues_profiling_of_a_variant_only_if_the_conversion_asked(
+    api: Api, onnx_model: Path, tmp_path: Path
+) -> None:
+    """A variant registered with profile: true for a conversion queued without profiling
+    once queued a job on the conversion owner's quota that nobody asked for."""
+    import torch
+    from networks import SmallConvNet
+
+    source_file = tmp_path / "small.torchscript.pt"
+    torch.jit.script(SmallConvNet().eval()).save(str(source_file))
+    source = await api.register(
+        source_file.read_bytes(),
+        "s.pt",
+        engine="TORCHSCRIPT",
+        inputs=[{"name": "input", "shape": [-1, 3, 16, 16], "dtype": "TYPE_FP32"}],
+        outputs=[{"name": "output", "shape": [-1, 10], "dtype": "TYPE_FP32"}],
+    )
+    claim = {"worker": "w1", "devices": [cpu()], "kinds": ["CONVERT"]}
+    job = (await api.data(CLAIM, claim))["claimProfilingJob"]
+    variant = """
+    mutation($source: ID!, $weight: Upload!, $job: ID, $worker: String) {
+      registerConvertedModel(sourceId: $source, engine: ONNX, weight: $weight, profile: true,
+        jobId: $job, worker: $worker, conversion: {sourceEngine: TORCHSCRIPT,
+        batchSizes: [1], maxAbsDiff: 0, maxRelDiff: 0, tolerance: 0.001}) { id } }"""
+    variables = {"source": source["id"], "weight": None, "job": job["id"], "worker": "w1"}
+    made = await api.data(variant, variables, {"weight": ("v.onnx", onnx_model.read_bytes())})
+    jobs = "query($id: ID) { profilingJobs(modelId: $id) { nodes { id } } }"
+    found = await api.data(jobs, {"id": made["registerConvertedModel"]["id"]})
+    assert found["profilingJobs"]["nodes"] == []

@@ -407,6 +407,13 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
         expected = program.module()(torch.from_numpy(tokens)).detach().numpy()
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
 
+    # Converting to them again is refused before any work: the variants are there.
+    to_both = ["--to", "ONNX", "--to", "TORCHSCRIPT"]
+    refused = CliRunner().invoke(app, ["convert", source_id, *to_both, "--server", hub])
+    assert refused.exit_code == 5, refused.output
+    said = " ".join(refused.output.split())
+    for child in children:
+        assert f"{child['engine']} variant {child['id']}" in said, said
     # Converting again with profiling asked for, on the command line: the variants are
     # there already, so the job names them and profiles those.
     with worker(hub, *QUICK, "--lease-seconds", "30"):
