@@ -36,7 +36,7 @@ from .domain import (
     Task,
     WeightFormat,
 )
-from .errors import BadUserInput, Conflict, NotFound
+from .errors import BadUserInput, Conflict, NotFound, TooManyRequests
 from .weight_formats import WEIGHT_FORMATS, may_lack_input_shapes
 
 if TYPE_CHECKING:
@@ -342,15 +342,17 @@ class JobService:
             quota=quota,
         )
 
-    async def queue_default_profiling(self, model_id: str, owner: str | None) -> ProfilingJob:
-        """An adaptive sweep under the default budget, queued with a model its owner
-        registered (its quota was checked before the model was stored)."""
+    async def queue_default_profiling(
+        self, model_id: str, owner: str | None, quota: bool = False
+    ) -> ProfilingJob:
+        """An adaptive sweep under the default budget, queued for ``owner``: with a model
+        they registered (``quota``), or a variant their conversion made."""
         return await self.queue.enqueue(
             model_id,
             JobKind.PROFILE,
             [],
             owner=owner,
-            quota=False,
+            quota=quota,
             budget_seconds=self.queue.default_budget_s,
         )
 
@@ -491,10 +493,16 @@ class ModelService:
                 raise no_inputs_to_register(weight_format, asked)
 
         model = await self.registry.register(fields, weight, accept=fed_if_run, owner=owner)
-        if convert:
-            await self.jobs.queue_conversion(model, None, profile, owner, quota=False)
-        if profile:
-            await self.jobs.queue_default_profiling(model.id, owner)
+        try:
+            if convert:
+                await self.jobs.queue_conversion(model, None, profile, owner)
+            if profile:
+                await self.jobs.queue_default_profiling(model.id, owner, quota=True)
+        except TooManyRequests:
+            # Registrations of one token at the same instant all passed the count above:
+            # the one the quota refuses now takes back what it stored.
+            await self.jobs.forget_models(await self.registry.delete(model.id, cascade=True))
+            raise
         return model
 
     async def register_converted(

@@ -259,6 +259,27 @@ async def test_one_token_cannot_flood_the_queue_nor_hold_others_behind_it(
         assert codes == ["TOO_MANY_REQUESTS"] * 29
         waiting = (await call(tokens["alice"], queued_jobs, {}))["data"]["profilingJobs"]
         assert len(waiting["nodes"]) == 3
+        # So can registrations that queue a job: of 6 at once for the last place, one
+        # stores its model, and the others store nothing.
+        await call(tokens["alice"], cancel, {"id": waiting["nodes"][0]["id"]})
+
+        async def register_and_profile(version: int) -> dict[str, Any]:
+            request = multipart(
+                REGISTER.replace("$weight)", "$weight, convert: false, profile: true)"),
+                {"input": model_input(version=version)},
+                {"weight": ("w", b"w%d" % version)},
+            )
+            headers = {**PREFLIGHT, "authorization": f"Bearer {tokens['alice']}"}
+            return dict((await api.http.post("/graphql", headers=headers, **request)).json())
+
+        registered = await asyncio.gather(*(register_and_profile(100 + n) for n in range(6)))
+        stored = [body for body in registered if not body.get("errors")]
+        assert len(stored) == 1, registered
+        listed = await call(tokens["alice"], "{ models { nodes { version } } }", {})
+        versions = sorted(node["version"] for node in listed["data"]["models"]["nodes"])
+        assert versions == [1, 2, stored[0]["data"]["registerModel"]["version"]]
+        waiting = (await call(tokens["alice"], queued_jobs, {}))["data"]["profilingJobs"]
+        assert len(waiting["nodes"]) == 3
 
         assert not (await call(tokens["bob"], PROFILE, {"modelId": bob})).get("errors")
         claimed = []
