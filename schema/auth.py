@@ -113,13 +113,14 @@ def root_scopes(schema: GraphQLSchema) -> dict[OperationType, dict[str, Scope]]:
 class Identity:
     name: str
     scopes: frozenset[Scope]
+    token_id: str | None = None  # the token it was proved with (None: auth is off)
 
     @classmethod
-    def with_scopes(cls, name: str, scopes: list[Scope]) -> Identity:
+    def with_scopes(cls, name: str, scopes: list[Scope], token_id: str | None = None) -> Identity:
         granted: set[Scope] = set()
         for scope in scopes:
             granted |= IMPLIED[scope]
-        return cls(name, frozenset(granted))
+        return cls(name, frozenset(granted), token_id)
 
     @classmethod
     def everyone(cls) -> Identity:

@@ -328,5 +328,13 @@ class HubContext:
         """Who queues a job: the caller's token name (quotas and fair turns go by it)."""
         return self.identity.name if self.identity else None
 
+    @property
+    def claimant(self) -> str | None:
+        """Who claims a job, and alone may write for it while it runs: the caller's token
+        (by its id: two tokens may share a name), or everyone's name with auth off."""
+        if self.identity is None:
+            return None
+        return self.identity.token_id or self.identity.name
+
 
 HubInfo = Info[HubContext, None]

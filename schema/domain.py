@@ -470,7 +470,7 @@ class ProfilingJob(Domain):
     )
     claimant: str | None = Field(
         default=None,
-        description="the token (by name) that claimed it: only that token writes for it",
+        description="the token (its id) that claimed it: only that token writes for it",
     )
     attempts: int = Field(ge=0)
     max_attempts: int = Field(ge=1)

@@ -219,7 +219,7 @@ class JobMutations:
         checked_worker(worker)
         reported = [validated(device, "devices", worker=worker) for device in devices]
         return await info.context.job_service.claim(  # type: ignore[return-value]
-            worker, reported, lease_seconds, kinds, info.context.owner
+            worker, reported, lease_seconds, kinds, info.context.claimant
         )
 
     @strawberry.mutation(
@@ -233,7 +233,7 @@ class JobMutations:
     ) -> ProfilingJob:
         outcome = validated(sweep, "sweep")
         return await info.context.job_service.record_sweep(  # type: ignore[return-value]
-            id, worker, info.context.owner, outcome
+            id, worker, info.context.claimant, outcome
         )
 
     @strawberry.mutation(
@@ -251,7 +251,7 @@ class JobMutations:
         lease_seconds: float = DEFAULT_LEASE_S,
     ) -> ProfilingJob:
         return await info.context.job_service.heartbeat(  # type: ignore[return-value]
-            id, worker, info.context.owner, progress, message, lease_seconds
+            id, worker, info.context.claimant, progress, message, lease_seconds
         )
 
     @strawberry.mutation(
@@ -263,7 +263,7 @@ class JobMutations:
         self, info: HubInfo, id: strawberry.ID, worker: str, reason: str = "stopping"
     ) -> ProfilingJob:
         return await info.context.job_service.release(  # type: ignore[return-value]
-            id, worker, info.context.owner, reason
+            id, worker, info.context.claimant, reason
         )
 
     @strawberry.mutation(
@@ -281,7 +281,7 @@ class JobMutations:
         retryable: bool = True,
     ) -> ProfilingJob:
         return await info.context.job_service.finish(  # type: ignore[return-value]
-            id, worker, info.context.owner, error, message, retryable
+            id, worker, info.context.claimant, error, message, retryable
         )
 
 

@@ -180,7 +180,7 @@ class ModelMutations:
             profile=profile,
             job_id=job_id,
             worker=worker,
-            claimant=info.context.owner,
+            claimant=info.context.claimant,
         )
 
     @strawberry.mutation(
@@ -225,7 +225,7 @@ class ModelMutations:
     ) -> MLModel:
         static = validated(result, "result")
         return await info.context.model_service.set_static_result(  # type: ignore[return-value]
-            model_id, static, job_id, worker, info.context.owner
+            model_id, static, job_id, worker, info.context.claimant
         )
 
     @strawberry.mutation(
@@ -255,7 +255,7 @@ class ModelMutations:
     ) -> MLModel:
         dynamic = validated(result, "result")
         return await info.context.model_service.replace_dynamic_result(  # type: ignore[return-value]
-            model_id, dynamic, force_insert, job_id, worker, info.context.owner
+            model_id, dynamic, force_insert, job_id, worker, info.context.claimant
         )
 
     @strawberry.mutation(

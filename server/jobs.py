@@ -515,9 +515,9 @@ class MongoJobQueue:
 
     @staticmethod
     def held_by(job_id: str, worker: str, claimant: str | None) -> dict[str, Any]:
-        """The job while it is RUNNING under ``worker``, claimed with the token named
-        ``claimant``: a worker's name is public (any read token lists it), the token that
-        claimed is what only that worker holds."""
+        """The job while it is RUNNING under ``worker``, claimed with the token
+        ``claimant`` (its id): a worker's name is public (any read token lists it), the
+        token that claimed is what only that worker holds."""
         return {
             "_id": object_id(job_id, "id"),
             "worker": worker,

@@ -77,7 +77,8 @@ class TokenStore:
             digest(document["salt"], secret), document["hash"]
         ):
             return None
-        return Identity.with_scopes(document["name"], [Scope(s) for s in document["scopes"]])
+        scopes = [Scope(each) for each in document["scopes"]]
+        return Identity.with_scopes(document["name"], scopes, str(document["_id"]))
 
     async def list_all(self) -> list[ApiToken]:
         documents = await self.tokens.find({}).sort("_id", 1).to_list()

@@ -519,11 +519,15 @@ async def test_a_worker_name_is_not_a_key_to_its_job(settings: Settings, mongodb
             "modelId: $model, jobId: $id, worker: $worker, result: {parameters: 1, flops: 2, "
             "memory: 3, mread: 4, mwrite: 5, mrw: 9}) { id } }",
         ]
+        # Another token given the claiming token's name (as when a name is reused).
+        twin = (await store.create("a", [Scope.worker]))[1]
+        tokens["twin of a"] = {"authorization": f"Bearer {twin}"}
         for write in writes:
             variables = {name: fenced[name] for name in fenced if f"${name}" in write}
-            refused = await call("b", write, **variables)
-            assert refused["errors"][0]["extensions"]["code"] == "CONFLICT", refused
-            assert "token" in refused["errors"][0]["message"]
+            for who in ("b", "twin of a"):
+                refused = await call(who, write, **variables)
+                assert refused["errors"][0]["extensions"]["code"] == "CONFLICT", refused
+                assert "token" in refused["errors"][0]["message"]
         job = await call(
             "a", "query($id: ID!) { profilingJob(id: $id) { status worker } }", id=job_id
         )
