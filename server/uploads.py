@@ -16,10 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import GraphQLError, VariableNode, Visitor, parse, visit
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from modelci.schema.api import MAX_QUERY_TOKENS
 from modelci.schema.errors import BadUserInput, PayloadTooLarge, TooManyRequests
 
 from .intake import StagedUpload
@@ -226,6 +228,7 @@ def operations_with_files(
         ) from None
     if not isinstance(operations, dict) or not isinstance(file_map, dict):
         raise BadUserInput("`operations` and `map` must be JSON objects")
+    upload_variables = set()
     for key, paths in file_map.items():
         if key not in uploads or not isinstance(paths, list):
             raise BadUserInput(f"map: no file part named {key!r}")
@@ -236,7 +239,44 @@ def operations_with_files(
             )
         for path in paths:
             place(operations, str(path), uploads[key])
+            steps = str(path).split(".")  # variables.NAME[.…]
+            if len(steps) > 1 and steps[0] == "variables":
+                upload_variables.add(steps[1])
+    refuse_uploads_used_twice(operations.get("query"), upload_variables)
     return operations
+
+
+def refuse_uploads_used_twice(query: Any, variables: set[str]) -> None:
+    """BAD_USER_INPUT for an upload variable the operation names more than once: the first
+    field that takes an upload moves its bytes into the store, so a second has none."""
+    if not isinstance(query, str) or not variables:
+        return
+    try:  # a query that does not parse is refused with its syntax error later
+        document = parse(query, no_location=True, max_tokens=MAX_QUERY_TOKENS)
+    except GraphQLError:
+        return
+    uses = VariableUses()
+    visit(document, uses)
+    twice = sorted(name for name in variables if uses.counts[name] > 1)
+    if twice:
+        raise BadUserInput(
+            f"${twice[0]}: an upload is used once, and the operation names it "
+            f"{uses.counts[twice[0]]} times; send the file once for each field that takes it"
+        )
+
+
+class VariableUses(Visitor):
+    """How often each variable is used in a document (its definitions are not uses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def enter_variable_definition(self, *_: Any) -> Any:
+        return self.SKIP
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.counts[node.name.value] += 1
 
 
 def place(operations: dict[str, Any], path: str, upload: StagedUpload) -> None:

@@ -100,6 +100,22 @@ async def test_one_upload_mapped_to_two_registrations_is_bad_input(api: Api) -> 
     assert "mapped to 2 variables" in error["message"]
     assert (await api.data("{ models { nodes { id } } }"))["models"]["nodes"] == []
 
+    # One variable holding the upload, named by both fields.
+    reused = two.replace("$v: Upload!", "").replace("weight: $v", "weight: $w")
+    response = await api.http.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={
+            "operations": json.dumps({"query": reused, "variables": variables}),
+            "map": json.dumps({"0": ["variables.w"]}),
+        },
+        files={"0": ("w.bin", b"weights")},
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "$w: an upload is used once, and the operation names it 2 times" in error["message"]
+    assert (await api.data("{ models { nodes { id } } }"))["models"]["nodes"] == []
+
 
 async def test_variables_nested_thousands_deep_are_bad_input(api: Api) -> None:
     deep = "[" * 100_000 + "]" * 100_000
