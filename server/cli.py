@@ -17,9 +17,9 @@ from pymongo import AsyncMongoClient
 from modelci.schema.auth import Scope
 from modelci.schema.errors import Forbidden, NotFound, Unauthenticated
 
-from .commands import add_client_commands, counted, hub_client, printable
+from .commands import add_client_commands, counted, hub_client
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError, running_database_url
-from .http import configure_logging
+from .http import configure_logging, printable
 from .serving import (
     STARTUP_FAILURE,
     StopRequested,

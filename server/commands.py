@@ -55,6 +55,8 @@ from modelci.schema.errors import (
 )
 from modelci.schema.weight_formats import WEIGHT_FORMATS
 
+from .http import printable
+
 # By the hub's error code (``HubError.code``).
 EXIT_CODES = {
     BadUserInput.code: 2,
@@ -84,14 +86,6 @@ NEXT_STEPS: dict[str, Advice] = {
     PayloadTooLarge.code: "the file is over the hub's upload limit; ask its operator",
     TooManyRequests.code: "wait for your uploads or queued jobs to finish, then retry",
 }
-
-# C0 and C1 control characters but tab and newline: what a model's name or a job's log
-# could carry to retitle, clear or rewrite the user's terminal.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    return CONTROL_CHARACTERS.sub("", text)
 
 
 class HubConsole(Console):

@@ -221,12 +221,28 @@ class RequestLimitsMiddleware:
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
+# C0 and C1 control characters but tab and newline: what a model's name, an upload's
+# error or a job's log could carry to retitle, clear or rewrite a terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return CONTROL_CHARACTERS.sub("", text)
+
+
+class TextLogFormatter(logging.Formatter):
+    """Log lines as text, without control characters: messages quote what uploaded models
+    said (a conversion's error, say), and the log is often read on a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
 
 def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestLogFilter())
     handler.setFormatter(
-        JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
+        JsonLogFormatter() if log_format == "json" else TextLogFormatter(LOG_FORMAT)
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per worker request

@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 
 from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
-from modelci.server.http import JsonLogFormatter, RequestLogFilter, request_id_var
+from modelci.server.http import (
+    LOG_FORMAT,
+    JsonLogFormatter,
+    RequestLogFilter,
+    TextLogFormatter,
+    request_id_var,
+)
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -127,3 +133,14 @@ def test_an_idle_workers_polls_stay_out_of_the_access_log(tmp_path: Path) -> Non
     posts = [line for line in log if "uvicorn.access" in line and "POST /graphql" in line]
     assert len(posts) == 2, "".join(log)  # the read token's two requests, no claim
     assert all(any(f"[{name}]" in line for line in posts) for name in requests), posts
+
+
+def test_text_logs_carry_no_escape_sequences() -> None:
+    """A conversion's error quotes what the uploaded model raised; an ESC or BEL in it once
+    reached the terminal of whoever read `modelci serve`'s or the worker's log."""
+    said = "forward failed: \x1b]0;PWNED\x07\x1b[2J\x9b31m"
+    record = logging.LogRecord("modelci.worker", logging.INFO, __file__, 1, "%s", (said,), None)
+    RequestLogFilter().filter(record)
+    line = TextLogFormatter(LOG_FORMAT).format(record)
+    assert line.endswith("forward failed: ]0;PWNED[2J31m")
+    assert not any(character in line for character in "\x1b\x07\x9b")
