@@ -223,8 +223,9 @@ class JobQueue(Protocol):
 class DeviceRegistry(Protocol):
     """The devices workers have reported (profiling jobs may ask only for those)."""
 
-    async def report(self, devices: list[Device]) -> None:
-        """Record the devices, replacing what their (host, device id) reported before."""
+    async def report(self, devices: list[Device], reporter: str | None) -> None:
+        """Record the devices, replacing what their (host, device id) reported before; a
+        reporter (a token) keeps at most its newest ``MAX_DEVICES_PER_TOKEN``."""
         ...
 
     async def all(self) -> list[Device]: ...

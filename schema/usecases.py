@@ -416,7 +416,7 @@ class JobService:
                 f"devices: a worker reports at most {MAX_DEVICES_PER_REPORT} devices",
                 field="devices",
             )
-        await self.devices.report(devices)
+        await self.devices.report(devices, claimant)
         device_ids = [device.device_id for device in devices]
         wanted = sorted(set(kinds or JobKind), key=lambda kind: kind.value)
         lease = checked_lease(lease_seconds)

@@ -12,47 +12,42 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelci.schema.domain import Device
-from modelci.schema.errors import Conflict
 
 from .storage import to_bson
 
-# Devices across all workers: a hub with dozens of GPU hosts stays far below it.
-MAX_DEVICES = 1024
+# Devices one token's workers may have on record: a fleet of GPU hosts fits, and a token
+# that reports more only replaces its own oldest, never another token's.
+MAX_DEVICES_PER_TOKEN = 256
 
 
 class MongoDeviceRegistry:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
 
-    async def report(self, devices: list[Device]) -> None:
-        """Record the devices; CONFLICT, recording nothing, for a device the hub does not
-        know yet once it knows ``MAX_DEVICES`` (so no worker token can grow it at will)."""
+    async def report(self, devices: list[Device], reporter: str | None) -> None:
         if not devices:
             return
-        if await self.collection.count_documents({}) >= MAX_DEVICES:
-            known = await self.collection.count_documents(
-                {"$or": [{"host": each.host, "device_id": each.device_id} for each in devices]}
-            )
-            if known < len({(each.host, each.device_id) for each in devices}):
-                raise Conflict(
-                    f"the hub knows {MAX_DEVICES} devices, the most it keeps, and this report "
-                    "names new ones; an operator can remove stale devices from its database"
-                )
         await self.collection.bulk_write(
             [
                 UpdateOne(
                     {"host": device.host, "device_id": device.device_id},
-                    {"$set": to_bson(device.model_dump())},
+                    {"$set": {**to_bson(device.model_dump()), "reported_by": reporter}},
                     upsert=True,
                 )
                 for device in devices
             ]
         )
+        mine = {"reported_by": reporter}
+        over = await self.collection.count_documents(mine) - MAX_DEVICES_PER_TOKEN
+        if over > 0:
+            oldest = self.collection.find(mine, {"_id": 1}).sort("last_seen", ASCENDING)
+            stale = [document["_id"] for document in await oldest.limit(over).to_list()]
+            await self.collection.delete_many({"_id": {"$in": stale}})
 
     async def all(self) -> list[Device]:
         """Every device reported, ordered by host and then device id."""
         documents = (
-            await self.collection.find({}, {"_id": 0})
+            await self.collection.find({}, {"_id": 0, "reported_by": 0})
             .sort([("host", ASCENDING), ("device_id", ASCENDING)])
             .to_list()
         )

@@ -21,7 +21,7 @@ from test_observability import sample
 from modelci.schema.auth import Scope
 from modelci.schema.usecases import MAX_ALIASES_PER_MODEL
 from modelci.server.app import create_app
-from modelci.server.devices import MAX_DEVICES
+from modelci.server.devices import MAX_DEVICES_PER_TOKEN
 from modelci.server.embedded import free_port
 from modelci.server.registry import MAX_DYNAMIC_RESULTS
 from modelci.server.settings import Settings
@@ -371,7 +371,8 @@ async def test_a_lone_surrogate_in_a_request_gets_a_json_error(api: Api) -> None
 async def test_what_one_model_or_worker_may_hold_is_bounded(api: Api) -> None:
     """Appends, aliases and device reports once grew without bound (1 024 dynamic results
     made each append cost 0.6 s; one worker token reported 20 000 devices): each has a
-    cap, refused with what to do, and a write at the cap changes nothing."""
+    cap: refused with what to do (a write at the cap changes nothing), or, for devices,
+    a token's oldest replaced by its newest."""
     model_id = (await api.register())["id"]
     append = (
         "mutation($id: ID!, $batch: Int!) { registerDynamicProfilingResult(modelId: $id, "
@@ -407,16 +408,15 @@ async def test_what_one_model_or_worker_may_hold_is_bounded(api: Api) -> None:
     claim = await api.post(CLAIM, {"worker": "w1", "devices": many})
     assert claim["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert (await api.data("{ devices { deviceId } }"))["devices"] == []
-    for host in range(MAX_DEVICES // 64):
+    # One token's workers keep their newest devices on record, and no other's are lost.
+    for host in range(MAX_DEVICES_PER_TOKEN // 64 + 2):
         fleet = [{**cpu(f"host-{host}"), "deviceId": f"cuda:{number}"} for number in range(64)]
         assert (await api.post(CLAIM, {"worker": "w1", "devices": fleet}))["data"]
-    one_more = await api.post(CLAIM, {"worker": "w1", "devices": [cpu("host-new")]})
-    assert "the most it keeps" in one_more["errors"][0]["message"]
-    assert len((await api.data("{ devices { deviceId } }"))["devices"]) == MAX_DEVICES
-    known = await api.post(
-        CLAIM, {"worker": "w1", "devices": [cpu("host-0") | {"deviceId": "cuda:3"}]}
-    )
-    assert not known.get("errors")  # a known device reports again
+    kept = (await api.data("{ devices { host deviceId } }"))["devices"]
+    assert len(kept) == MAX_DEVICES_PER_TOKEN
+    newest = f"host-{MAX_DEVICES_PER_TOKEN // 64 + 1}"
+    assert sum(device["host"] == newest for device in kept) == 64
+    assert not any(device["host"] == "host-0" for device in kept)
 
 
 async def test_no_variant_outlives_its_source_deleted_meanwhile(
@@ -554,6 +554,14 @@ async def test_a_worker_name_is_not_a_key_to_its_job(settings: Settings, mongodb
             id=model_id,
         )
         assert static["data"]["model"]["profileResult"]["staticResult"] is None
+        # Worker token b reporting devices by the hundred replaces only its own oldest.
+        for host in range(MAX_DEVICES_PER_TOKEN // 64 + 1):
+            fleet = [{**cpu(f"b-{host}"), "deviceId": f"cuda:{n}"} for n in range(64)]
+            await call("b", CLAIM, worker="worker-b", devices=fleet, kinds=["PROFILE"])
+        listed = await call("a", "{ devices { host deviceId } }")
+        hosts = [device["host"] for device in listed["data"]["devices"]]
+        assert "gpu-host-1" in hosts  # a's, reported with its claim
+        assert len(hosts) == MAX_DEVICES_PER_TOKEN + 1
         done = await call(
             "a",
             writes[0].replace('error: "taken over"', 'message: "done"'),
