@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -94,7 +95,11 @@ def create_app(
 
     metrics = Metrics()
     # Multipart uploads are on, handled by HubGraphQL.run_multipart (streamed to staging).
-    graphql = HubGraphQL(schema, multipart_uploads_enabled=True)
+    graphql = HubGraphQL(
+        schema,
+        multipart_uploads_enabled=True,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+    )
     return Starlette(
         routes=[
             Route("/", landing),

@@ -4,6 +4,7 @@ built from the running services."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from cross_web import HTTPException
@@ -130,6 +131,20 @@ class HubGraphQLWS(BaseGraphQLWSHandler[HubContext, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slots: dict[str, OperationSlot] = {}
+
+    async def handle(self) -> None:
+        # graphql-transport-ws closes a connection that never sends connection_init;
+        # this protocol would keep one open for good, outside the caps (taken at init).
+        deadline = asyncio.create_task(self.close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            deadline.cancel()
+
+    async def close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: Any) -> None:
         try:

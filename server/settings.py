@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a connection has to send a request's line and headers.",
     )
+    ws_connection_init_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a WebSocket connection has to send connection_init (with its "
+        "token) before it is closed, on either GraphQL WebSocket protocol.",
+    )
     body_idle_timeout_s: float = Field(
         default=30.0,
         gt=0,

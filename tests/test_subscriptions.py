@@ -279,3 +279,19 @@ def test_with_auth_off_the_caps_go_by_client_address(settings: Settings, mongodb
                 second.receive_text()
         assert closed.value.code == 4429
         assert closed.value.reason.startswith("client testclient has 1 WebSocket connections")
+
+
+@pytest.mark.parametrize("protocol", ["graphql-ws", "graphql-transport-ws"])
+def test_a_connection_that_never_says_who_it_is_is_closed(
+    settings: Settings, mongodb_url: str, protocol: str
+) -> None:
+    """On the older protocol a connection that never sent connection_init stayed open for
+    good, outside the caps (they are taken at init): a thousand were held that way."""
+    app = hub(settings, mongodb_url, ws_connection_init_timeout_s=0.2)
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/graphql", subprotocols=[protocol]) as ws,
+    ):
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 4408
