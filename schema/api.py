@@ -3,7 +3,7 @@ schema object with its query limits (``modelci.schema.schema``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -23,13 +23,16 @@ from graphql import (
 )
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from .auth import Authorization
 from .choices import ChoiceMutations, ChoiceQueries
 from .error_codes import assign_codes
+from .errors import BadUserInput
 from .execution import MAX_CACHED_QUERY_CHARS, HubExecutionContext
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
@@ -81,6 +84,13 @@ class PreparedDocument:
     errors: tuple[GraphQLError, ...]
 
 
+def not_over_http() -> BadUserInput:
+    return BadUserInput(
+        "subscriptions are served over a WebSocket at /graphql (graphql-transport-ws or "
+        "graphql-ws), not in an HTTP request"
+    )
+
+
 class HubSchema(strawberry.Schema):
     """The schema, with each distinct query text parsed and validated once (``prepare``),
     and the error codes assigned to every error it reports (``process_errors``)."""
@@ -105,6 +115,34 @@ class HubSchema(strawberry.Schema):
             return PreparedDocument(document, (refusal,))
         errors = validate(self._schema, document, VALIDATION_RULES)
         return PreparedDocument(document, tuple(errors))
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry's, but never a subscription: executed as one request it would
+        answer nothing, so it is refused saying where subscriptions are served."""
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        try:
+            return await super().execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed,
+                operation_extensions,
+            )
+        except InvalidOperationTypeError as refused:
+            if refused.operation_type is not OperationType.SUBSCRIPTION:
+                raise
+        raise not_over_http()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

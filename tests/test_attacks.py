@@ -599,3 +599,20 @@ async def test_a_worker_queues_profiling_of_a_variant_only_if_the_conversion_ask
     jobs = "query($id: ID) { profilingJobs(modelId: $id) { nodes { id } } }"
     found = await api.data(jobs, {"id": made["registerConvertedModel"]["id"]})
     assert found["profilingJobs"]["nodes"] == []
+
+
+async def test_a_subscription_over_plain_http_is_told_to_use_a_websocket(api: Api) -> None:
+    """A subscription POSTed over HTTP (streamed as multipart/mixed, or plain JSON) once
+    answered INTERNAL_SERVER_ERROR with a traceback in the log."""
+    model = await api.register()
+    job = (await api.data(PROFILE, {"modelId": model["id"]}))["profileModel"]
+    follow = "subscription($id: ID!) { profilingJob(id: $id) { id status } }"
+    for accept in ('multipart/mixed;subscriptionSpec="1.0",application/json', "application/json"):
+        response = await api.http.post(
+            "/graphql",
+            json={"query": follow, "variables": {"id": job["id"]}},
+            headers={"accept": accept},
+        )
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", (accept, response.text)
+        assert "WebSocket" in error["message"]
