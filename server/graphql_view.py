@@ -75,14 +75,31 @@ def refusal_payload(refusal: HubError) -> dict[str, Any]:
     return {"message": refusal.message, "extensions": refusal.extensions}
 
 
-class HubTransportWS(BaseGraphQLTransportWSHandler[HubContext, None]):
-    """graphql-transport-ws with the caps of ``WatchLimits``: a connection refused is
-    closed with 4429 and why; an operation past a cap is refused with an error message
-    (TOO_MANY_REQUESTS), and the connection goes on."""
+class OperationSlots:
+    """Each running operation's slot under the caps, freed when the operation ends."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slots: dict[str, OperationSlot] = {}
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        """The client completed the operation, or the connection ends: its slot is free
+        before the next message is read."""
+        slot = self.slots.get(operation_id)
+        if slot is not None:
+            self.release(operation_id, slot)
+        await super().cleanup_operation(operation_id)  # type: ignore[misc]
+
+    def release(self, operation_id: str, slot: OperationSlot) -> None:
+        slot.release()
+        if self.slots.get(operation_id) is slot:
+            del self.slots[operation_id]
+
+
+class HubTransportWS(OperationSlots, BaseGraphQLTransportWSHandler[HubContext, None]):
+    """graphql-transport-ws with the caps of ``WatchLimits``: a connection refused is
+    closed with 4429 and why; an operation past a cap is refused with an error message
+    (TOO_MANY_REQUESTS), and the connection goes on."""
 
     async def handle_connection_init(self, message: Any) -> None:
         try:
@@ -111,26 +128,9 @@ class HubTransportWS(BaseGraphQLTransportWSHandler[HubContext, None]):
         self.slots[operation_id] = slot
         operation.task.add_done_callback(lambda _: self.release(operation_id, slot))
 
-    async def cleanup_operation(self, operation_id: str) -> None:
-        """The client completed the operation, or the connection ends: its slot is free
-        before the next message is read."""
-        slot = self.slots.get(operation_id)
-        if slot is not None:
-            self.release(operation_id, slot)
-        await super().cleanup_operation(operation_id)
 
-    def release(self, operation_id: str, slot: OperationSlot) -> None:
-        slot.release()
-        if self.slots.get(operation_id) is slot:
-            del self.slots[operation_id]
-
-
-class HubGraphQLWS(BaseGraphQLWSHandler[HubContext, None]):
+class HubGraphQLWS(OperationSlots, BaseGraphQLWSHandler[HubContext, None]):
     """The older graphql-ws protocol, under the same caps as ``HubTransportWS``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.slots: dict[str, OperationSlot] = {}
 
     async def handle(self) -> None:
         # graphql-transport-ws closes a connection that never sends connection_init;
@@ -176,17 +176,6 @@ class HubGraphQLWS(BaseGraphQLWSHandler[HubContext, None]):
             return
         self.slots[operation_id] = slot
         task.add_done_callback(lambda _: self.release(operation_id, slot))
-
-    async def cleanup_operation(self, operation_id: str) -> None:
-        slot = self.slots.get(operation_id)
-        if slot is not None:
-            self.release(operation_id, slot)
-        await super().cleanup_operation(operation_id)
-
-    def release(self, operation_id: str, slot: OperationSlot) -> None:
-        slot.release()
-        if self.slots.get(operation_id) is slot:
-            del self.slots[operation_id]
 
 
 class HubGraphQL(GraphQL[HubContext, None]):
