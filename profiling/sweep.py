@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 
 from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S, DynamicProfileResult
 
@@ -254,44 +255,24 @@ def sweep(
             if stop is not None:
                 return finish(stop, batch)
         left = len(plan.batches) - position
-        share = remaining / (min(left, ADAPTIVE_SHARE) if plan.adaptive else left)
+        sharing = min(left, ADAPTIVE_SHARE) if plan.adaptive else left
+        share = remaining / sharing
         batch_deadline = min(deadline, now + max(share, minimum))
+        measure = partial(
+            measure_batch, runner, specs, batch, device, ip, load_s, settings, should_stop
+        )
         try:
-            measured = measure_batch(
-                runner,
-                specs,
-                batch,
-                device,
-                ip,
-                load_s,
-                settings,
-                should_stop,
-                batch_deadline,
-                deadline,
-            )
+            measured = measure(batch_deadline, deadline)
             attempts = 1
             while attempts < ATTEMPTS and not trustworthy(measured):
                 # Taken again if that costs no more than the share a batch gets of what is
                 # left: a retake must not starve the batches after it. Costed at the mean
                 # run, as a busy machine's runs have long tails that the median hides.
                 cost = estimated_cost_s(measured.result.latency.inference_latency.avg, settings)
-                retake_share = (deadline - time.monotonic()) / (
-                    min(left, ADAPTIVE_SHARE) if plan.adaptive else left
-                )
+                retake_share = (deadline - time.monotonic()) / sharing
                 if cost > retake_share:
                     break
-                again = measure_batch(
-                    runner,
-                    specs,
-                    batch,
-                    device,
-                    ip,
-                    load_s,
-                    settings,
-                    should_stop,
-                    min(deadline, time.monotonic() + retake_share),
-                    deadline,
-                )
+                again = measure(min(deadline, time.monotonic() + retake_share), deadline)
                 attempts += 1
                 measured = better(measured, again)
         except OutOfDeviceMemory as error:
