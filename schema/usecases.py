@@ -269,7 +269,7 @@ class JobService:
         model = await self.registry.get(model_id)
         require_inputs(model, "conversion")
         wanted = conversion_targets(model, targets) or []
-        existing = await self.check_variant_keys_free(model, wanted)
+        existing = await self.variants_already_there(model, wanted)
         if existing and not profile:  # converting again would only find them there
             missing = [target for target in wanted if target not in existing]
             if not missing:
@@ -288,7 +288,7 @@ class JobService:
             )
         return job
 
-    async def check_variant_keys_free(
+    async def variants_already_there(
         self, model: MLModel, targets: list[Engine]
     ) -> dict[Engine, str]:
         """The model's variants already there, by engine; CONFLICT, before any work, for a
