@@ -253,15 +253,18 @@ async def test_lineage_and_cascade_delete(
     assert variant["parent"] == {"id": source["id"]} and variant["parentModelId"] == source["id"]
     assert variant["conversion"]["maxRelDiff"] == 2e-7
 
-    # The variant again, with its profiling asked for: a conflict naming it. Its
-    # profiling is queued once however often the conversion job asks; a caller without
-    # a job registers no variant at all.
+    # The variant again, for a conversion that asked for its variants' profiling: a
+    # conflict naming it. Its profiling is queued once however often the conversion job
+    # asks; a caller without a job registers no variant at all.
     again = {"source": source["id"], "check": check, "profile": True}
     body = await api.post(variant_query, again, {"weight": ("v.onnx", files["onnx"])})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "jobId" in error["message"]
+    convert = "mutation($id: ID!) { convertModel(modelId: $id, profile: true) { id } }"
+    await api.data(convert, {"id": source["id"]})
+    profiling_conversion = (await api.data(CLAIM, claim))["claimProfilingJob"]
     for _ in range(2):
-        variables = {**again, "job": conversion["id"], "worker": "w1"}
+        variables = {**again, "job": profiling_conversion["id"], "worker": "w1"}
         body = await api.post(variant_query, variables, {"weight": ("v.onnx", files["onnx"])})
         (error,) = body["errors"]
         assert error["extensions"]["code"] == "CONFLICT"
