@@ -1,6 +1,6 @@
 """Python client for a ModelCI Hub: ``ModelHub`` (sync) and ``AsyncModelHub``.
 
-Methods mirror the seed's ModelService (``register_model``, ``get_models``,
+Methods mirror ML-Model-CI's ModelService (``register_model``, ``get_models``,
 ``get_by_id``, ``update_model``, the profiling-result calls, ``delete_model``) plus jobs.
 They run the typed operations generated from ``modelci/operations/*.graphql`` and
 ``schema.graphql`` (``modelci.graphql_client``, also reachable as ``hub.api``), so what
@@ -375,7 +375,7 @@ class ModelHub:
     def url(self) -> str:
         return self.api.url
 
-    # The seed's model service
+    # ML-Model-CI's model service
 
     def register_model(
         self,

@@ -1,4 +1,4 @@
-"""Choosing a model by what it measured (SPEC §9): recommendations under a goal, side by
+"""Choosing a model by what it measured: recommendations under a goal, side by
 side comparisons, and aliases (one name for one model at a time). The rules are in
 ``choosing`` and ``usecases.ModelService``; these resolvers turn arguments into them."""
 
@@ -58,7 +58,9 @@ class RecommendationOption:
         description="Inference latency p99, seconds; null under 100 samples."
     )
     throughput: float = strawberry.field(description="Inference items per second.")
-    stable: bool = strawberry.field(description="Whether its measurement settled (SPEC §7).")
+    stable: bool = strawberry.field(
+        description="Whether its measurement settled: its last windows agreed."
+    )
     on_frontier: bool = strawberry.field(
         description="No other option here is both faster (p99, or p95 without one) and "
         "higher-throughput: the Pareto frontier of latency and throughput."

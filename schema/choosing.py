@@ -1,4 +1,4 @@
-"""Choosing a model by what it measured (SPEC §9): which dynamic results meet a goal,
+"""Choosing a model by what it measured: which dynamic results meet a goal,
 how they rank, which lie on the latency/throughput frontier, and why the others lost.
 
 Pure rules over domain values: the registry finds the candidates, this decides.

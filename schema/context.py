@@ -66,7 +66,7 @@ class PageRequest:
 
 
 class ModelRegistry(Protocol):
-    """The model service: every operation of the seed, with its errors (see ``errors``)."""
+    """The model service: every operation of ML-Model-CI's, with its errors (see ``errors``)."""
 
     async def register(
         self,

@@ -1,6 +1,6 @@
 """The domain: what a registered model is, as pydantic models and enums.
 
-Names follow the seed (ML-Model-CI) so that its users find them at once.
+Names follow ML-Model-CI's, so that its users find them at once.
 Storage and GraphQL both derive from these classes.
 """
 
@@ -375,7 +375,8 @@ class ProfileFilter(Domain):
         default=None, ge=0, description="inference throughput at least this, in items/s"
     )
     stable_only: bool = Field(
-        default=False, description="only results whose measurement settled (SPEC §7)"
+        default=False,
+        description="only results whose measurement settled (their last windows agreed)",
     )
 
     def is_empty(self) -> bool:

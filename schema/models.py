@@ -1,4 +1,4 @@
-"""Queries and mutations on models and their profiling results (the seed's ModelService).
+"""Queries and mutations on models and their profiling results (ML-Model-CI's ModelService).
 
 The resolvers turn arguments into domain values and hand them to ``usecases.ModelService``,
 where registering, updating and deleting are spelled out."""

@@ -37,7 +37,7 @@ DYNAMIC_RESULTS = "profile_result.dynamic_results"
 MODEL_INDEXES = [
     IndexModel([(field, ASCENDING) for field in MODEL_KEY_FIELDS], unique=True, name="model_key"),
     IndexModel([("architecture", ASCENDING), ("_id", DESCENDING)], name="by_architecture"),
-    # The seed's commonest lookup, by name and task together.
+    # ML-Model-CI's commonest lookup, by name and task together.
     IndexModel(
         [("architecture", ASCENDING), ("task", ASCENDING), ("_id", DESCENDING)],
         name="by_architecture_task",

@@ -69,7 +69,7 @@ mutation Register($input: ModelInput!, $weight: Upload!) {
 
 
 def model_input(**overrides: Any) -> dict[str, Any]:
-    """A valid registerModel input, like the seed's ResNet-50 example."""
+    """A valid registerModel input, like ML-Model-CI's ResNet-50 example."""
     fields: dict[str, Any] = {
         "architecture": "ResNet50",
         "framework": "PyTorch",

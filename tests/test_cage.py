@@ -1,5 +1,5 @@
 """The cage uploaded models run in: what a hostile model can reach from inside, and
-what happens to one that never stops (issue 13, rows 1-3 and 6).
+what happens to one that never stops.
 
 Registration refuses the hostile files these tests use (``test_hostile_models.py``);
 here they go straight to the cage, as defence in depth must hold on its own. The

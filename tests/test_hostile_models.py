@@ -1,5 +1,5 @@
 """Registration refuses PyTorch uploads that would run code when loaded, reach files
-when run, or blow up when unpacked, and inspects archives off the event loop (SPEC §10).
+when run, or blow up when unpacked, and inspects archives off the event loop.
 
 Every file is built here for real: models exported or scripted with torch, then edited
 as an attacker would edit the archive.

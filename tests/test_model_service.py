@@ -1,4 +1,5 @@
-"""The seed's model service tests, each driving the GraphQL API as a client would."""
+"""ML-Model-CI's model service tests, by their names there, each driving the GraphQL API
+as a client would."""
 
 from __future__ import annotations
 

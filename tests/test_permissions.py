@@ -56,7 +56,7 @@ def test_the_declared_scopes() -> None:
         "revokeApiToken",
     }
     assert set(mutations.values()) == {Scope.write, Scope.worker, Scope.admin}
-    # Choosing a model (SPEC §9): everyone who reads may ask; moving an alias is a write.
+    # Choosing a model: everyone who reads may ask; moving an alias is a write.
     assert {name: mutations[name] for name in ("setModelAlias", "deleteModelAlias")} == {
         "setModelAlias": Scope.write,
         "deleteModelAlias": Scope.write,

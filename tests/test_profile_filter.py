@@ -1,5 +1,5 @@
 """`models(profile: …)`: models with one dynamic result that meets every condition
-given (SPEC §9), as a normal keyset page, through raw GraphQL, the Python client and
+given, as a normal keyset page, through raw GraphQL, the Python client and
 `modelci ls`. The results are registered through the API, so the expected answers are
 known: each query is checked against a plain reading of the same results."""
 

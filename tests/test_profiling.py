@@ -1,5 +1,5 @@
 """Static and dynamic profiling on real small networks, on this machine's CPU: the
-measurement rule, the time budget and the adaptive batch sweep (SPEC §7).
+measurement rule, the time budget and the adaptive batch sweep.
 
 Timings on this machine are noisy (2 cores shared with other work): the tests assert
 only the budget rule (a sweep ends within its budget plus one window) and what the

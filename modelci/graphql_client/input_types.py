@@ -138,7 +138,7 @@ class ProfileFilterInput(BaseModel):
     min_throughput: Optional[float] = Field(alias="minThroughput", default=None)
     "inference throughput at least this, in items/s"
     stable_only: bool = Field(alias="stableOnly", default=False)
-    "only results whose measurement settled (SPEC §7)"
+    "only results whose measurement settled (their last windows agreed)"
 
 
 class ProfileLatencyInput(BaseModel):
