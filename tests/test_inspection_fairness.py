@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import PREFLIGHT, REGISTER, Api, model_input, multipart, serving
 from test_errors import staged_files, stored_blobs
-from test_hostile_models import VECTOR, scripted
+from test_hostile_models import VECTOR, WritesAFileWhenLoaded, scripted
 from test_registration_checks import LOADABLE, refusal
 from torch import nn
 
@@ -74,29 +74,6 @@ class PrintsThenSpinsWhenLoaded(nn.Module):
         turns = 0
         while turns >= 0:
             turns = turns + 1
-
-
-class WritesAFileWhenLoaded(nn.Module):
-    """Its ``__setstate__`` creates (and fills) the file its state names."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    @torch.jit.export
-    def __getstate__(self) -> str:
-        return self.path
-
-    @torch.jit.export
-    def __setstate__(self, state: str) -> None:
-        self.training = False
-        self.path = state
-        mapped = torch.from_file(state, True, 16, dtype=torch.uint8)
-        mapped.fill_(66)
-        self.path = state + str(int(mapped.sum()))
 
 
 async def registered(api: Api, token: str | None, content: bytes, **fields: Any) -> dict[str, Any]:
