@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODELCI_PORT=8000 \
     MODELCI_DATA_DIR=/data
 
-# bubblewrap: the cage uploaded models are loaded and run in (profiling/cage.py). It needs
+# bubblewrap: the cage uploaded models are loaded and run in (modelci/cage/runner.py). It needs
 # user namespaces: Docker's default seccomp profile refuses them, so run workers with
 # `--security-opt seccomp=unconfined` (or a profile that allows unshare/clone of user
 # namespaces); without them the worker falls back to the weaker cage and says so.
@@ -23,9 +23,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY modelci ./modelci
-COPY schema ./schema
-COPY server ./server
-COPY profiling ./profiling
 RUN pip install --extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" ".[profiling]" \
  && if [ "${TORCH_VARIANT}" != "cpu" ]; then \
       pip uninstall -y onnxruntime && pip install onnxruntime-gpu; \

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from modelci.cage.tensors import InputSpec
+from modelci.core.domain import DataType, Engine, WeightFormat
 from modelci.profiling.conversion import NotProduced, convert
-from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType, Engine, WeightFormat
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from networks import ResNet50

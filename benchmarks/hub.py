@@ -19,7 +19,7 @@ def serve(data_dir: Path, port: int, **settings: str) -> subprocess.Popen[bytes]
     env |= {f"MODELCI_{name.upper()}": value for name, value in settings.items()}
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "modelci.server.cli", "serve"),
+            *(sys.executable, "-m", "modelci.cli", "serve"),
             *("--port", str(port), "--data-dir", str(data_dir)),
         ],
         env=env,

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
+from modelci.cage.tensors import InputSpec
+from modelci.core.domain import DataType, WeightFormat
 from modelci.profiling.devices import discover_devices
 from modelci.profiling.dynamic import MeasurementSettings, load_runner, measure
-from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType, WeightFormat
 
 
 def network() -> nn.Module:

@@ -41,12 +41,13 @@ from torch.utils import benchmark
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from networks import ResNet18
 
-from modelci.profiling.cage import Limits, cage_kind, run_caged
+from modelci.cage.runner import Limits, cage_kind, run_caged
+from modelci.cage.tensors import InputSpec
+from modelci.core.domain import DataType, WeightFormat
+from modelci.profiling import steps
 from modelci.profiling.devices import LocalDevice, discover_devices
 from modelci.profiling.dynamic import MeasurementSettings, load_runner, measure
 from modelci.profiling.sweep import DEFAULT_BUDGET_S
-from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DataType, WeightFormat
 
 
 def bare_p50(path: Path, side: int, threads: int, seconds: float) -> float:
@@ -97,7 +98,7 @@ def profile_in_the_cage(
         "measurement": asdict(settings),
         **{key: value for key, value in plan.items() if value is not None},
     }
-    return list(run_caged(request, path, scratch, Limits(), lambda: False))
+    return list(run_caged(steps.__name__, request, path, scratch, Limits(), lambda: False))
 
 
 def main() -> None:

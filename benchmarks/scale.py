@@ -34,7 +34,7 @@ import httpx
 from bson import ObjectId
 from pymongo import MongoClient
 
-from modelci.schema.domain import (
+from modelci.core.domain import (
     DynamicProfileResult,
     InfoTuple,
     ProfileFilter,

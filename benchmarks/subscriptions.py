@@ -57,7 +57,7 @@ def admin_token(data_dir: Path) -> str:
     """A token made with the CLI before the hub starts, as an operator makes the first."""
     created = subprocess.run(
         [
-            *(sys.executable, "-m", "modelci.server.cli", "token", "create"),
+            *(sys.executable, "-m", "modelci.cli", "token", "create"),
             *("--name", "bench-admin", "--scope", "admin", "--data-dir", str(data_dir), "--init"),
         ],
         check=True,

@@ -1,8 +1,9 @@
 """ModelCI Hub: a model registry and profiling service behind a typed GraphQL API.
 
-The code lives in three top-level folders, installed as sub-packages:
-``schema/`` (``modelci.schema``), ``server/`` (``modelci.server``) and
-``profiling/`` (``modelci.profiling``).
+Rooms (ARCHITECTURE.md draws them): ``core`` (the domain, its rules and ports),
+``schema`` (the GraphQL surface), ``server`` (the app and its storage), ``cage``
+(untrusted model files), ``profiling`` (conversion, profilers, the worker), the public
+client (``modelci.client``) and its command line (``modelci.cli``).
 """
 
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ They run the typed operations generated from ``modelci/operations/*.graphql`` an
 ``schema.graphql`` (``modelci.graphql_client``, also reachable as ``hub.api``), so what
 they return are the schema's own types: ``MLModel``, ``ProfilingJob``, with the schema's
 enums (``Engine``, ``WeightFormat``, …) and snake_case fields. They raise the hub's typed
-errors (``modelci.schema.errors``: ``NotFound``, ``Conflict``, …) by ``extensions.code``.
+errors (``modelci.core.errors``: ``NotFound``, ``Conflict``, …) by ``extensions.code``.
 
 Arguments are checked against the schema's input types before anything is sent: enums
 by name or member (the generated ones, or the hub's domain enums), inputs as pydantic
@@ -35,7 +35,8 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 
-from modelci.graphql_client import (
+from .core.errors import BadUserInput, HubError, invalid_input
+from .graphql_client import (
     CompareModelsCompareModels,
     ConversionCheckInput,
     CreateApiTokenCreateApiToken,
@@ -77,8 +78,7 @@ from modelci.graphql_client import (
     Upload,
     WeightFormat,
 )
-from modelci.schema.errors import BadUserInput, HubError, invalid_input
-from modelci.transport import (
+from .transport import (
     CHUNK_SIZE,
     CountingReader,
     HubUnreachable,

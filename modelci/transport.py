@@ -7,7 +7,7 @@ thread at a time), so a worker's heartbeat thread and its main thread share a cl
 Uploads (the ``Upload`` scalar) go as GraphQL multipart requests streamed from disk in
 chunks, with a progress callback and the ``Apollo-Require-Preflight`` header the hub
 asks of every multipart request. Errors come back as the hub's typed errors
-(``modelci.schema.errors``, by ``extensions.code``); a hub that cannot be reached is a
+(``modelci.core.errors``, by ``extensions.code``); a hub that cannot be reached is a
 ``HubUnreachable``, an ``httpx.TransportError``, as it was when the client used httpx.
 """
 
@@ -29,7 +29,7 @@ import httpx
 import orjson
 from pydantic import BaseModel
 
-from modelci.schema.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
+from .core.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 CHUNK_SIZE = 1024 * 1024

@@ -259,7 +259,7 @@ def modelci_serve(
     it runs there, started as a user starts it: the installed `modelci` command. With
     ``log``, what it logs is gathered there, complete once the server has stopped.
     """
-    command = [sys.executable, "-m", "modelci.server.cli"]
+    command = [sys.executable, "-m", "modelci.cli"]
     if cwd is not None:
         command = [str(Path(sys.executable).with_name("modelci"))]
     process = subprocess.Popen(

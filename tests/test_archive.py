@@ -31,7 +31,7 @@ from conftest import (
 from pymongo import MongoClient
 from starlette.applications import Starlette
 
-from modelci.schema.domain import JobKind, ModelFields
+from modelci.core.domain import JobKind, ModelFields
 from modelci.server.app import create_app
 from modelci.server.archive import ArchiveError, ImportConflict, export_hub, import_hub
 from modelci.server.embedded import free_port
@@ -407,7 +407,7 @@ async def test_an_archive_of_version_1_without_aliases_still_imports(
 
 def modelci(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modelci.server.cli", *arguments],
+        [sys.executable, "-m", "modelci.cli", *arguments],
         capture_output=True,
         text=True,
         env=modelci_env(),

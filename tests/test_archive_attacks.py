@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from test_hostile_models import Mkdir, exported, scripted, with_pickled_weight
 from torch import nn
 
-from modelci.schema.domain import (
+from modelci.core.domain import (
     Engine,
     Framework,
     IOShape,
@@ -223,7 +223,7 @@ class Hub:
         return await self.modelci("import", str(archive), *flags, **env)
 
     async def modelci(self, *arguments: str, **env: str) -> Imported:
-        command = [sys.executable, "-m", "modelci.server.cli", *arguments]
+        command = [sys.executable, "-m", "modelci.cli", *arguments]
         finished = await asyncio.to_thread(
             subprocess.run,
             command,

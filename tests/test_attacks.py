@@ -18,10 +18,10 @@ from starlette.applications import Starlette
 from test_jobs import CLAIM, PROFILE, cpu
 from test_observability import sample
 
-from modelci.schema.auth import Scope
-from modelci.schema.usecases import MAX_ALIASES_PER_MODEL
+from modelci.core.identity import Scope
+from modelci.core.usecases import MAX_ALIASES_PER_MODEL
 from modelci.server.app import create_app
-from modelci.server.devices import MAX_DEVICES_PER_TOKEN
+from modelci.server.device_registry import MAX_DEVICES_PER_TOKEN
 from modelci.server.embedded import free_port
 from modelci.server.registry import MAX_DYNAMIC_RESULTS
 from modelci.server.settings import Settings

@@ -14,10 +14,10 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
+from modelci.cli.main import app as cli
+from modelci.core.identity import Scope
 from modelci.schema import schema
-from modelci.schema.auth import Scope
 from modelci.server.app import create_app
-from modelci.server.cli import app as cli
 from modelci.server.settings import Settings
 
 

@@ -22,7 +22,7 @@ from conftest import modelci_serve
 from websockets.sync.client import ClientConnection, connect
 
 from modelci.client import ModelHub
-from modelci.schema.domain import (
+from modelci.core.domain import (
     DynamicProfileResult,
     InfoTuple,
     Measurement,

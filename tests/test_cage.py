@@ -24,7 +24,7 @@ import torch
 from conftest import PREFLIGHT, model_input, modelci_serve, multipart
 from onnx import TensorProto, helper
 
-from modelci.profiling.cage import (
+from modelci.cage.runner import (
     SHM_BYTES,
     TMP_BYTES,
     TMPFS_BYTES,
@@ -37,6 +37,7 @@ from modelci.profiling.cage import (
     cage_memory_bytes,
     run_caged,
 )
+from modelci.profiling import steps
 from modelci.server.embedded import free_port
 
 INPUTS = [{"name": "x", "shape": [-1, 4], "dtype": "TYPE_FP32", "format": "FORMAT_NONE"}]
@@ -83,7 +84,7 @@ def convert_request() -> dict[str, Any]:
 
 
 def run(request: dict[str, Any], model: Path, scratch: Path, limits: Limits) -> list[Any]:
-    return list(run_caged(request, model, scratch, limits, lambda: False))
+    return list(run_caged(steps.__name__, request, model, scratch, limits, lambda: False))
 
 
 @pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap is not installed here")
@@ -191,7 +192,14 @@ def test_a_runaway_model_is_killed_when_its_step_is_stopped(tmp_path: Path) -> N
 
     before = set(psutil.Process().children(recursive=True))
     with pytest.raises(CageStopped):
-        for message in run_caged(request, model, scratch, Limits(wall_s=600), stop_once_running):
+        for message in run_caged(
+            "modelci.profiling.steps",
+            request,
+            model,
+            scratch,
+            Limits(wall_s=600),
+            stop_once_running,
+        ):
             planned.append(message)  # the sweep's plan: it is now running the model
     left = set(psutil.Process().children(recursive=True)) - before
     assert not [process for process in left if process.is_running()]

@@ -40,9 +40,9 @@ from conftest import (
 from networks import SmallConvNet
 from starlette.applications import Starlette
 
-from modelci.profiling.cage import CageMessageRefused, bubblewrap, parsed_message
+from modelci.cage.runner import CageMessageRefused, bubblewrap, parsed_message
+from modelci.core.identity import Scope
 from modelci.profiling.worker import CageOutputRefused, opened_variant
-from modelci.schema.auth import Scope
 from modelci.server.app import create_app
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
@@ -101,7 +101,7 @@ WORKER_FLAGS = ("--poll-seconds", "0.2", "--allow-pickle")
 @contextmanager
 def pickling_worker(hub: str, log: Path, **env: str) -> Iterator[None]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelci.server.cli", "worker", "--server", hub, *WORKER_FLAGS],
+        [sys.executable, "-m", "modelci.cli", "worker", "--server", hub, *WORKER_FLAGS],
         env={**modelci_env(), **env},
         stdin=subprocess.DEVNULL,
         stdout=log.open("wb"),

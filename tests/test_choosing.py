@@ -28,10 +28,11 @@ from starlette.applications import Starlette
 from test_browser import browser, open_page  # noqa: F401  (a fixture, used by name)
 from typer.testing import CliRunner
 
+from modelci.cli.commands import parse_duration
+from modelci.cli.main import app as cli
 from modelci.client import ModelHub, Shortfall
-from modelci.schema import choosing
-from modelci.schema.auth import Scope
-from modelci.schema.domain import (
+from modelci.core import choosing
+from modelci.core.domain import (
     DynamicProfileResult,
     InfoTuple,
     Measurement,
@@ -41,10 +42,9 @@ from modelci.schema.domain import (
     ProfileResult,
     ProfileThroughput,
 )
-from modelci.schema.errors import BadUserInput, Conflict, NotFound
+from modelci.core.errors import BadUserInput, Conflict, NotFound
+from modelci.core.identity import Scope
 from modelci.server.app import create_app
-from modelci.server.cli import app as cli
-from modelci.server.commands import parse_duration
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
 

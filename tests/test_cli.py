@@ -16,7 +16,7 @@ from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from test_observability import sample
 from typer.testing import CliRunner
 
-from modelci.server.cli import app
+from modelci.cli.main import app
 from modelci.server.embedded import free_port
 
 

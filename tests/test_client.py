@@ -18,8 +18,7 @@ from conftest import model_input, modelci_serve
 from graphql import parse, validate
 
 from modelci.client import AsyncModelHub, ModelHub
-from modelci.schema import schema
-from modelci.schema.domain import (
+from modelci.core.domain import (
     DynamicProfileResult,
     InfoTuple,
     ProfileLatency,
@@ -28,7 +27,8 @@ from modelci.schema.domain import (
     StaticProfileResult,
     Task,
 )
-from modelci.schema.errors import BadUserInput, Conflict, NotFound
+from modelci.core.errors import BadUserInput, Conflict, NotFound
+from modelci.schema import schema
 from modelci.server.embedded import free_port
 
 FIELDS = {

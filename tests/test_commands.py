@@ -12,7 +12,7 @@ from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from test_worker import QUICK, worker
 from typer.testing import CliRunner
 
-from modelci.server.cli import app as cli
+from modelci.cli.main import app as cli
 from modelci.server.embedded import free_port
 
 runner = CliRunner()

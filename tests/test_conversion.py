@@ -28,8 +28,8 @@ from test_errors import model_count, staged_files, stored_blobs
 from test_worker import QUICK, follow, worker
 from typer.testing import CliRunner
 
+from modelci.cli.main import app
 from modelci.server.app import create_app
-from modelci.server.cli import app
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
 

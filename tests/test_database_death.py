@@ -22,7 +22,7 @@ from modelci.server.embedded import free_port
 
 T = TypeVar("T")
 
-SERVE = [sys.executable, "-m", "modelci.server.cli", "serve"]
+SERVE = [sys.executable, "-m", "modelci.cli", "serve"]
 MODEL = "query($id: ID!) { model(id: $id) { id architecture version } }"
 
 

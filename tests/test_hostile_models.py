@@ -29,7 +29,7 @@ from test_errors import model_count, staged_files, stored_blobs
 from test_registration_checks import inspector, refusal
 from torch import nn
 
-from modelci.profiling.formats import HOSTILE_OPERATORS, OPERATOR_NAMESPACES, ArchiveLimits
+from modelci.cage.formats import HOSTILE_OPERATORS, OPERATOR_NAMESPACES, ArchiveLimits
 from modelci.server.app import create_app
 from modelci.server.settings import Settings
 

@@ -21,9 +21,9 @@ from test_hostile_models import VECTOR, WritesAFileWhenLoaded, scripted
 from test_registration_checks import LOADABLE, refusal
 from torch import nn
 
-from modelci.profiling.cage import bubblewrap
-from modelci.schema.auth import Scope
-from modelci.schema.errors import BadUserInput
+from modelci.cage.runner import bubblewrap
+from modelci.core.errors import BadUserInput
+from modelci.core.identity import Scope
 from modelci.server.app import create_app
 from modelci.server.inspection import ModelInspector
 from modelci.server.settings import Settings

@@ -7,8 +7,8 @@ from typing import Any
 
 from conftest import Api, model_input
 
+from modelci.core.domain import DEFAULT_PROFILE_BUDGET_S
 from modelci.profiling import sweep
-from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S
 
 JOB_FIELDS = (
     "id modelId kind status batchSizes devices progress error worker attempts log { message } "

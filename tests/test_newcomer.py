@@ -16,9 +16,9 @@ import pytest
 from conftest import PREFLIGHT, REGISTER, model_input, modelci_serve, multipart
 from typer.testing import CliRunner
 
+from modelci.cli.main import app as cli
 from modelci.client import DataType, ModelHub, ModelInputFormat
-from modelci.schema.errors import BadUserInput, Conflict, NotFound
-from modelci.server.cli import app as cli
+from modelci.core.errors import BadUserInput, Conflict, NotFound
 from modelci.server.embedded import free_port
 
 runner = CliRunner()

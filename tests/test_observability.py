@@ -13,7 +13,7 @@ from conftest import Api, modelci_serve
 from test_jobs import PROFILE
 from typer.testing import CliRunner
 
-from modelci.server.cli import app as cli
+from modelci.cli.main import app as cli
 from modelci.server.embedded import free_port
 from modelci.server.http import (
     LOG_FORMAT,

@@ -9,16 +9,10 @@ from graphql import OperationType, parse
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
+from modelci.core.identity import Scope
 from modelci.schema import schema
 from modelci.schema.api import Mutation, Query, Subscription
-from modelci.schema.auth import (
-    SCOPE,
-    Scope,
-    UndeclaredScope,
-    needs,
-    required_scopes,
-    root_scopes,
-)
+from modelci.schema.permissions import SCOPE, UndeclaredScope, needs, required_scopes, root_scopes
 from modelci.schema.types import LONG_SCALAR, Long
 
 

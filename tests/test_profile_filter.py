@@ -17,9 +17,9 @@ import pytest
 from conftest import dynamic_result, modelci_serve, register_live
 from typer.testing import CliRunner
 
+from modelci.cli.main import app as cli
 from modelci.client import ModelHub, ProfileFilterInput
-from modelci.schema.errors import BadUserInput
-from modelci.server.cli import app as cli
+from modelci.core.errors import BadUserInput
 from modelci.server.embedded import free_port
 
 ARCHITECTURE = "ProfiledNet"

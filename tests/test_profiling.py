@@ -19,7 +19,20 @@ import pytest
 import torch
 from networks import ComputeBoundConvNet, MemoryHungryNet, ResNet50, SmallConvNet
 
-from modelci.profiling.cage import GiB, Limits, run_caged
+from modelci.cage.formats import UnsupportedModel, detect_format
+from modelci.cage.runner import GiB, Limits, run_caged
+from modelci.cage.tensors import InputSpec
+from modelci.core.domain import (
+    DataType,
+    DynamicProfileResult,
+    InfoTuple,
+    Measurement,
+    ProfileLatency,
+    ProfileMemory,
+    ProfileThroughput,
+    WeightFormat,
+)
+from modelci.profiling import steps
 from modelci.profiling.devices import LocalDevice, discover_devices
 from modelci.profiling.dynamic import (
     MeasurementSettings,
@@ -28,7 +41,6 @@ from modelci.profiling.dynamic import (
     measure,
     measure_batch,
 )
-from modelci.profiling.formats import UnsupportedModel, detect_format
 from modelci.profiling.static import onnx_static_profile, torch_static_profile
 from modelci.profiling.sweep import (
     DEFAULT_BUDGET_S,
@@ -41,17 +53,6 @@ from modelci.profiling.sweep import (
     ladder,
     plan_sweep,
     sweep,
-)
-from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import (
-    DataType,
-    DynamicProfileResult,
-    InfoTuple,
-    Measurement,
-    ProfileLatency,
-    ProfileMemory,
-    ProfileThroughput,
-    WeightFormat,
 )
 
 SMALL_INPUT = InputSpec("input", (-1, 3, 16, 16), DataType.TYPE_FP32)
@@ -367,7 +368,7 @@ def test_running_out_of_memory_ends_the_sweep_in_the_cage(tmp_path: Path) -> Non
         "measurement": {"window_s": 0.05, "min_runs": 5, "max_windows": 3, "threads": 1},
     }
     limits = Limits(wall_s=120, memory_bytes=2 * GiB)
-    messages = list(run_caged(request, model, scratch, limits, lambda: False))
+    messages = list(run_caged(steps.__name__, request, model, scratch, limits, lambda: False))
     kinds = [message["type"] for message in messages]
     assert kinds == ["plan", "dynamic", "sweep_end"], messages
     plan, dynamic, end = messages

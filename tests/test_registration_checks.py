@@ -19,7 +19,7 @@ from test_errors import model_count, staged_files, stored_blobs
 from test_model_service import GET_MODEL, UPDATE_MODEL
 from typer.testing import CliRunner
 
-from modelci.server.cli import app as cli
+from modelci.cli.main import app as cli
 from modelci.server.inspection import ModelInspector
 from modelci.server.settings import Settings
 

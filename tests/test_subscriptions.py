@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from modelci.schema.auth import Scope
-from modelci.schema.domain import JobKind
+from modelci.core.domain import JobKind
+from modelci.core.identity import Scope
 from modelci.server.app import create_app
 from modelci.server.settings import Settings
 from modelci.server.storage import JOBS

@@ -26,6 +26,7 @@ from networks import ResNet18
 from torch import nn
 from typer.testing import CliRunner
 
+from modelci.cli.main import app as cli
 from modelci.client import (
     DataType,
     Engine,
@@ -40,9 +41,8 @@ from modelci.client import (
     Task,
     WeightFormat,
 )
+from modelci.core.errors import BadUserInput, Conflict, NotFound
 from modelci.graphql_client import DeviceKind
-from modelci.schema.errors import BadUserInput, Conflict, NotFound
-from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 
 SIDE = 64
@@ -428,8 +428,8 @@ def test_every_enum_value_survives_a_round_trip(bare: ModelHub) -> None:
         assert model.id in {m.id for m in bare.get_models(status=status)}
 
     # Domain enums (the server's own) are sent by name, as the schema spells them.
-    from modelci.schema.domain import Engine as DomainEngine
-    from modelci.schema.domain import Task as DomainTask
+    from modelci.core.domain import Engine as DomainEngine
+    from modelci.core.domain import Task as DomainTask
 
     assert bare.update_model(model.id, engine=DomainEngine.ONNX).engine is Engine.ONNX
     assert bare.get_models(task=DomainTask.Other, architecture="Enums", version=1)[0].id == model.id

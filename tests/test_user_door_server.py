@@ -27,7 +27,7 @@ from networks import SmallConvNet
 from test_errors import model_count, staged_files, stored_blobs
 from typer.testing import CliRunner
 
-from modelci.server.cli import app as cli
+from modelci.cli.main import app as cli
 from modelci.server.embedded import EmbeddedDatabase, free_port
 from modelci.server.routes import content_disposition
 from modelci.server.settings import Settings

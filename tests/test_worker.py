@@ -28,10 +28,10 @@ from conftest import (
 from typer.testing import CliRunner
 from websockets.sync.client import connect
 
+from modelci.cage.tensors import InputSpec
+from modelci.cli.main import app as cli
+from modelci.core.domain import DEFAULT_PROFILE_BUDGET_S, DataType
 from modelci.profiling.static import onnx_static_profile
-from modelci.profiling.tensors import InputSpec
-from modelci.schema.domain import DEFAULT_PROFILE_BUDGET_S, DataType
-from modelci.server.cli import app as cli
 from modelci.server.embedded import free_port
 
 SUBSCRIBE = """
@@ -75,7 +75,7 @@ def worker(hub: str, *options: str) -> Iterator[subprocess.Popen[bytes]]:
         [
             sys.executable,
             "-m",
-            "modelci.server.cli",
+            "modelci.cli.main",
             "worker",
             "--server",
             hub,

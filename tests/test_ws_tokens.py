@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from modelci.schema.auth import Scope
+from modelci.core.identity import Scope
 from modelci.server.app import create_app
 from modelci.server.settings import Settings
 

@@ -1,0 +1,273 @@
+"""The ports of the core: what the use cases and the GraphQL resolvers need from storage,
+as protocols. The server implements them over MongoDB and the weight store; the tests'
+in-memory fakes implement them too. Nothing here imports a web framework, a database
+driver or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from .domain import (
+    ConversionCheck,
+    Device,
+    DynamicProfileResult,
+    Engine,
+    JobKind,
+    JobStatus,
+    MLModel,
+    ModelAlias,
+    ModelFields,
+    ModelFilter,
+    ProfilingJob,
+    StaticProfileResult,
+    SweepOutcome,
+    WeightFormat,
+)
+from .identity import ApiToken, Identity, Scope
+
+
+class UploadedWeight(Protocol):
+    """A weight file the server has received: what the upload says of it. Only the
+    server reads its bytes (it holds them); the use cases pass it on."""
+
+    filename: str | None
+    content_type: str | None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    has_previous_page: bool = False
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a newest-first list: ``first`` after a cursor (forward), or
+    ``last`` before one (backward, towards newer items); cursors are item ids."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+
+class ModelRegistry(Protocol):
+    """The model service: every operation of ML-Model-CI's, with its errors (see ``errors``)."""
+
+    async def register(
+        self,
+        fields: ModelFields,
+        weight: UploadedWeight,
+        parent_model_id: str | None = None,
+        conversion: ConversionCheck | None = None,
+        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
+        owner: str | None = None,
+    ) -> MLModel:
+        """Store the model and its weight; ``accept`` sees the fields completed from the
+        checked file, before anything is stored, and refuses by raising. ``owner``'s
+        uploads take turns with others' for the checks."""
+        ...
+
+    async def get(self, model_id: str) -> MLModel: ...
+
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]: ...
+
+    async def update(
+        self,
+        model_id: str,
+        changes: dict[str, Any],
+        weight: UploadedWeight | None,
+        owner: str | None = None,
+    ) -> MLModel: ...
+
+    async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
+        """The model and, with ``cascade``, its converted variants; CONFLICT if it has
+        variants and ``cascade`` is false."""
+        ...
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]: ...
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]: ...
+
+    async def set_static_result(self, model_id: str, result: StaticProfileResult) -> MLModel: ...
+
+    async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel: ...
+
+    async def replace_dynamic_result(
+        self, model_id: str, result: DynamicProfileResult, force_insert: bool
+    ) -> MLModel: ...
+
+    async def delete_dynamic_results(
+        self, model_id: str, ip: str, device_id: str, batch: int | None
+    ) -> MLModel: ...
+
+
+class JobQueue(Protocol):
+    """Profiling jobs: queued here, claimed by workers under a lease, reported back."""
+
+    # A profiling job's time budget when its caller gives none (the hub's setting).
+    default_budget_s: float
+
+    async def enqueue(
+        self,
+        model_id: str,
+        kind: JobKind,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        targets: list[Engine] | None = None,
+        profile_variants: bool = False,
+        owner: str | None = None,
+        quota: bool = True,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
+    ) -> ProfilingJob:
+        """A new QUEUED job; with ``quota``, TOO_MANY_REQUESTS when its owner has as many
+        queued as one may."""
+        ...
+
+    async def check_quota(self, owner: str | None, jobs: int) -> None:
+        """TOO_MANY_REQUESTS unless ``owner`` may queue ``jobs`` more jobs now."""
+        ...
+
+    async def get(self, job_id: str) -> ProfilingJob: ...
+
+    async def find(
+        self, model_id: str | None, status: JobStatus | None, page: PageRequest
+    ) -> Page[ProfilingJob]: ...
+
+    async def has_active(self, model_id: str, kind: JobKind) -> bool:
+        """Whether a job of ``kind`` for the model is QUEUED or RUNNING."""
+        ...
+
+    async def cancel(self, job_id: str) -> ProfilingJob:
+        """Answers once nothing more can be written for the job (see ``writing_for``)."""
+        ...
+
+    def writing_for(
+        self, job_id: str, worker: str, claimant: str | None
+    ) -> AbstractAsyncContextManager[ProfilingJob]:
+        """A worker's write for its job: entered only while the job is RUNNING under that
+        worker and was claimed with the token named ``claimant`` (else CONFLICT); a cancel
+        is acknowledged only after the block has ended."""
+        ...
+
+    async def release(
+        self, job_id: str, worker: str, claimant: str | None, reason: str
+    ) -> ProfilingJob:
+        """The worker hands the job back unfinished: QUEUED again, its attempt returned."""
+        ...
+
+    async def forget_model(self, model_id: str) -> None:
+        """A model was deleted: drop its queued jobs, cancel its running ones."""
+        ...
+
+    async def claim(
+        self,
+        worker: str,
+        device_ids: list[str],
+        lease_s: float,
+        kinds: list[JobKind],
+        claimant: str | None,
+    ) -> ProfilingJob | None:
+        """The oldest job of ``kinds`` this worker can run (queued, or abandoned by a lost
+        worker), held by the worker and the token named ``claimant`` until it ends."""
+        ...
+
+    async def record_sweep(
+        self, job_id: str, worker: str, claimant: str | None, sweep: SweepOutcome
+    ) -> ProfilingJob:
+        """A device's sweep outcome added to the job (and its log) while the job is
+        RUNNING under ``worker``; CONFLICT otherwise."""
+        ...
+
+    async def heartbeat(
+        self,
+        job_id: str,
+        worker: str,
+        claimant: str | None,
+        progress: float,
+        message: str | None,
+        lease_s: float,
+    ) -> ProfilingJob: ...
+
+    async def finish(
+        self,
+        job_id: str,
+        worker: str,
+        claimant: str | None,
+        error: str | None,
+        message: str | None,
+        retryable: bool = True,
+    ) -> ProfilingJob: ...
+
+    def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
+        """The job now, then after every change, until it has ended."""
+        ...
+
+
+class DeviceRegistry(Protocol):
+    """The devices workers have reported (profiling jobs may ask only for those)."""
+
+    async def report(self, devices: list[Device], reporter: str | None) -> None:
+        """Record the devices, replacing what their (host, device id) reported before; a
+        reporter (a token) keeps at most its newest ``MAX_DEVICES_PER_TOKEN``."""
+        ...
+
+    async def all(self) -> list[Device]: ...
+
+
+class AliasRegistry(Protocol):
+    """Aliases: one name points at one model at a time; moving it is one atomic write."""
+
+    async def point(self, alias: str, model_id: str) -> ModelAlias:
+        """Point ``alias`` at ``model_id``, creating it or moving it from its model."""
+        ...
+
+    async def remove(self, alias: str) -> ModelAlias:
+        """NOT_FOUND when there is no such alias."""
+        ...
+
+    async def resolve(self, alias: str) -> str:
+        """The id of the model ``alias`` names; NOT_FOUND when it names none."""
+        ...
+
+    async def all(self, limit: int) -> list[ModelAlias]:
+        """The aliases by name, at most ``limit``."""
+        ...
+
+    async def of_models(self, model_ids: list[str]) -> list[list[str]]:
+        """Each model's aliases, by name (for the per-request DataLoader)."""
+        ...
+
+    async def drop_for(self, model_ids: list[str]) -> list[str]:
+        """Remove the aliases of these (deleted) models; the names removed."""
+        ...
+
+
+class TokenAdmin(Protocol):
+    """API tokens (see ``auth``): only a salted hash of each secret is kept."""
+
+    async def create(
+        self, name: str, scopes: list[Scope], secret: str | None = None
+    ) -> tuple[ApiToken, str]: ...
+
+    async def verify(self, token: str) -> Identity | None: ...
+
+    async def list_all(self) -> list[ApiToken]: ...
+
+    async def revoke(self, id_or_name: str) -> list[ApiToken]: ...
+
+
+class OperationObserver(Protocol):
+    """Told of every GraphQL operation (for metrics); labels are schema names only."""
+
+    def observe(self, operation: str, kind: str, seconds: float, failed: bool) -> None: ...

@@ -1,0 +1,278 @@
+"""Queries and mutations on models and their profiling results (ML-Model-CI's ModelService).
+
+The resolvers turn arguments into domain values and hand them to ``usecases.ModelService``,
+where registering, updating and deleting are spelled out."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, cast
+
+import strawberry
+from strawberry.file_uploads import Upload
+
+from modelci.core import domain
+from modelci.core.errors import BadUserInput, validated
+from modelci.core.identity import Scope
+from modelci.core.ports import UploadedWeight
+
+from .context import HubInfo
+from .jobs import FencingJob, FencingWorker
+from .pagination import MAX_PAGE_SIZE, Connection, connection, page_request
+from .permissions import needs
+from .types import (
+    ConversionCheckInput,
+    DynamicProfileResultInput,
+    Engine,
+    Framework,
+    MLModel,
+    ModelInput,
+    ModelStatus,
+    ModelUpdateInput,
+    ProfileFilterInput,
+    StaticProfileResultInput,
+    Task,
+)
+
+MODEL_CURSOR = "model"
+
+
+def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
+    """The fields a client gave in an update, as domain values; absent fields are left out."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(update):
+        given = getattr(update, field.name)
+        if given is None:
+            continue
+        value = given.value
+        if value is None:
+            raise BadUserInput(
+                f"input.{field.name}: may be left out but not set to null", field=field.name
+            )
+        if isinstance(value, list):
+            value = [
+                validated(item, f"input.{field.name}") if hasattr(item, "to_pydantic") else item
+                for item in value
+            ]
+        changes[field.name] = value
+    return changes
+
+
+def profile_filter(given: ProfileFilterInput | None) -> domain.ProfileFilter | None:
+    """The domain's profile filter, or BAD_USER_INPUT for one no result could meet."""
+    if given is None:
+        return None
+    where = validated(given, "profile")
+    if where.batch is not None and (where.min_batch is not None or where.max_batch is not None):
+        raise BadUserInput(
+            "profile: give batch (one size) or minBatch/maxBatch (a range), not both",
+            field="profile.batch",
+        )
+    low, high = where.min_batch, where.max_batch
+    if low is not None and high is not None and low > high:
+        raise BadUserInput(
+            f"profile: minBatch {low} is above maxBatch {high}", field="profile.minBatch"
+        )
+    return where
+
+
+@strawberry.type
+class ModelQueries:
+    @strawberry.field(
+        description="One model, by id or by an alias that names it (give exactly one).",
+        metadata=needs(Scope.read),
+    )
+    async def model(
+        self, info: HubInfo, id: strawberry.ID | None = None, alias: str | None = None
+    ) -> MLModel:
+        if (id is None) == (alias is None):
+            raise BadUserInput("give exactly one of id and alias", field="id")
+        if alias is not None:
+            return await info.context.model_service.named(alias)  # type: ignore[return-value]
+        return await info.context.registry.get(str(id))  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=f"Models matching every given filter, newest first; "
+        f"`first` (after a cursor) or `last` (before one) is at most {MAX_PAGE_SIZE}.",
+        metadata=needs(Scope.read),
+    )
+    async def models(
+        self,
+        info: HubInfo,
+        architecture: str | None = None,
+        task: Task | None = None,
+        framework: Framework | None = None,
+        engine: Engine | None = None,
+        version: int | None = None,
+        dataset: str | None = None,
+        status: ModelStatus | None = None,
+        profile: Annotated[
+            ProfileFilterInput | None,
+            strawberry.argument(
+                description="Only models with a dynamic result that meets every condition here."
+            ),
+        ] = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[MLModel]:
+        page = page_request(MODEL_CURSOR, first, after, last, before)
+        where = domain.ModelFilter(
+            architecture=architecture,
+            task=task,
+            framework=framework,
+            engine=engine,
+            version=version,
+            dataset=dataset,
+            status=status,
+            profile=profile_filter(profile),
+        )
+        found = await info.context.registry.find(where, page)
+        return connection(MODEL_CURSOR, found)  # type: ignore[return-value]
+
+
+@strawberry.type
+class ModelMutations:
+    @strawberry.mutation(
+        description="Register a model with its weight file (multipart upload). "
+        "A model is unique by (architecture, framework, engine, version, task, dataset); "
+        "`convert` queues conversion of a PyTorch model into TorchScript and ONNX variants "
+        "(see convertModel), `profile` a profiling job (see profilingJobs).",
+        metadata=needs(Scope.write),
+    )
+    async def register_model(
+        self,
+        info: HubInfo,
+        input: ModelInput,
+        weight: Upload,
+        convert: bool = True,
+        profile: bool = False,
+    ) -> MLModel:
+        fields = validated(input, "input")
+        return await info.context.model_service.register(  # type: ignore[return-value]
+            fields,
+            cast(UploadedWeight, weight),
+            convert=convert,
+            profile=profile,
+            owner=info.context.owner,
+        )
+
+    @strawberry.mutation(
+        description="For workers: register a converted variant of a model, verified against "
+        "it; it takes the source's metadata with its own engine and status CONVERTED.",
+        metadata=needs(Scope.worker),
+    )
+    async def register_converted_model(
+        self,
+        info: HubInfo,
+        source_id: strawberry.ID,
+        engine: Engine,
+        weight: Upload,
+        conversion: ConversionCheckInput,
+        profile: bool = False,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
+    ) -> MLModel:
+        check = validated(conversion, "conversion")
+        return await info.context.model_service.register_converted(  # type: ignore[return-value]
+            source_id,
+            engine,
+            cast(UploadedWeight, weight),
+            check,
+            profile=profile,
+            job_id=job_id,
+            worker=worker,
+            claimant=info.context.claimant,
+        )
+
+    @strawberry.mutation(
+        description="Change the given fields; an optional new weight replaces the stored bytes.",
+        metadata=needs(Scope.write),
+    )
+    async def update_model(
+        self,
+        info: HubInfo,
+        id: strawberry.ID,
+        input: ModelUpdateInput,
+        weight: Upload | None = None,
+    ) -> MLModel:
+        changes = update_changes(input)
+        source = cast(UploadedWeight | None, weight)
+        return await info.context.model_service.update(  # type: ignore[return-value]
+            id, changes, source, owner=info.context.owner
+        )
+
+    @strawberry.mutation(
+        description="Delete a model, its weight bytes and its pending jobs; returns what was "
+        "deleted. A model with converted variants, or one an alias names, needs "
+        "`cascade: true`, which deletes the variants too and removes the aliases of every "
+        "model deleted.",
+        metadata=needs(Scope.write),
+    )
+    async def delete_model(
+        self, info: HubInfo, id: strawberry.ID, cascade: bool = False
+    ) -> MLModel:
+        return await info.context.model_service.delete(id, cascade)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Add or replace the model's static profile.", metadata=needs(Scope.write)
+    )
+    async def register_static_profiling_result(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        result: StaticProfileResultInput,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
+    ) -> MLModel:
+        static = validated(result, "result")
+        return await info.context.model_service.set_static_result(  # type: ignore[return-value]
+            model_id, static, job_id, worker, info.context.claimant
+        )
+
+    @strawberry.mutation(
+        description="Append a dynamic result; "
+        "one with the same (ip, deviceId, batch) is a CONFLICT.",
+        metadata=needs(Scope.write),
+    )
+    async def register_dynamic_profiling_result(
+        self, info: HubInfo, model_id: strawberry.ID, result: DynamicProfileResultInput
+    ) -> MLModel:
+        dynamic = validated(result, "result")
+        return await info.context.model_service.add_dynamic_result(model_id, dynamic)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Replace the dynamic result with the same (ip, deviceId, batch); "
+        "NOT_FOUND when there is none, unless forceInsert.",
+        metadata=needs(Scope.write),
+    )
+    async def update_dynamic_profiling_result(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        result: DynamicProfileResultInput,
+        force_insert: bool = False,
+        job_id: FencingJob = None,
+        worker: FencingWorker = None,
+    ) -> MLModel:
+        dynamic = validated(result, "result")
+        return await info.context.model_service.replace_dynamic_result(  # type: ignore[return-value]
+            model_id, dynamic, force_insert, job_id, worker, info.context.claimant
+        )
+
+    @strawberry.mutation(
+        description="Delete the dynamic results of a device, of one batch size when given.",
+        metadata=needs(Scope.write),
+    )
+    async def delete_dynamic_profiling_result(
+        self,
+        info: HubInfo,
+        model_id: strawberry.ID,
+        ip: str,
+        device_id: str,
+        batch: int | None = None,
+    ) -> MLModel:
+        return await info.context.model_service.delete_dynamic_results(  # type: ignore[return-value]
+            model_id, ip, device_id, batch
+        )

@@ -1,0 +1,435 @@
+"""The model registry over MongoDB (``schema.context.ModelRegistry``).
+
+A model's weight comes in through the ``WeightIntake`` (staged, inspected, committed
+before the document that references it is written) and goes when the last model that
+references it is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import ValidationError
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from modelci.core.domain import (
+    ConversionCheck,
+    DeviceKind,
+    DynamicProfileResult,
+    MLModel,
+    ModelFields,
+    ModelFilter,
+    ProfileFilter,
+    StaticProfileResult,
+    WeightFormat,
+    utcnow,
+)
+from modelci.core.errors import Conflict, NotFound, invalid_input
+from modelci.core.ports import Page, PageRequest, UploadedWeight
+
+from .inspection import check_declaration
+from .intake import WeightIntake
+from .listing import Listing
+from .storage import (
+    DYNAMIC_RESULTS,
+    MODEL_KEY_FIELDS,
+    ModelDocuments,
+    model_from_document,
+    object_id,
+    to_bson,
+)
+
+# A converted variant's file name: its source's, with the extension of its own format.
+FORMAT_EXTENSIONS = {
+    WeightFormat.ONNX: ".onnx",
+    WeightFormat.TORCHSCRIPT: ".pt",
+    WeightFormat.TORCH_EXPORT: ".pt2",
+    WeightFormat.TORCH_PICKLE: ".pt",
+}
+MODEL_EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".ts", ".torchscript", ".zip", ".bin")
+
+
+def variant_filename(source_filename: str, weight_format: WeightFormat | None) -> str | None:
+    """``<source stem>.<ext>`` for a variant of ``weight_format`` (None: a format the hub
+    does not read, which keeps the name it was uploaded with)."""
+    if weight_format is None:
+        return None
+    stem = source_filename
+    if stem.lower().endswith(MODEL_EXTENSIONS) and "." in stem.lstrip("."):
+        stem = stem.rsplit(".", 1)[0]
+    return stem + FORMAT_EXTENSIONS[weight_format]
+
+
+def describe_key(fields: ModelFields) -> str:
+    key = fields.key()
+    return (
+        f"{key.architecture} {key.framework.value}/{key.engine.value} v{key.version} "
+        f"({key.task.value}, {key.dataset})"
+    )
+
+
+# How workers name devices ("cpu", "cuda:0"): a device given in this form is an id, any
+# other text a device's name (its model, as the worker read it: "NVIDIA A100-SXM4-40GB").
+DEVICE_ID = re.compile(r"cpu|[a-z][a-z0-9_]*:\d+")
+
+
+def profile_condition(where: ProfileFilter) -> dict[str, Any]:
+    """The query part that selects models with one dynamic result meeting every condition
+    of ``where``: one ``$elemMatch``, so that all of them hold on the same result; a
+    result without a p99 never meets a bound on it, as a missing value compares with no
+    number. A device is matched by id or by name as its form says (``DEVICE_ID``), not
+    by an ``$or`` of both: SecantusDB, the embedded database, reads every document for
+    an ``$or`` (1.5 s at 10 000 models) where one ``$elemMatch`` keeps to the listing's
+    time slices."""
+    match: dict[str, Any] = {}
+    device_id: dict[str, Any] = {}
+    if where.device is not None:
+        if DEVICE_ID.fullmatch(where.device):
+            device_id["$eq"] = where.device
+        else:
+            match["device_name"] = where.device
+    if where.device_kind is DeviceKind.CPU:
+        device_id["$in"] = ["cpu"]
+    elif where.device_kind is not None:
+        device_id["$ne"] = "cpu"
+    if device_id:
+        match["device_id"] = device_id
+    batch = {
+        operator: bound
+        for operator, bound in (
+            ("$eq", where.batch),
+            ("$gte", where.min_batch),
+            ("$lte", where.max_batch),
+        )
+        if bound is not None
+    }
+    if batch:
+        match["batch"] = batch
+    for path, operator, bound in (
+        ("latency.inference_latency.p99", "$lte", where.max_p99_latency),
+        ("latency.inference_latency.p50", "$lte", where.max_p50_latency),
+        ("throughput.inference_throughput", "$gte", where.min_throughput),
+    ):
+        if bound is not None:
+            match[path] = {operator: bound}
+    if where.stable_only:
+        match["measurement.stable"] = True
+    if not match:  # no condition: any dynamic result at all
+        return {f"{DYNAMIC_RESULTS}.0": {"$exists": True}}
+    return {DYNAMIC_RESULTS: {"$elemMatch": match}}
+
+
+# Dynamic results one model may hold: a doubling sweep (13 batch sizes) on a dozen devices
+# fits, and an append never rewrites a document of thousands of results.
+MAX_DYNAMIC_RESULTS = 256
+
+
+def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
+    key: dict[str, Any] = {"ip": ip, "device_id": device_id}
+    if batch is not None:
+        key["batch"] = batch
+    return key
+
+
+class MongoModelRegistry:
+    def __init__(
+        self,
+        models: AsyncCollection[dict[str, Any]],
+        intake: WeightIntake,
+        listing: Listing,
+        kept_models_bytes: int = 0,
+    ) -> None:
+        self.documents = ModelDocuments(models, kept_models_bytes)
+        self.models = self.documents.collection  # reads undecoded: see ModelDocuments
+        self.intake = intake
+        self.listing = listing
+
+    # Reading
+
+    async def get(self, model_id: str) -> MLModel:
+        document = await self.models.find_one({"_id": object_id(model_id)})
+        if document is None:
+            raise NotFound(f"no model with id {model_id}")
+        return self.documents.model(document)
+
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]:
+        query: dict[str, Any] = {
+            field: to_bson(value)
+            for field, value in where.model_dump(
+                exclude={"status", "profile"}, exclude_none=True
+            ).items()
+        }
+        if where.status is not None:
+            query["model_status"] = where.status.value
+        if where.profile is not None:
+            query.update(profile_condition(where.profile))
+        documents, has_next, has_previous = await self.listing.page(self.models, query, page)
+        return Page(self.documents.models(documents), has_next, has_previous)
+
+    # Registering, updating, deleting
+
+    async def register(
+        self,
+        fields: ModelFields,
+        weight: UploadedWeight,
+        parent_model_id: str | None = None,
+        conversion: ConversionCheck | None = None,
+        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
+        owner: str | None = None,
+    ) -> MLModel:
+        key = to_bson(fields.key().model_dump())
+        holder = await self.models.find_one(key, {"_id": 1})
+        if holder is not None:
+            raise self.conflict(fields, str(holder["_id"]))
+        # Workers upload variants under a scratch name: a variant is named after its source.
+        source = await self.get(parent_model_id) if parent_model_id is not None else None
+        async with self.intake.checked(weight, fields, owner) as checked:
+            if accept is not None:
+                accept(checked.fields, checked.format)
+            description = checked.description
+            if source is not None:
+                named = variant_filename(source.weight.filename, checked.format)
+                description.filename = named or description.filename
+            now = utcnow()
+            document = to_bson(checked.fields.model_dump())
+            document.update(
+                parent_model_id=parent_model_id,
+                conversion=to_bson(conversion.model_dump()) if conversion else None,
+                weight=to_bson(description.model_dump()),
+                profile_result={"static_result": None, "dynamic_results": []},
+                create_time=now,
+                update_time=now,
+            )
+            try:
+                async with self.intake.committed(checked):
+                    result = await self.models.insert_one(document)
+            except DuplicateKeyError:
+                raise self.conflict(checked.fields) from None
+        document["_id"] = result.inserted_id
+        if parent_model_id is not None and (await self.get_many([parent_model_id]))[0] is None:
+            # Its source was deleted while it was stored. Either this check sees the source
+            # gone, or the source's delete began after the insert and its last sweep
+            # (``delete``) takes the variant: no variant outlives its source.
+            await self.delete(str(result.inserted_id), cascade=True)
+            raise NotFound(
+                f"model {parent_model_id} was deleted while its variant was registered; "
+                "the variant was not kept"
+            )
+        return model_from_document(document)
+
+    async def update(
+        self,
+        model_id: str,
+        changes: dict[str, Any],
+        weight: UploadedWeight | None,
+        owner: str | None = None,
+    ) -> MLModel:
+        oid = object_id(model_id)
+        current = await self.get(model_id)
+        try:
+            merged = ModelFields.model_validate(
+                current.model_dump(include=set(ModelFields.model_fields)) | changes
+            )
+        except ValidationError as error:
+            raise invalid_input(error, "input") from None
+        if weight is None:
+            if current.weight.format is not None:
+                check_declaration(merged, current.weight.format)
+            update = {field: to_bson(getattr(merged, field)) for field in changes}
+            update["update_time"] = utcnow()
+            return await self.apply_update(oid, update, merged)
+
+        async with self.intake.checked(weight, merged, owner) as checked:
+            changed = set(changes) | {
+                field
+                for field in ("inputs", "outputs")
+                if getattr(checked.fields, field) != getattr(merged, field)
+            }
+            update = {field: to_bson(getattr(checked.fields, field)) for field in changed}
+            update["update_time"] = utcnow()
+            update["weight"] = to_bson(checked.description.model_dump())
+            async with self.intake.committed(checked):
+                updated = await self.apply_update(oid, update, merged)
+                await self.intake.drop_if_unused(current.weight.sha256)
+        return updated
+
+    async def apply_update(self, oid: Any, update: dict[str, Any], merged: ModelFields) -> MLModel:
+        try:
+            document = await self.models.find_one_and_update(
+                {"_id": oid}, {"$set": update}, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            raise Conflict(
+                f"another model already has the key {describe_key(merged)}",
+                key=list(MODEL_KEY_FIELDS),
+            ) from None
+        if document is None:
+            raise NotFound(f"no model with id {oid}")
+        return self.documents.model(document)
+
+    async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
+        root = await self.get(model_id)
+        doomed = [root]
+        frontier = [root.id]
+        while frontier:  # variants, and variants of variants
+            children = await self.models.find({"parent_model_id": {"$in": frontier}}).to_list()
+            found = self.documents.models(children)
+            if found and not cascade:
+                raise Conflict(
+                    f"model {model_id} has {len(found)} converted variant(s) "
+                    f"({', '.join(child.id for child in found)}); delete them too with "
+                    f'deleteModel(id: "{model_id}", cascade: true) in the API or '
+                    f"`modelci rm {model_id} --cascade` on the command line",
+                )
+            doomed += found
+            frontier = [child.id for child in found]
+        deleted = await self.delete_each(reversed(doomed))  # variants first: no orphan
+        if not any(model.id == root.id for model in deleted):
+            raise NotFound(f"no model with id {model_id}")
+        # A variant registered while these were deleted is taken too (see ``register``).
+        gone = [model.id for model in deleted]
+        while gone:
+            late = await self.models.find({"parent_model_id": {"$in": gone}}).to_list()
+            taken = await self.delete_each(self.documents.models(late))
+            deleted[:0] = taken[::-1]
+            gone = [model.id for model in taken]
+        return deleted[::-1]
+
+    async def delete_each(self, models: Iterable[MLModel]) -> list[MLModel]:
+        """Delete the models one by one, each with its claim on its weight; those deleted."""
+        deleted = []
+        for model in models:
+            document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
+            if document is not None:
+                deleted.append(self.documents.model(document))
+                await self.intake.release(model.weight.sha256)
+        return deleted
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
+        """Models in the order asked (None where missing); for the per-request DataLoader."""
+        documents = await self.models.find(
+            {"_id": {"$in": [object_id(model_id) for model_id in model_ids]}}
+        ).to_list()
+        by_id = {model.id: model for model in self.documents.models(documents)}
+        return [by_id.get(model_id) for model_id in model_ids]
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]:
+        """Each model's converted variants, oldest first; for the per-request DataLoader."""
+        documents = (
+            await self.models.find({"parent_model_id": {"$in": model_ids}}).sort("_id", 1).to_list()
+        )
+        children: dict[str, list[MLModel]] = {model_id: [] for model_id in model_ids}
+        for child in self.documents.models(documents):
+            children[child.parent_model_id or ""].append(child)
+        return [children[model_id] for model_id in model_ids]
+
+    # Profiling results
+
+    async def set_static_result(self, model_id: str, result: StaticProfileResult) -> MLModel:
+        return await self.change_one(
+            model_id,
+            {},
+            {"$set": {"profile_result.static_result": result.model_dump()}},
+        )
+
+    async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel:
+        key = dynamic_key(result.ip, result.device_id, result.batch)
+        # The array has no element at the last place allowed: it is not full.
+        room = {f"{DYNAMIC_RESULTS}.{MAX_DYNAMIC_RESULTS - 1}": {"$exists": False}}
+        try:
+            return await self.change_one(
+                model_id,
+                {DYNAMIC_RESULTS: {"$not": {"$elemMatch": key}}, **room},
+                {"$push": {DYNAMIC_RESULTS: result.model_dump()}},
+            )
+        except NotFound:
+            model = await self.get(model_id)
+            if len(model.profile_result.dynamic_results) >= MAX_DYNAMIC_RESULTS:
+                raise Conflict(
+                    f"model {model_id} holds {MAX_DYNAMIC_RESULTS} dynamic results, the most one "
+                    "model may hold; delete some (deleteDynamicProfilingResult) or replace one "
+                    "(updateDynamicProfilingResult)"
+                ) from None
+            raise Conflict(
+                f"model {model_id} already has a dynamic result for ip {result.ip}, "
+                f"device {result.device_id}, batch {result.batch}; use "
+                "updateDynamicProfilingResult to replace it"
+            ) from None
+
+    async def replace_dynamic_result(
+        self, model_id: str, result: DynamicProfileResult, force_insert: bool
+    ) -> MLModel:
+        key = dynamic_key(result.ip, result.device_id, result.batch)
+        try:
+            return await self.change_one(
+                model_id,
+                {DYNAMIC_RESULTS: {"$elemMatch": key}},
+                {"$set": {f"{DYNAMIC_RESULTS}.$[result]": result.model_dump()}},
+                array_filters=[{f"result.{field}": value for field, value in key.items()}],
+            )
+        except NotFound:
+            await self.get(model_id)
+            if not force_insert:
+                raise NotFound(
+                    f"model {model_id} has no dynamic result for ip {result.ip}, "
+                    f"device {result.device_id}, batch {result.batch}; pass forceInsert: true "
+                    "to insert it"
+                ) from None
+        try:
+            return await self.add_dynamic_result(model_id, result)
+        except Conflict as refused:
+            # Inserted by someone else meanwhile: replace theirs, as asked. Not there after
+            # all: the model is full, which is what to say.
+            try:
+                return await self.replace_dynamic_result(model_id, result, force_insert=False)
+            except NotFound:
+                raise refused from None
+
+    async def delete_dynamic_results(
+        self, model_id: str, ip: str, device_id: str, batch: int | None
+    ) -> MLModel:
+        key = dynamic_key(ip, device_id, batch)
+        try:
+            return await self.change_one(
+                model_id, {DYNAMIC_RESULTS: {"$elemMatch": key}}, {"$pull": {DYNAMIC_RESULTS: key}}
+            )
+        except NotFound:
+            await self.get(model_id)
+            which = f", batch {batch}" if batch is not None else ""
+            raise NotFound(
+                f"model {model_id} has no dynamic result for ip {ip}, device {device_id}{which}"
+            ) from None
+
+    async def change_one(
+        self,
+        model_id: str,
+        condition: dict[str, Any],
+        change: dict[str, Any],
+        array_filters: list[dict[str, Any]] | None = None,
+    ) -> MLModel:
+        """Apply ``change`` to the model if it matches ``condition``; NOT_FOUND otherwise."""
+        change.setdefault("$set", {})["update_time"] = utcnow()
+        document = await self.models.find_one_and_update(
+            {"_id": object_id(model_id), **condition},
+            change,
+            array_filters=array_filters,
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            raise NotFound(f"no model with id {model_id}")
+        return self.documents.model(document)
+
+    @staticmethod
+    def conflict(fields: ModelFields, holder: str | None = None) -> Conflict:
+        """CONFLICT for a key taken, naming the model that holds it where known."""
+        named = {"modelId": holder} if holder is not None else {}
+        return Conflict(
+            f"a model {describe_key(fields)} is already registered"
+            + (f": {holder}" if holder is not None else ""),
+            key=list(MODEL_KEY_FIELDS),
+            **named,
+        )

@@ -1,0 +1,160 @@
+"""What a server process holds between requests, built once at start-up: the database
+client, the repositories over it, the weight store and its intake, tokens, metrics.
+
+Here the hub's parts are chosen and wired: the weight store (files or GridFS, from the
+settings) and the listing strategy (from the database, ``listing.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pymongo
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from modelci.core.usecases import JobService, ModelService
+
+from .aliases import ALIASES, MongoAliasRegistry
+from .device_registry import MongoDeviceRegistry
+from .inspection import ModelInspector
+from .intake import WeightIntake
+from .job_queue import MongoJobQueue
+from .job_watch import WatchLimits
+from .listing import Listing, listing_for
+from .metrics import Metrics
+from .registry import MongoModelRegistry
+from .settings import MiB, Settings
+from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
+from .token_store import TokenStore
+from .uploads import UploadSlots
+from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
+
+CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Services:
+    """What the running app holds between requests; built at start-up."""
+
+    client: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+    weights: WeightStore
+    inspector: ModelInspector
+    registry: MongoModelRegistry
+    jobs: MongoJobQueue
+    devices: MongoDeviceRegistry
+    aliases: MongoAliasRegistry
+    tokens: TokenStore
+    auth_enabled: bool
+    metrics: Metrics
+    uploads: UploadSlots
+    watch_limits: WatchLimits
+    job_service: JobService
+    model_service: ModelService
+
+
+def services_of(request: Request | WebSocket) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def prepared_database(db: AsyncDatabase[dict[str, Any]]) -> Listing:
+    """The database's indexes created, and the listing strategy for it, with its own."""
+    listing = await listing_for(db)
+    await ensure_indexes(db)
+    await MongoAliasRegistry(db[ALIASES]).ensure_indexes()
+    await listing.prepare(db)
+    return listing
+
+
+def model_inspector(settings: Settings) -> ModelInspector:
+    """The inspector every way a weight comes in uses (uploads, imports), so that each
+    refuses what the others refuse."""
+    return ModelInspector(
+        allow_pickle=settings.allow_pickle,
+        check_seconds=settings.check_seconds,
+        torchscript_seconds=settings.torchscript_check_seconds,
+        slots=settings.check_slots,
+        slots_per_owner=settings.check_slots_per_token,
+    )
+
+
+def weight_store(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> WeightStore:
+    """Files under the data directory, or GridFS (the default with an external MongoDB,
+    so that every server and worker sees the same bytes)."""
+    staging = Staging(settings.staging_dir)
+    if settings.uses_gridfs():
+        return GridFSWeightStore(db, staging)
+    return FileWeightStore(settings.weights_dir, staging)
+
+
+@asynccontextmanager
+async def hub_services(
+    settings: Settings, url: str, metrics: Metrics, *, maintenance: bool
+) -> AsyncIterator[Services]:
+    """The services one server process uses, open for the block.
+
+    ``maintenance`` first clears abandoned uploads and removes weight bytes no model
+    references: work for one process while no other serves the same data directory.
+    """
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, **settings.database_client_options()
+    )
+    inspector: ModelInspector | None = None
+    try:
+        db = client[settings.database]
+        listing = await prepared_database(db)
+        weights = weight_store(settings, db)
+        inspector = model_inspector(settings)
+        intake = WeightIntake(db[MODELS], weights, inspector)
+        if maintenance:
+            await intake.collect_orphans()
+        registry = MongoModelRegistry(db[MODELS], intake, listing, settings.kept_models_mb * MiB)
+        jobs = MongoJobQueue(
+            db[JOBS],
+            listing,
+            max_queued_per_owner=settings.max_queued_jobs_per_token,
+            default_budget_s=settings.profile_budget_s,
+            watch_poll_s=settings.watch_poll_s,
+        )
+        devices = MongoDeviceRegistry(db[DEVICES])
+        aliases = MongoAliasRegistry(db[ALIASES])
+        job_service = JobService(registry, jobs, devices)
+        services = Services(
+            client=client,
+            db=db,
+            weights=weights,
+            inspector=inspector,
+            registry=registry,
+            jobs=jobs,
+            devices=devices,
+            aliases=aliases,
+            tokens=TokenStore(db[TOKENS]),
+            auth_enabled=settings.auth_enabled(),
+            metrics=metrics,
+            uploads=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_token),
+            watch_limits=WatchLimits(
+                settings.max_ws_connections_per_token,
+                settings.max_subscriptions_per_connection,
+                settings.max_subscriptions_per_token,
+            ),
+            job_service=job_service,
+            model_service=ModelService(registry, job_service, aliases),
+        )
+        try:
+            yield services
+        finally:
+            await services.jobs.watchers.close()
+    finally:
+        if inspector is not None:
+            inspector.close()
+        # Closing ends the client's sessions on the server, and waits as long as server
+        # selection (30 s) for a database that is down: a stopping hub waits no more than this.
+        with pymongo.timeout(CLOSE_TIMEOUT_S):
+            await client.close()
