@@ -242,7 +242,7 @@ class Measurement(Domain):
 
     @field_serializer("sweep_stop")
     def _stored_by_name(self, reason: SweepStopReason | None) -> str | None:
-        # Results are stored as dumped (server/registry.py): the name, not the member.
+        # Results are stored as dumped (modelci/server/registry.py): the name, not the member.
         return reason.value if reason else None
 
 
@@ -420,7 +420,7 @@ class JobLogEntry(Domain):
 
 # A profiling job's time budget when none is given (the README states it): a ResNet-18
 # (TorchScript, 224×224) on a 2-core CPU is fully profiled within it. The cage's sweep
-# (profiling/sweep.py) has the same default.
+# (modelci/profiling/sweep.py) has the same default.
 DEFAULT_PROFILE_BUDGET_S = 120.0
 
 

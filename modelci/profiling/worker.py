@@ -118,7 +118,7 @@ class CageOutputRefused(Exception):
     uploaded model's code; another attempt would say it again."""
 
 
-# What each step in the cage may say (``caged.py``); a step not named here is checked by
+# What each step in the cage may say (``steps.py``); a step not named here is checked by
 # whoever runs it.
 STEP_MESSAGES = {
     "static": {"log", "error", "static"},
@@ -455,7 +455,7 @@ class Worker:
         limits: Limits,
         cuda: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """One step of the job in the cage (``cage.py``): its messages (each checked
+        """One step of the job in the cage (``modelci.cage.runner``): its messages (each checked
         there), logs reported.
 
         The cage is killed, with its process group, the moment the job is cancelled or

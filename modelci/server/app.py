@@ -1,6 +1,6 @@
 """The Starlette application: GraphQL at /graphql, weight downloads, health checks.
 
-Its rooms: the GraphQL view (``graphql_view.py``), who may call (``access.py``), the
+Its rooms: the GraphQL view (``graphql_view.py``), who may call (``authentication.py``), the
 plain routes (``routes.py``), the services built at start-up (``services.py``) and the
 profiling workers kept beside the server (``workers.py``).
 """

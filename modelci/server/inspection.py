@@ -8,7 +8,7 @@ whose weights or constants are pickled (which ``torch.export.load`` unpickles in
 is refused unless pickles are allowed, and a TorchScript or ``.pt2`` graph calling an
 operator that reaches files, processes or the network is refused (``inspect_archive``).
 A TorchScript archive that passes is then loaded, which runs its ``__setstate__``
-code, and its compiled graphs checked: in the cage (``profiling/cage.py``, the worker's),
+code, and its compiled graphs checked: in the cage (``modelci.cage``, the worker's too),
 never in the web process or a helper, under a short time bound of its own.
 ONNX files: ``onnx.checker`` (with its full check), and a real load in onnxruntime,
 the engine that will profile the model, so that a file that can never run is refused

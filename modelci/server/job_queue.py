@@ -320,7 +320,7 @@ class MongoJobQueue:
     ) -> ProfilingJob | None:
         """The oldest job of ``kinds`` (default: any) whose devices are all this worker's.
 
-        A worker claims in lanes (``profiling/worker.py``): one for jobs that use a device
+        A worker claims in lanes (``modelci.profiling.worker``): one for jobs that use a device
         exclusively (PROFILE), one for the rest (CONVERT), so a long profile never holds a
         conversion behind it. The fair turns below are taken among the jobs of the lane."""
         now = utcnow()

@@ -161,7 +161,7 @@ async def readyz(request: Request) -> Response:
             {"status": "unavailable", "database": "no answer", "reason": reason},
             status_code=503,
         )
-    # The cage this machine's workers run uploaded models in (`profiling/cage.py`).
+    # The cage this machine's workers run uploaded models in (`modelci/cage/runner.py`).
     cage = await asyncio.to_thread(cage_kind)
     return JSONResponse({"status": "ready", "database": "ok", "cage": cage})
 

@@ -1,7 +1,7 @@
 """The profiling workers `modelci serve` runs beside itself, kept alive while it serves.
 
 Models are loaded, converted and run by workers (in their cage), never in the web
-process. Each worker claims in both lanes (``profiling/worker.py``: profiling one job
+process. Each worker claims in both lanes (``modelci.profiling.worker``: profiling one job
 at a time, conversions beside it), so a long profile holds no conversion behind it.
 Each worker has a known name (``--name``), so that the jobs a worker leaves behind can
 be handed back (``MongoJobQueue.release_workers``); one that dies (killed, out of
