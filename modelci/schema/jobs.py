@@ -123,13 +123,18 @@ FencingWorker = Annotated[
 
 @strawberry.type
 class JobQueries:
-    @strawberry.field(description="One profiling job by id.", metadata=needs(Scope.read))
-    async def profiling_job(self, info: HubInfo, id: strawberry.ID) -> ProfilingJob:
-        return await info.context.jobs.get(id)  # type: ignore[return-value]
+    @strawberry.field(
+        description="One profiling job by id.",
+        metadata=needs(Scope.read),
+        graphql_type=ProfilingJob,
+    )
+    async def profiling_job(self, info: HubInfo, id: strawberry.ID) -> domain.ProfilingJob:
+        return await info.context.jobs.get(id)
 
     @strawberry.field(
         description="Profiling jobs, newest first, optionally of one model.",
         metadata=needs(Scope.read),
+        graphql_type=Connection[ProfilingJob],
     )
     async def profiling_jobs(
         self,
@@ -140,14 +145,18 @@ class JobQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[ProfilingJob]:
+    ) -> Connection[domain.ProfilingJob]:
         page = page_request(JOB_CURSOR, first, after, last, before)
         found = await info.context.jobs.find(model_id, status, page)
-        return connection(JOB_CURSOR, found)  # type: ignore[return-value]
+        return connection(JOB_CURSOR, found)
 
-    @strawberry.field(description="Devices that workers have reported.", metadata=needs(Scope.read))
-    async def devices(self, info: HubInfo) -> list[Device]:
-        return await info.context.devices.all()  # type: ignore[return-value]
+    @strawberry.field(
+        description="Devices that workers have reported.",
+        metadata=needs(Scope.read),
+        graphql_type=list[Device],
+    )
+    async def devices(self, info: HubInfo) -> list[domain.Device]:
+        return await info.context.devices.all()
 
 
 @strawberry.type
@@ -161,6 +170,7 @@ class JobMutations:
         "latency p99 stays within maxP99Latency (seconds). Each device's sweep records why "
         "it stopped (the job's sweeps).",
         metadata=needs(Scope.write),
+        graphql_type=ProfilingJob,
     )
     async def profile_model(
         self,
@@ -171,8 +181,8 @@ class JobMutations:
         budget_seconds: float | None = None,
         max_p99_latency: float | None = None,
         max_batch: int | None = None,
-    ) -> ProfilingJob:
-        return await info.context.job_service.profile(  # type: ignore[return-value]
+    ) -> domain.ProfilingJob:
+        return await info.context.job_service.profile(
             model_id,
             batch_sizes,
             devices,
@@ -186,6 +196,7 @@ class JobMutations:
         description="Queue conversion of a PyTorch model into verified TorchScript and ONNX "
         "variants (TensorRT on a GPU worker with TensorRT); `profile` also profiles each variant.",
         metadata=needs(Scope.write),
+        graphql_type=ProfilingJob,
     )
     async def convert_model(
         self,
@@ -193,14 +204,18 @@ class JobMutations:
         model_id: strawberry.ID,
         targets: list[Engine] | None = None,
         profile: bool = False,
-    ) -> ProfilingJob:
-        return await info.context.job_service.convert(  # type: ignore[return-value]
+    ) -> domain.ProfilingJob:
+        return await info.context.job_service.convert(
             model_id, targets, profile, info.context.owner
         )
 
-    @strawberry.mutation(description="Cancel a queued or running job.", metadata=needs(Scope.write))
-    async def cancel_profiling_job(self, info: HubInfo, id: strawberry.ID) -> ProfilingJob:
-        return await info.context.job_service.cancel(id)  # type: ignore[return-value]
+    @strawberry.mutation(
+        description="Cancel a queued or running job.",
+        metadata=needs(Scope.write),
+        graphql_type=ProfilingJob,
+    )
+    async def cancel_profiling_job(self, info: HubInfo, id: strawberry.ID) -> domain.ProfilingJob:
+        return await info.context.job_service.cancel(id)
 
     @strawberry.mutation(
         description="For workers: report devices and claim the oldest job they can run, "
@@ -209,6 +224,7 @@ class JobMutations:
         "which use its devices exclusively, apart from the rest (CONVERT), so that a long "
         "profile does not hold short jobs behind it.",
         metadata=needs(Scope.worker),
+        graphql_type=ProfilingJob | None,
     )
     async def claim_profiling_job(
         self,
@@ -217,10 +233,10 @@ class JobMutations:
         devices: list[DeviceInput],
         lease_seconds: float = DEFAULT_LEASE_S,
         kinds: list[JobKind] | None = None,
-    ) -> ProfilingJob | None:
+    ) -> domain.ProfilingJob | None:
         checked_worker(worker)
         reported = [validated(device, "devices", worker=worker) for device in devices]
-        return await info.context.job_service.claim(  # type: ignore[return-value]
+        return await info.context.job_service.claim(
             worker, reported, lease_seconds, kinds, info.context.claimant
         )
 
@@ -229,12 +245,13 @@ class JobMutations:
         "say so in its log); refused (CONFLICT with a jobStatus extension) unless the job "
         "is RUNNING under this worker.",
         metadata=needs(Scope.worker),
+        graphql_type=ProfilingJob,
     )
     async def record_profiling_sweep(
         self, info: HubInfo, id: strawberry.ID, worker: str, sweep: SweepOutcomeInput
-    ) -> ProfilingJob:
+    ) -> domain.ProfilingJob:
         outcome = validated(sweep, "sweep")
-        return await info.context.job_service.record_sweep(  # type: ignore[return-value]
+        return await info.context.job_service.record_sweep(
             id, worker, info.context.claimant, outcome
         )
 
@@ -242,6 +259,7 @@ class JobMutations:
         description="For workers: renew the lease and report progress. A job cancelled "
         "meanwhile comes back CANCELLED: stop working on it.",
         metadata=needs(Scope.worker),
+        graphql_type=ProfilingJob,
     )
     async def heartbeat_profiling_job(
         self,
@@ -251,8 +269,8 @@ class JobMutations:
         progress: float,
         message: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_S,
-    ) -> ProfilingJob:
-        return await info.context.job_service.heartbeat(  # type: ignore[return-value]
+    ) -> domain.ProfilingJob:
+        return await info.context.job_service.heartbeat(
             id, worker, info.context.claimant, progress, message, lease_seconds
         )
 
@@ -260,18 +278,18 @@ class JobMutations:
         description="For workers: hand a job back unfinished (the worker is stopping): "
         "it is QUEUED again at once for any worker, without using up an attempt.",
         metadata=needs(Scope.worker),
+        graphql_type=ProfilingJob,
     )
     async def release_profiling_job(
         self, info: HubInfo, id: strawberry.ID, worker: str, reason: str = "stopping"
-    ) -> ProfilingJob:
-        return await info.context.job_service.release(  # type: ignore[return-value]
-            id, worker, info.context.claimant, reason
-        )
+    ) -> domain.ProfilingJob:
+        return await info.context.job_service.release(id, worker, info.context.claimant, reason)
 
     @strawberry.mutation(
         description="For workers: end a job; with an error it is retried until its attempts "
         "are used up (at once when not retryable), then FAILED with that error.",
         metadata=needs(Scope.worker),
+        graphql_type=ProfilingJob,
     )
     async def finish_profiling_job(
         self,
@@ -281,8 +299,8 @@ class JobMutations:
         error: str | None = None,
         message: str | None = None,
         retryable: bool = True,
-    ) -> ProfilingJob:
-        return await info.context.job_service.finish(  # type: ignore[return-value]
+    ) -> domain.ProfilingJob:
+        return await info.context.job_service.finish(
             id, worker, info.context.claimant, error, message, retryable
         )
 
@@ -292,9 +310,10 @@ class JobSubscriptions:
     @strawberry.subscription(
         description="The job now, then after every change until it ends.",
         metadata=needs(Scope.read),
+        graphql_type=ProfilingJob,
     )
     async def profiling_job(
         self, info: HubInfo, id: strawberry.ID
-    ) -> AsyncGenerator[ProfilingJob, None]:
+    ) -> AsyncGenerator[domain.ProfilingJob, None]:
         async for job in info.context.jobs.watch(id):
-            yield job  # type: ignore[misc]
+            yield job

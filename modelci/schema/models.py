@@ -81,20 +81,22 @@ class ModelQueries:
     @strawberry.field(
         description="One model, by id or by an alias that names it (give exactly one).",
         metadata=needs(Scope.read),
+        graphql_type=MLModel,
     )
     async def model(
         self, info: HubInfo, id: strawberry.ID | None = None, alias: str | None = None
-    ) -> MLModel:
+    ) -> domain.MLModel:
         if (id is None) == (alias is None):
             raise BadUserInput("give exactly one of id and alias", field="id")
         if alias is not None:
-            return await info.context.model_service.named(alias)  # type: ignore[return-value]
-        return await info.context.registry.get(str(id))  # type: ignore[return-value]
+            return await info.context.model_service.named(alias)
+        return await info.context.registry.get(str(id))
 
     @strawberry.field(
         description=f"Models matching every given filter, newest first; "
         f"`first` (after a cursor) or `last` (before one) is at most {MAX_PAGE_SIZE}.",
         metadata=needs(Scope.read),
+        graphql_type=Connection[MLModel],
     )
     async def models(
         self,
@@ -116,7 +118,7 @@ class ModelQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[MLModel]:
+    ) -> Connection[domain.MLModel]:
         page = page_request(MODEL_CURSOR, first, after, last, before)
         where = domain.ModelFilter(
             architecture=architecture,
@@ -129,7 +131,7 @@ class ModelQueries:
             profile=profile_filter(profile),
         )
         found = await info.context.registry.find(where, page)
-        return connection(MODEL_CURSOR, found)  # type: ignore[return-value]
+        return connection(MODEL_CURSOR, found)
 
 
 @strawberry.type
@@ -140,6 +142,7 @@ class ModelMutations:
         "`convert` queues conversion of a PyTorch model into TorchScript and ONNX variants "
         "(see convertModel), `profile` a profiling job (see profilingJobs).",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def register_model(
         self,
@@ -148,9 +151,9 @@ class ModelMutations:
         weight: Upload,
         convert: bool = True,
         profile: bool = False,
-    ) -> MLModel:
+    ) -> domain.MLModel:
         fields = validated(input, "input")
-        return await info.context.model_service.register(  # type: ignore[return-value]
+        return await info.context.model_service.register(
             fields,
             cast(UploadedWeight, weight),
             convert=convert,
@@ -162,6 +165,7 @@ class ModelMutations:
         description="For workers: register a converted variant of a model, verified against "
         "it; it takes the source's metadata with its own engine and status CONVERTED.",
         metadata=needs(Scope.worker),
+        graphql_type=MLModel,
     )
     async def register_converted_model(
         self,
@@ -173,9 +177,9 @@ class ModelMutations:
         profile: bool = False,
         job_id: FencingJob = None,
         worker: FencingWorker = None,
-    ) -> MLModel:
+    ) -> domain.MLModel:
         check = validated(conversion, "conversion")
-        return await info.context.model_service.register_converted(  # type: ignore[return-value]
+        return await info.context.model_service.register_converted(
             source_id,
             engine,
             cast(UploadedWeight, weight),
@@ -189,6 +193,7 @@ class ModelMutations:
     @strawberry.mutation(
         description="Change the given fields; an optional new weight replaces the stored bytes.",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def update_model(
         self,
@@ -196,10 +201,10 @@ class ModelMutations:
         id: strawberry.ID,
         input: ModelUpdateInput,
         weight: Upload | None = None,
-    ) -> MLModel:
+    ) -> domain.MLModel:
         changes = update_changes(input)
         source = cast(UploadedWeight | None, weight)
-        return await info.context.model_service.update(  # type: ignore[return-value]
+        return await info.context.model_service.update(
             id, changes, source, owner=info.context.owner
         )
 
@@ -209,14 +214,17 @@ class ModelMutations:
         "`cascade: true`, which deletes the variants too and removes the aliases of every "
         "model deleted.",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def delete_model(
         self, info: HubInfo, id: strawberry.ID, cascade: bool = False
-    ) -> MLModel:
-        return await info.context.model_service.delete(id, cascade)  # type: ignore[return-value]
+    ) -> domain.MLModel:
+        return await info.context.model_service.delete(id, cascade)
 
     @strawberry.mutation(
-        description="Add or replace the model's static profile.", metadata=needs(Scope.write)
+        description="Add or replace the model's static profile.",
+        metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def register_static_profiling_result(
         self,
@@ -225,9 +233,9 @@ class ModelMutations:
         result: StaticProfileResultInput,
         job_id: FencingJob = None,
         worker: FencingWorker = None,
-    ) -> MLModel:
+    ) -> domain.MLModel:
         static = validated(result, "result")
-        return await info.context.model_service.set_static_result(  # type: ignore[return-value]
+        return await info.context.model_service.set_static_result(
             model_id, static, job_id, worker, info.context.claimant
         )
 
@@ -235,17 +243,19 @@ class ModelMutations:
         description="Append a dynamic result; "
         "one with the same (ip, deviceId, batch) is a CONFLICT.",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def register_dynamic_profiling_result(
         self, info: HubInfo, model_id: strawberry.ID, result: DynamicProfileResultInput
-    ) -> MLModel:
+    ) -> domain.MLModel:
         dynamic = validated(result, "result")
-        return await info.context.model_service.add_dynamic_result(model_id, dynamic)  # type: ignore[return-value]
+        return await info.context.model_service.add_dynamic_result(model_id, dynamic)
 
     @strawberry.mutation(
         description="Replace the dynamic result with the same (ip, deviceId, batch); "
         "NOT_FOUND when there is none, unless forceInsert.",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def update_dynamic_profiling_result(
         self,
@@ -255,15 +265,16 @@ class ModelMutations:
         force_insert: bool = False,
         job_id: FencingJob = None,
         worker: FencingWorker = None,
-    ) -> MLModel:
+    ) -> domain.MLModel:
         dynamic = validated(result, "result")
-        return await info.context.model_service.replace_dynamic_result(  # type: ignore[return-value]
+        return await info.context.model_service.replace_dynamic_result(
             model_id, dynamic, force_insert, job_id, worker, info.context.claimant
         )
 
     @strawberry.mutation(
         description="Delete the dynamic results of a device, of one batch size when given.",
         metadata=needs(Scope.write),
+        graphql_type=MLModel,
     )
     async def delete_dynamic_profiling_result(
         self,
@@ -272,7 +283,7 @@ class ModelMutations:
         ip: str,
         device_id: str,
         batch: int | None = None,
-    ) -> MLModel:
-        return await info.context.model_service.delete_dynamic_results(  # type: ignore[return-value]
+    ) -> domain.MLModel:
+        return await info.context.model_service.delete_dynamic_results(
             model_id, ip, device_id, batch
         )

@@ -126,9 +126,9 @@ class ModelAlias:
     model_id: strawberry.ID
     update_time: strawberry.auto = strawberry.field(description="When it last moved.")
 
-    @strawberry.field(description="The model it names.")
-    async def model(self, info: HubInfo) -> MLModel | None:
-        return await info.context.loaders.model.load(str(self.model_id))  # type: ignore[return-value]
+    @strawberry.field(description="The model it names.", graphql_type=MLModel | None)
+    async def model(self, info: HubInfo) -> domain.MLModel | None:
+        return await info.context.loaders.model.load(str(self.model_id))
 
 
 def recommendation(found: choosing.Recommendation, first: int) -> Recommendation:
@@ -186,9 +186,10 @@ class ChoiceQueries:
     @strawberry.field(
         description=f"The aliases, by name (at most {MAX_ALIASES_LISTED}).",
         metadata=needs(Scope.read),
+        graphql_type=list[ModelAlias],
     )
-    async def model_aliases(self, info: HubInfo) -> list[ModelAlias]:
-        return await info.context.aliases.all(MAX_ALIASES_LISTED)  # type: ignore[return-value]
+    async def model_aliases(self, info: HubInfo) -> list[domain.ModelAlias]:
+        return await info.context.aliases.all(MAX_ALIASES_LISTED)
 
 
 @strawberry.type
@@ -198,15 +199,17 @@ class ChoiceMutations:
         "named, in one atomic write (how a team promotes a model: `resnet50-prod`). A name "
         "is 1 to 128 letters, digits, '.', '_' or '-', and never reads as a model id.",
         metadata=needs(Scope.write),
+        graphql_type=ModelAlias,
     )
     async def set_model_alias(
         self, info: HubInfo, alias: str, model_id: strawberry.ID
-    ) -> ModelAlias:
-        return await info.context.model_service.set_alias(alias, str(model_id))  # type: ignore[return-value]
+    ) -> domain.ModelAlias:
+        return await info.context.model_service.set_alias(alias, str(model_id))
 
     @strawberry.mutation(
         description="Remove an alias (the model stays); returns what it named.",
         metadata=needs(Scope.write),
+        graphql_type=ModelAlias,
     )
-    async def delete_model_alias(self, info: HubInfo, alias: str) -> ModelAlias:
-        return await info.context.model_service.delete_alias(alias)  # type: ignore[return-value]
+    async def delete_model_alias(self, info: HubInfo, alias: str) -> domain.ModelAlias:
+        return await info.context.model_service.delete_alias(alias)

@@ -27,14 +27,18 @@ class ApiToken:
 @strawberry.type
 class NewApiToken:
     token: str = strawberry.field(description="The secret: shown now, never again.")
-    api_token: ApiToken
+    api_token: auth.ApiToken = strawberry.field(graphql_type=ApiToken)
 
 
 @strawberry.type
 class TokenQueries:
-    @strawberry.field(description="Every API token (admin).", metadata=needs(Scope.admin))
-    async def api_tokens(self, info: HubInfo) -> list[ApiToken]:
-        return await info.context.tokens.list_all()  # type: ignore[return-value]
+    @strawberry.field(
+        description="Every API token (admin).",
+        metadata=needs(Scope.admin),
+        graphql_type=list[ApiToken],
+    )
+    async def api_tokens(self, info: HubInfo) -> list[auth.ApiToken]:
+        return await info.context.tokens.list_all()
 
 
 @strawberry.type
@@ -45,11 +49,12 @@ class TokenMutations:
     )
     async def create_api_token(self, info: HubInfo, name: str, scopes: list[Scope]) -> NewApiToken:
         record, secret = await info.context.tokens.create(name, scopes)
-        return NewApiToken(token=secret, api_token=record)  # type: ignore[arg-type]
+        return NewApiToken(token=secret, api_token=record)
 
     @strawberry.mutation(
         description="Revoke a token by id, or every token with a name (admin).",
         metadata=needs(Scope.admin),
+        graphql_type=list[ApiToken],
     )
-    async def revoke_api_token(self, info: HubInfo, id_or_name: str) -> list[ApiToken]:
-        return await info.context.tokens.revoke(id_or_name)  # type: ignore[return-value]
+    async def revoke_api_token(self, info: HubInfo, id_or_name: str) -> list[auth.ApiToken]:
+        return await info.context.tokens.revoke(id_or_name)

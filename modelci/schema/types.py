@@ -221,14 +221,19 @@ class MLModel:
     create_time: strawberry.auto
     update_time: strawberry.auto
 
-    @strawberry.field(description="The model this one was converted from; null for a source.")
-    async def parent(self, info: HubInfo) -> LazyMLModel | None:
+    @strawberry.field(
+        description="The model this one was converted from; null for a source.",
+        graphql_type=LazyMLModel | None,
+    )
+    async def parent(self, info: HubInfo) -> domain.MLModel | None:
         parent_id = self.parent_model_id
-        return await info.context.loaders.model.load(parent_id) if parent_id else None  # type: ignore[return-value]
+        return await info.context.loaders.model.load(parent_id) if parent_id else None
 
-    @strawberry.field(description="The variants converted from this model.")
-    async def children(self, info: HubInfo) -> list[LazyMLModel]:
-        return await info.context.loaders.children.load(str(self.id))  # type: ignore[return-value]
+    @strawberry.field(
+        description="The variants converted from this model.", graphql_type=list[LazyMLModel]
+    )
+    async def children(self, info: HubInfo) -> list[domain.MLModel]:
+        return await info.context.loaders.children.load(str(self.id))
 
     @strawberry.field(description="The aliases that name this model (setModelAlias), by name.")
     async def aliases(self, info: HubInfo) -> list[str]:
