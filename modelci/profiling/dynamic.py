@@ -57,7 +57,7 @@ from modelci.core.domain import (
     WeightFormat,
 )
 
-from .devices import GpuSampler, LocalDevice
+from .devices import GpuReadings, GpuSampler, LocalDevice
 
 P99_MIN_SAMPLES = 100
 
@@ -440,100 +440,197 @@ def measure_batch(
     if settings.max_windows < 1 or settings.min_runs < 1:
         raise ValueError("max_windows and min_runs must be at least 1")
     last_deadline = deadline if last_deadline is None else max(last_deadline, deadline or 0)
-    rng = np.random.default_rng(batch)
-    longest_run_s = 0.0
-    runs_per_window = settings.runs_per_window
+    deadlines = Deadlines(deadline, last_deadline)
+    runs = Runs(runner, specs, batch)
+    try:
+        first_inference_s = warm_up(runs, settings, should_stop, deadlines)
+        timed = timed_windows(runs, device, settings, should_stop, deadlines)
+    except Exception as error:
+        if is_out_of_memory(error):
+            raise OutOfDeviceMemory(str(error) or type(error).__name__) from error
+        raise
+    result = figures(runs, device, ip, load_s + first_inference_s, timed, settings)
+    return Measured(result, timed.windows, timed.cut, runs.longest_run_s)
 
-    def past_deadline() -> bool:
-        return deadline is not None and time.monotonic() >= deadline
 
-    def past_last_deadline() -> bool:
-        return last_deadline is not None and time.monotonic() >= last_deadline
+@dataclass(frozen=True)
+class Deadlines:
+    """When a measurement wraps up (``time.monotonic()`` seconds; None: never): past
+    ``deadline`` once its windows hold a p99's samples, past ``last_deadline`` whatever
+    they hold."""
 
-    def run_once(window: Window | None) -> None:
-        nonlocal longest_run_s
+    deadline: float | None
+    last_deadline: float | None
+
+    def passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def last_passed(self) -> bool:
+        return self.last_deadline is not None and time.monotonic() >= self.last_deadline
+
+
+class Runs:
+    """Runs of the model at one batch size, on fresh random inputs, each stage timed."""
+
+    def __init__(self, runner: Runner, specs: list[InputSpec], batch: int) -> None:
+        self.runner, self.specs, self.batch = runner, specs, batch
+        self.rng = np.random.default_rng(batch)
+        self.longest_run_s = 0.0
+
+    def run_once(self, window: Window | None = None) -> None:
+        """One run; its stages' times go into ``window`` where given."""
         started = time.perf_counter()
-        host = [spec.random(batch, rng) for spec in specs]
+        host = [spec.random(self.batch, self.rng) for spec in self.specs]
         formed = time.perf_counter()
-        device_inputs = runner.prepare(host)
+        device_inputs = self.runner.prepare(host)
         prepared = time.perf_counter()
-        outputs = runner.infer(device_inputs)
+        outputs = self.runner.infer(device_inputs)
         inferred = time.perf_counter()
-        runner.fetch(outputs)
+        self.runner.fetch(outputs)
         fetched = time.perf_counter()
-        longest_run_s = max(longest_run_s, fetched - started)
+        self.longest_run_s = max(self.longest_run_s, fetched - started)
         if window is not None:
             window.formation.append(formed - started)
             window.preprocess.append(prepared - started)
             window.inference.append(inferred - prepared)
             window.postprocess.append(fetched - inferred)
 
+
+def warm_up(
+    runs: Runs,
+    settings: MeasurementSettings,
+    should_stop: Callable[[], bool],
+    deadlines: Deadlines,
+) -> float:
+    """The cold run (the first inference at this batch size) and the warm-up runs after
+    it, none of them timed into the statistics: ``warmup_runs``, or fewer (not under two)
+    once they took ``warmup_s``, or (after one) once the deadline passed. The cold run's
+    seconds."""
+    first_started = time.perf_counter()
+    runs.run_once()
+    first_inference_s = time.perf_counter() - first_started
+    warmup_started = time.perf_counter()
+    warmed = 0
+    while warmed < settings.warmup_runs:
+        if should_stop():
+            raise MeasurementStopped("stopped during warm-up")
+        spent = time.perf_counter() - warmup_started
+        if (warmed >= 2 and spent >= settings.warmup_s) or (warmed >= 1 and deadlines.passed()):
+            break
+        runs.run_once()
+        warmed += 1
+    return first_inference_s
+
+
+@dataclass
+class TimedWindows:
+    """The timed windows of a measurement, and what the machine did meanwhile."""
+
+    windows: list[Window]
+    stable: bool  # the last ``stable_windows`` agreed
+    cut: bool  # ended at a deadline with windows still allowed
+    cpus: int  # the CPUs this process may run on
+    timed_s: float  # wall seconds, all windows together
+    busy_s: float  # this process's CPU seconds meanwhile
+    peak_rss: int
+    gpu: GpuReadings | None  # on a GPU: its memory and utilization meanwhile
+
+
+def timed_windows(
+    runs: Runs,
+    device: LocalDevice,
+    settings: MeasurementSettings,
+    should_stop: Callable[[], bool],
+    deadlines: Deadlines,
+) -> TimedWindows:
+    """Timed windows until the last ``stable_windows`` agree, ``max_windows`` were
+    taken, or the deadlines end them."""
+    process = psutil.Process()
+    sampler = GpuSampler(device) if device.kind == "CUDA" else None
+    windows: list[Window] = []
+    activity = Activity()
+    cpu_before = process.cpu_times()
+    timed_started = time.perf_counter()
+    peak_rss = process.memory_info().rss
+    stable = cut = False
+    if sampler is not None:
+        sampler.start()
     try:
-        first_started = time.perf_counter()
-        run_once(None)  # cold: the first inference at this batch size
-        first_inference_s = time.perf_counter() - first_started
-        warmup_started = time.perf_counter()
-        warmed = 0
-        while warmed < settings.warmup_runs:
-            if should_stop():
-                raise MeasurementStopped("stopped during warm-up")
-            spent = time.perf_counter() - warmup_started
-            if (warmed >= 2 and spent >= settings.warmup_s) or (warmed >= 1 and past_deadline()):
+        while len(windows) < settings.max_windows:
+            windows.append(timed_window(runs, settings, activity, should_stop))
+            peak_rss = max(peak_rss, process.memory_info().rss)
+            if windows_agree(windows, runs.batch, settings):
+                stable = True
                 break
-            run_once(None)
-            warmed += 1
-
-        process = psutil.Process()
-        sampler = GpuSampler(device) if device.kind == "CUDA" else None
-        windows: list[Window] = []
-        activity = Activity()
-        cpu_before = process.cpu_times()
-        timed_started = time.perf_counter()
-        peak_rss = process.memory_info().rss
-        stable = cut = False
-        if sampler is not None:
-            sampler.start()
-        try:
-            while len(windows) < settings.max_windows:
-                window = Window()
-                window_started = time.perf_counter()
-                activity.mark()
-                while (
-                    len(window.inference) < runs_per_window
-                    or time.perf_counter() - window_started < settings.window_s
-                ):
-                    if should_stop():
-                        raise MeasurementStopped("stopped during a timed window")
-                    run_once(window)
-                window.wall_s = time.perf_counter() - window_started
-                others = activity.others_since_mark()
-                if others is not None:
-                    window.others_s, window.cpu_s = others
-                windows.append(window)
-                peak_rss = max(peak_rss, process.memory_info().rss)
-                recent = windows[-settings.stable_windows :]
-                if len(recent) == settings.stable_windows and (
-                    agree([w.throughput(batch) for w in recent], settings.tolerance)
-                    and agree([w.p50() for w in recent], settings.tolerance)
-                ):
-                    stable = True
-                    break
-                holds_p99 = sum(len(w.inference) for w in recent) >= P99_MIN_SAMPLES
-                if ((past_deadline() and holds_p99) or past_last_deadline()) and len(
-                    windows
-                ) < settings.max_windows:
-                    cut = True
-                    break
-        finally:
-            gpu = sampler.stop() if sampler is not None else None
-    except Exception as error:
-        if is_out_of_memory(error):
-            raise OutOfDeviceMemory(str(error) or type(error).__name__) from error
-        raise
-
+            if deadline_ends(windows, settings, deadlines):
+                cut = True
+                break
+    finally:
+        gpu = sampler.stop() if sampler is not None else None
     timed_s = time.perf_counter() - timed_started
     cpu_after = process.cpu_times()
-    used = windows[-settings.stable_windows :]
+    busy_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    return TimedWindows(windows, stable, cut, len(activity.cpus), timed_s, busy_s, peak_rss, gpu)
+
+
+def timed_window(
+    runs: Runs,
+    settings: MeasurementSettings,
+    activity: Activity,
+    should_stop: Callable[[], bool],
+) -> Window:
+    """One window: at least ``runs_per_window`` runs and ``window_s`` seconds, with
+    the CPU time other work took meanwhile."""
+    window = Window()
+    window_started = time.perf_counter()
+    activity.mark()
+    while (
+        len(window.inference) < settings.runs_per_window
+        or time.perf_counter() - window_started < settings.window_s
+    ):
+        if should_stop():
+            raise MeasurementStopped("stopped during a timed window")
+        runs.run_once(window)
+    window.wall_s = time.perf_counter() - window_started
+    others = activity.others_since_mark()
+    if others is not None:
+        window.others_s, window.cpu_s = others
+    return window
+
+
+def windows_agree(windows: list[Window], batch: int, settings: MeasurementSettings) -> bool:
+    """The last ``stable_windows`` agree within ``tolerance`` on throughput and p50."""
+    recent = windows[-settings.stable_windows :]
+    return len(recent) == settings.stable_windows and (
+        agree([w.throughput(batch) for w in recent], settings.tolerance)
+        and agree([w.p50() for w in recent], settings.tolerance)
+    )
+
+
+def deadline_ends(
+    windows: list[Window], settings: MeasurementSettings, deadlines: Deadlines
+) -> bool:
+    """The deadline ends the windows before ``max_windows``: past it once the last
+    windows hold a p99's samples, past the last deadline whatever they hold."""
+    recent = windows[-settings.stable_windows :]
+    holds_p99 = sum(len(w.inference) for w in recent) >= P99_MIN_SAMPLES
+    return ((deadlines.passed() and holds_p99) or deadlines.last_passed()) and len(
+        windows
+    ) < settings.max_windows
+
+
+def figures(
+    runs: Runs,
+    device: LocalDevice,
+    ip: str,
+    initialization_s: float,
+    timed: TimedWindows,
+    settings: MeasurementSettings,
+) -> DynamicProfileResult:
+    """The published result: statistics from the samples of the last ``stable_windows``
+    windows, with how they were measured."""
+    batch = runs.batch
+    used = timed.windows[-settings.stable_windows :]
 
     def samples(stage: str) -> list[float]:
         return [sample for window in used for sample in getattr(window, stage)]
@@ -542,38 +639,37 @@ def measure_batch(
     ordered = sorted(inference)
     quartile_1, quartile_3 = nearest_rank(ordered, 25), nearest_rank(ordered, 75)
     median = nearest_rank(ordered, 50)
-    busy_fraction, contention = contention_of(used, settings.threads, len(activity.cpus))
+    busy_fraction, contention = contention_of(used, settings.threads, timed.cpus)
     p99_missing = None
     if len(inference) < P99_MIN_SAMPLES:
         why = (
             "this batch's share of the job's budget ran out first (a larger budget pays for it)"
-            if cut
+            if timed.cut
             else f"the worker allows {settings.max_windows} window(s) of "
-            f"{runs_per_window} runs, fewer than that"
+            f"{settings.runs_per_window} runs, fewer than that"
         )
         p99_missing = f"{len(inference)} timed runs: a p99 needs {P99_MIN_SAMPLES}; {why}"
 
-    if gpu is not None:
+    if timed.gpu is not None:
         memory = ProfileMemory(
             total_memory=device.total_memory,
-            memory_usage=gpu.peak_memory_used,
-            utilization=gpu.mean_utilization,
+            memory_usage=timed.gpu.peak_memory_used,
+            utilization=timed.gpu.mean_utilization,
         )
     else:
-        busy_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
         memory = ProfileMemory(
             total_memory=device.total_memory,
-            memory_usage=peak_rss,
-            utilization=min(1.0, busy_s / (timed_s * settings.threads)),
+            memory_usage=timed.peak_rss,
+            utilization=min(1.0, timed.busy_s / (timed.timed_s * settings.threads)),
         )
-    result = DynamicProfileResult(
+    return DynamicProfileResult(
         ip=ip,
         device_id=device.device_id,
         device_name=device.name,
         batch=batch,
         memory=memory,
         latency=ProfileLatency(
-            initialization_latency=single(load_s + first_inference_s),
+            initialization_latency=single(initialization_s),
             preprocess_latency=distribution(samples("preprocess")),
             inference_latency=distribution(inference),
             postprocess_latency=distribution(samples("postprocess")),
@@ -585,15 +681,14 @@ def measure_batch(
             postprocess_throughput=batch / statistics.fmean(samples("postprocess")),
         ),
         measurement=Measurement(
-            runtime=runner.runtime,
+            runtime=runs.runner.runtime,
             intra_op_threads=settings.threads,
             samples=len(inference),
-            windows=len(windows),
-            stable=stable,
+            windows=len(timed.windows),
+            stable=timed.stable,
             iqr_over_median=(quartile_3 - quartile_1) / median if median > 0 else 0.0,
             busy_fraction=busy_fraction,
             contention=contention,
             p99_missing=p99_missing,
         ),
     )
-    return Measured(result, windows, cut, longest_run_s)

@@ -256,19 +256,9 @@ def sweep(
             measure_batch, runner, specs, batch, device, ip, load_s, settings, should_stop
         )
         try:
-            measured = measure(batch_deadline, deadline)
-            attempts = 1
-            while attempts < ATTEMPTS and not trustworthy(measured):
-                # Taken again if that costs no more than the share a batch gets of what is
-                # left: a retake must not starve the batches after it. Costed at the mean
-                # run, as a busy machine's runs have long tails that the median hides.
-                cost = estimated_cost_s(measured.result.latency.inference_latency.avg, settings)
-                retake_share = (deadline - time.monotonic()) / sharing
-                if cost > retake_share:
-                    break
-                again = measure(min(deadline, time.monotonic() + retake_share), deadline)
-                attempts += 1
-                measured = better(measured, again)
+            measured, attempts = measured_with_retakes(
+                measure, batch_deadline, deadline, sharing, settings
+            )
         except OutOfDeviceMemory as error:
             return finish(
                 SweepStop(StopReason.OUT_OF_MEMORY, f"batch {batch} ran out of memory ({error})"),
@@ -300,6 +290,33 @@ def sweep(
             return finish(verdict, batch)
         previous = record
     return finish(plan.last_reason, plan.batches[-1])  # not reached: the last batch judges
+
+
+def measured_with_retakes(
+    measure: Callable[[float, float], Measured],
+    batch_deadline: float,
+    deadline: float,
+    sharing: int,
+    settings: MeasurementSettings,
+) -> tuple[Measured, int]:
+    """A batch measured (``measure(deadline, last_deadline)``), and taken again while it
+    is not trustworthy, up to ATTEMPTS: the better measurement, and how many were taken.
+
+    A retake is taken only if it costs no more than the share a batch gets of what is
+    left (``sharing`` batches share it): it must not starve the batches after it. It is
+    costed at the mean run, as a busy machine's runs have long tails that the median
+    hides."""
+    measured = measure(batch_deadline, deadline)
+    attempts = 1
+    while attempts < ATTEMPTS and not trustworthy(measured):
+        cost = estimated_cost_s(measured.result.latency.inference_latency.avg, settings)
+        retake_share = (deadline - time.monotonic()) / sharing
+        if cost > retake_share:
+            break
+        again = measure(min(deadline, time.monotonic() + retake_share), deadline)
+        attempts += 1
+        measured = better(measured, again)
+    return measured, attempts
 
 
 def trustworthy(measured: Measured) -> bool:
