@@ -25,12 +25,11 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
-from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
@@ -129,6 +128,8 @@ Input = TypeVar("Input", bound=BaseModel)
 NodeT_co = TypeVar("NodeT_co", covariant=True)
 Method = TypeVar("Method", bound=Callable[..., Any])
 ModelHubT = TypeVar("ModelHubT")
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
 # The hub's messages are written for GraphQL callers; a caller of this client wrote Python,
 # so its errors name the Python ways of saying the same.
@@ -699,12 +700,42 @@ class ModelHub:
         return follower.job
 
 
-class AsyncModelHub:
-    """The same client for asyncio code: ModelHub's methods, awaited.
+class InAThread(Generic[Params, Result]):
+    """A ModelHub method as an AsyncModelHub method: the same parameters, awaited.
 
-    Each call runs the synchronous client in a worker thread, so uploads and downloads
-    stream just the same and the event loop never blocks.
-    """
+    The synchronous call runs in a worker thread, so uploads and downloads stream just
+    the same and the event loop never blocks; type checkers see the method's own
+    signature, its result wrapped in a coroutine."""
+
+    def __init__(self, method: Callable[Concatenate[ModelHub, Params], Result]) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, client: None, owner: type[AsyncModelHub]) -> InAThread[Params, Result]: ...
+
+    @overload
+    def __get__(
+        self, client: AsyncModelHub, owner: type[AsyncModelHub]
+    ) -> Callable[Params, Coroutine[Any, Any, Result]]: ...
+
+    def __get__(
+        self, client: AsyncModelHub | None, owner: type[AsyncModelHub]
+    ) -> InAThread[Params, Result] | Callable[Params, Coroutine[Any, Any, Result]]:
+        if client is None:
+            return self
+        method, hub = self.method, client.hub
+
+        async def in_a_thread(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+            return await asyncio.to_thread(method, hub, *args, **kwargs)
+
+        in_a_thread.__name__ = in_a_thread.__qualname__ = method.__name__
+        in_a_thread.__doc__ = method.__doc__
+        return in_a_thread
+
+
+class AsyncModelHub:
+    """The same client for asyncio code: ModelHub's methods, awaited (``InAThread``)."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
         self.hub = ModelHub(url, token, timeout)
@@ -719,154 +750,35 @@ class AsyncModelHub:
     def url(self) -> str:
         return self.hub.url
 
-    async def close(self) -> None:
-        await asyncio.to_thread(self.hub.close)
-
-    async def register_model(
-        self,
-        weight: str | Path | bytes,
-        *,
-        convert: bool = True,
-        profile: bool = False,
-        progress: Progress | None = None,
-        **fields: Any,
-    ) -> MLModel:
-        return await asyncio.to_thread(
-            self.hub.register_model,
-            weight,
-            convert=convert,
-            profile=profile,
-            progress=progress,
-            **fields,
-        )
-
-    async def get_by_id(self, model_id: str) -> MLModel:
-        return await asyncio.to_thread(self.hub.get_by_id, model_id)
-
-    async def get_models(self, limit: int | None = None, **filters: Any) -> list[MLModel]:
-        return await asyncio.to_thread(self.hub.get_models, limit, **filters)
-
-    async def update_model(
-        self,
-        model_id: str,
-        weight: str | Path | bytes | None = None,
-        progress: Progress | None = None,
-        **changes: Any,
-    ) -> MLModel:
-        return await asyncio.to_thread(self.hub.update_model, model_id, weight, progress, **changes)
-
-    async def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
-        return await asyncio.to_thread(self.hub.delete_model, model_id, cascade)
-
-    async def register_static_profiling_result(self, model_id: str, result: Any) -> MLModel:
-        return await asyncio.to_thread(self.hub.register_static_profiling_result, model_id, result)
-
-    async def register_dynamic_profiling_result(self, model_id: str, result: Any) -> MLModel:
-        return await asyncio.to_thread(self.hub.register_dynamic_profiling_result, model_id, result)
-
-    async def update_dynamic_profiling_result(
-        self, model_id: str, result: Any, force_insert: bool = False
-    ) -> MLModel:
-        return await asyncio.to_thread(
-            self.hub.update_dynamic_profiling_result, model_id, result, force_insert
-        )
-
-    async def delete_dynamic_profiling_result(
-        self, model_id: str, ip: str, device_id: str, batch: int | None = None
-    ) -> MLModel:
-        return await asyncio.to_thread(
-            self.hub.delete_dynamic_profiling_result, model_id, ip, device_id, batch
-        )
-
-    async def get_variants(self, model_id: str) -> list[GetLineageModelChildren]:
-        return await asyncio.to_thread(self.hub.get_variants, model_id)
-
-    async def download_weight(
-        self,
-        model_id: str,
-        target: str | Path,
-        progress: Progress | None = None,
-        *,
-        overwrite: bool = False,
-    ) -> Path:
-        return await asyncio.to_thread(
-            self.hub.download_weight, model_id, target, progress, overwrite=overwrite
-        )
-
-    async def recommend(self, task: Task | str, **goal: Any) -> RecommendRecommend:
-        return await asyncio.to_thread(lambda: self.hub.recommend(task, **goal))
-
-    async def compare_models(self, model_ids: list[str]) -> CompareModelsCompareModels:
-        return await asyncio.to_thread(self.hub.compare_models, model_ids)
-
-    async def get_model(
-        self, model_id: str | None = None, *, alias: str | None = None
-    ) -> GetModelModel:
-        return await asyncio.to_thread(lambda: self.hub.get_model(model_id, alias=alias))
-
-    async def set_alias(self, alias: str, model_id: str) -> SetModelAliasSetModelAlias:
-        return await asyncio.to_thread(self.hub.set_alias, alias, model_id)
-
-    async def delete_alias(self, alias: str) -> DeleteModelAliasDeleteModelAlias:
-        return await asyncio.to_thread(self.hub.delete_alias, alias)
-
-    async def aliases(self) -> list[GetModelAliasesModelAliases]:
-        return await asyncio.to_thread(self.hub.aliases)
-
-    async def get_devices(self) -> list[GetDevicesDevices]:
-        return await asyncio.to_thread(self.hub.get_devices)
-
-    async def create_token(
-        self, name: str, scopes: list[Scope | str]
-    ) -> CreateApiTokenCreateApiToken:
-        return await asyncio.to_thread(self.hub.create_token, name, scopes)
-
-    async def get_tokens(self) -> list[GetApiTokensApiTokens]:
-        return await asyncio.to_thread(self.hub.get_tokens)
-
-    async def revoke_token(self, id_or_name: str) -> list[str]:
-        return await asyncio.to_thread(self.hub.revoke_token, id_or_name)
-
-    async def profile_model(
-        self,
-        model_id: str,
-        batch_sizes: list[int] | None = None,
-        devices: list[str] | None = None,
-        *,
-        budget_seconds: float | None = None,
-        max_p99_latency: float | None = None,
-        max_batch: int | None = None,
-    ) -> ProfilingJob:
-        return await asyncio.to_thread(
-            partial(
-                self.hub.profile_model,
-                model_id,
-                batch_sizes,
-                devices,
-                budget_seconds=budget_seconds,
-                max_p99_latency=max_p99_latency,
-                max_batch=max_batch,
-            )
-        )
-
-    async def convert_model(
-        self, model_id: str, targets: list[Engine | str] | None = None, profile: bool = False
-    ) -> ProfilingJob:
-        return await asyncio.to_thread(self.hub.convert_model, model_id, targets, profile)
-
-    async def get_job(self, job_id: str) -> ProfilingJob:
-        return await asyncio.to_thread(self.hub.get_job, job_id)
-
-    async def get_jobs(
-        self,
-        model_id: str | None = None,
-        status: JobStatus | str | None = None,
-        limit: int | None = PAGE_SIZE,
-    ) -> list[ProfilingJob]:
-        return await asyncio.to_thread(self.hub.get_jobs, model_id, status, limit)
-
-    async def cancel_job(self, job_id: str) -> ProfilingJob:
-        return await asyncio.to_thread(self.hub.cancel_job, job_id)
+    close = InAThread(ModelHub.close)
+    register_model = InAThread(ModelHub.register_model)
+    get_by_id = InAThread(ModelHub.get_by_id)
+    get_models = InAThread(ModelHub.get_models)
+    update_model = InAThread(ModelHub.update_model)
+    delete_model = InAThread(ModelHub.delete_model)
+    set_tag = InAThread(ModelHub.set_tag)
+    remove_tag = InAThread(ModelHub.remove_tag)
+    register_static_profiling_result = InAThread(ModelHub.register_static_profiling_result)
+    register_dynamic_profiling_result = InAThread(ModelHub.register_dynamic_profiling_result)
+    update_dynamic_profiling_result = InAThread(ModelHub.update_dynamic_profiling_result)
+    delete_dynamic_profiling_result = InAThread(ModelHub.delete_dynamic_profiling_result)
+    get_variants = InAThread(ModelHub.get_variants)
+    download_weight = InAThread(ModelHub.download_weight)
+    recommend = InAThread(ModelHub.recommend)
+    compare_models = InAThread(ModelHub.compare_models)
+    get_model = InAThread(ModelHub.get_model)
+    set_alias = InAThread(ModelHub.set_alias)
+    delete_alias = InAThread(ModelHub.delete_alias)
+    aliases = InAThread(ModelHub.aliases)
+    get_devices = InAThread(ModelHub.get_devices)
+    create_token = InAThread(ModelHub.create_token)
+    get_tokens = InAThread(ModelHub.get_tokens)
+    revoke_token = InAThread(ModelHub.revoke_token)
+    profile_model = InAThread(ModelHub.profile_model)
+    convert_model = InAThread(ModelHub.convert_model)
+    get_job = InAThread(ModelHub.get_job)
+    get_jobs = InAThread(ModelHub.get_jobs)
+    cancel_job = InAThread(ModelHub.cancel_job)
 
     async def wait_for_job(
         self,
