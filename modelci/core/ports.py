@@ -6,10 +6,10 @@ driver or torch.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from .domain import (
     ConversionCheck,
@@ -22,9 +22,11 @@ from .domain import (
     ModelAlias,
     ModelFields,
     ModelFilter,
+    ModelKey,
     ProfilingJob,
     StaticProfileResult,
     SweepOutcome,
+    Weight,
     WeightFormat,
 )
 from .identity import ApiToken, Identity, Scope
@@ -36,6 +38,19 @@ class UploadedWeight(Protocol):
 
     filename: str | None
     content_type: str | None
+
+
+@dataclass
+class CheckedWeight:
+    """A weight staged and inspected against a model's fields: the fields completed from
+    the file (inputs and outputs it says), its format (None: one the hub stores but does
+    not read), and the description a model keeps of it. Its bytes stay staged by the
+    registry that checked them until a model referencing them is written, or until the
+    block that holds it ends (see ``ModelRegistry.checked``)."""
+
+    fields: ModelFields
+    format: WeightFormat | None
+    description: Weight
 
 
 T = TypeVar("T")
@@ -60,20 +75,34 @@ class PageRequest:
 
 
 class ModelRegistry(Protocol):
-    """The model service: every operation of ML-Model-CI's, with its errors (see ``errors``)."""
+    """Models and their weights, stored and fetched; a model with a weight is written in
+    two phases: ``checked`` (the weight staged and inspected), then ``insert`` or
+    ``update`` within its block. The rules between the phases are the use cases'."""
 
-    async def register(
+    def checked(
+        self, weight: UploadedWeight, fields: ModelFields, owner: str | None = None
+    ) -> AbstractAsyncContextManager[CheckedWeight]:
+        """The weight staged and inspected against ``fields`` (BAD_USER_INPUT where the
+        file and the fields disagree), for the block to refuse by raising or to pass to
+        ``insert`` or ``update``; ``owner``'s checks take turns with other owners'. When
+        the block ends the staged bytes are gone: referenced by the model written, or
+        removed."""
+        ...
+
+    async def holder_of(self, key: ModelKey) -> str | None:
+        """The id of the model registered under ``key``, if any."""
+        ...
+
+    async def insert(
         self,
-        fields: ModelFields,
-        weight: UploadedWeight,
+        weight: CheckedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
-        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
-        owner: str | None = None,
     ) -> MLModel:
-        """Store the model and its weight; ``accept`` sees the fields completed from the
-        checked file, before anything is stored, and refuses by raising. ``owner``'s
-        uploads take turns with others' for the checks."""
+        """A new model of ``weight.fields`` referencing the checked weight (inside the
+        block of ``checked`` that gave it); CONFLICT when another model holds its key.
+        A variant (``parent_model_id``) whose source is deleted while it is written is
+        not kept: NOT_FOUND."""
         ...
 
     async def get(self, model_id: str) -> MLModel: ...
@@ -83,10 +112,15 @@ class ModelRegistry(Protocol):
     async def update(
         self,
         model_id: str,
-        changes: dict[str, Any],
-        weight: UploadedWeight | None,
-        owner: str | None = None,
-    ) -> MLModel: ...
+        fields: ModelFields,
+        changed: set[str],
+        weight: CheckedWeight | None = None,
+    ) -> MLModel:
+        """The ``changed`` fields of the model written with their values in ``fields``;
+        with ``weight`` (checked against ``fields``), its bytes replace the model's, whose
+        old bytes go unless another model references them. CONFLICT when another model
+        holds the new key."""
+        ...
 
     async def delete(self, model_id: str, cascade: bool) -> list[MLModel]:
         """The model and, with ``cascade``, its converted variants; CONFLICT if it has

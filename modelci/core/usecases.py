@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from . import choosing
 from .domain import (
     ConversionCheck,
@@ -29,6 +31,7 @@ from .domain import (
     ModelAlias,
     ModelFields,
     ModelFilter,
+    ModelKey,
     ModelStatus,
     ProfilingJob,
     StaticProfileResult,
@@ -36,11 +39,18 @@ from .domain import (
     Task,
     WeightFormat,
 )
-from .errors import BadUserInput, Conflict, NotFound, TooManyRequests
+from .errors import BadUserInput, Conflict, NotFound, TooManyRequests, invalid_input
 from .weight_formats import WEIGHT_FORMATS, may_lack_input_shapes
 
 if TYPE_CHECKING:
-    from .ports import AliasRegistry, DeviceRegistry, JobQueue, ModelRegistry, UploadedWeight
+    from .ports import (
+        AliasRegistry,
+        CheckedWeight,
+        DeviceRegistry,
+        JobQueue,
+        ModelRegistry,
+        UploadedWeight,
+    )
 
 MAX_BATCH_SIZE = 4096
 # A profiling job's time budget and latency limit, in seconds: beyond these a value is
@@ -169,6 +179,80 @@ def format_name(weight_format: WeightFormat | None) -> str:
     return weight_format.value if weight_format else "model"
 
 
+def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
+    """BAD_USER_INPUT unless the declared framework and engine fit the file's format; the
+    message says what the file is and what to declare instead."""
+    rule = WEIGHT_FORMATS[weight_format]
+    framework, engine = rule.framework, rule.engine.value
+    if fields.engine is not rule.engine or (framework and fields.framework is not framework):
+        wanted = (
+            f"framework {framework.value}, engine {engine}" if framework else f"engine {engine}"
+        )
+        raise BadUserInput(
+            f"weight: the file is {rule.name}, not what the input declares "
+            f"(framework {fields.framework.value}, engine {fields.engine.value}); register it "
+            f"with {wanted}",
+            field="weight",
+        )
+
+
+def check_weight(weight: CheckedWeight) -> None:
+    """A checked weight's fields declare its format (the inspection says so before it
+    loads a file; a weight checked elsewhere is held to the same rule)."""
+    if weight.format is not None:
+        check_declaration(weight.fields, weight.format)
+
+
+def describe_key(fields: ModelFields | ModelKey) -> str:
+    key = fields.key() if isinstance(fields, ModelFields) else fields
+    return (
+        f"{key.architecture} {key.framework.value}/{key.engine.value} v{key.version} "
+        f"({key.task.value}, {key.dataset})"
+    )
+
+
+def key_taken(fields: ModelFields, holder: str | None = None) -> Conflict:
+    """CONFLICT for a key taken, naming the model that holds it where known."""
+    named = {"modelId": holder} if holder is not None else {}
+    return Conflict(
+        f"a model {describe_key(fields)} is already registered"
+        + (f": {holder}" if holder is not None else ""),
+        key=list(ModelKey.model_fields),
+        **named,
+    )
+
+
+def merged_fields(model: MLModel, changes: dict[str, Any]) -> ModelFields:
+    """The model's fields with ``changes`` applied; BAD_USER_INPUT naming what is wrong."""
+    try:
+        return ModelFields.model_validate(
+            model.model_dump(include=set(ModelFields.model_fields)) | changes
+        )
+    except ValidationError as error:
+        raise invalid_input(error, "input") from None
+
+
+# A converted variant's file name: its source's, with the extension of its own format.
+FORMAT_EXTENSIONS = {
+    WeightFormat.ONNX: ".onnx",
+    WeightFormat.TORCHSCRIPT: ".pt",
+    WeightFormat.TORCH_EXPORT: ".pt2",
+    WeightFormat.TORCH_PICKLE: ".pt",
+}
+MODEL_EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".ts", ".torchscript", ".zip", ".bin")
+
+
+def variant_filename(source_filename: str, weight_format: WeightFormat | None) -> str | None:
+    """``<source stem>.<ext>`` for a variant of ``weight_format`` (None: a format the hub
+    does not read, which keeps the name it was uploaded with)."""
+    if weight_format is None:
+        return None
+    stem = source_filename
+    if stem.lower().endswith(MODEL_EXTENSIONS) and "." in stem.lstrip("."):
+        stem = stem.rsplit(".", 1)[0]
+    return stem + FORMAT_EXTENSIONS[weight_format]
+
+
 def no_inputs_to_register(weight_format: WeightFormat | None, asked: str) -> BadUserInput:
     return BadUserInput(
         f"input.inputs: {asked} needs the model's input shapes, and this "
@@ -194,12 +278,13 @@ def require_inputs(model: MLModel, asked: str) -> None:
 
 
 def conversion_targets(model: MLModel, targets: list[Engine] | None) -> list[Engine] | None:
-    """The engines to convert to (None: this model converts to nothing); all the model's
-    format converts to when ``targets`` is None."""
+    """The engines to convert to (None: this model converts to nothing); the format's
+    default targets when ``targets`` is None."""
     weight_format = model.weight.format
     possible = list(WEIGHT_FORMATS[weight_format].converts_to) if weight_format else None
     if targets is None:
-        return possible
+        defaults = WEIGHT_FORMATS[weight_format].default_targets if weight_format else ()
+        return list(defaults) or None
     unknown = [target for target in targets if target not in (possible or [])]
     if unknown:
         raise BadUserInput(
@@ -485,14 +570,14 @@ class ModelService:
         await self.jobs.check_quota(owner, int(convert) + int(profile))
         jobs = (("conversion", convert), ("profiling", profile))
         asked = " and ".join(job for job, wanted in jobs if wanted)
-
-        def fed_if_run(checked: ModelFields, weight_format: WeightFormat | None) -> None:
+        await self.refuse_taken_key(fields)
+        async with self.registry.checked(weight, fields, owner) as checked:
+            check_weight(checked)
             # Only the checked file tells whether its inputs can be read (a .pt2's can):
             # refused before anything is stored, not by a job that fails later.
-            if asked and not checked.inputs and may_lack_input_shapes(weight_format):
-                raise no_inputs_to_register(weight_format, asked)
-
-        model = await self.registry.register(fields, weight, accept=fed_if_run, owner=owner)
+            if asked and not checked.fields.inputs and may_lack_input_shapes(checked.format):
+                raise no_inputs_to_register(checked.format, asked)
+            model = await self.registry.insert(checked)
         try:
             if convert:
                 await self.jobs.queue_conversion(model, None, profile, owner)
@@ -566,9 +651,17 @@ class ModelService:
             # it is their quota it comes out of.
             profile = profile and job.profile_variants
             try:
-                variant = await self.registry.register(
-                    fields, weight, parent_model_id=source.id, conversion=conversion, owner=owner
-                )
+                await self.refuse_taken_key(fields)
+                async with self.registry.checked(weight, fields, owner) as checked:
+                    check_weight(checked)
+                    # Workers upload variants under a scratch name: a variant is named
+                    # after its source.
+                    named = variant_filename(source.weight.filename, checked.format)
+                    if named is not None:
+                        checked.description.filename = named
+                    variant = await self.registry.insert(
+                        checked, parent_model_id=source.id, conversion=conversion
+                    )
             except Conflict:
                 (variants,) = await self.registry.children_of([source.id])
                 existing = next((v for v in variants if v.key() == fields.key()), None)
@@ -594,7 +687,31 @@ class ModelService:
         weight: UploadedWeight | None,
         owner: str | None = None,
     ) -> MLModel:
-        return await self.registry.update(model_id, changes, weight, owner=owner)
+        """``changes`` applied to the model's fields; a new ``weight`` is checked against
+        them and replaces the stored bytes, with the inputs and outputs its file says."""
+        current = await self.registry.get(model_id)
+        fields = merged_fields(current, changes)
+        if weight is None:
+            if current.weight.format is not None:
+                check_declaration(fields, current.weight.format)
+            return await self.registry.update(model_id, fields, set(changes))
+        async with self.registry.checked(weight, fields, owner) as checked:
+            check_weight(checked)
+            read_from_file = {
+                field
+                for field in ("inputs", "outputs")
+                if getattr(checked.fields, field) != getattr(fields, field)
+            }
+            return await self.registry.update(
+                model_id, checked.fields, set(changes) | read_from_file, checked
+            )
+
+    async def refuse_taken_key(self, fields: ModelFields) -> None:
+        """CONFLICT, before a weight is inspected, when another model holds the key (the
+        insert refuses it too, should one take it meanwhile)."""
+        holder = await self.registry.holder_of(fields.key())
+        if holder is not None:
+            raise key_taken(fields, holder)
 
     async def delete(self, model_id: str, cascade: bool) -> MLModel:
         """The model (with ``cascade``, its variants too), its jobs and, with ``cascade``,

@@ -63,7 +63,7 @@ from modelci.cage.inspect_step import INSPECT_LOADING, INSPECT_PASSED
 from modelci.cage.runner import CageError, CageStopped, Limits, run_caged
 from modelci.core.domain import Engine, IOShape, ModelFields, WeightFormat
 from modelci.core.errors import BadUserInput
-from modelci.core.weight_formats import WEIGHT_FORMATS
+from modelci.core.usecases import check_declaration
 
 from .embedded import stop_with_parent
 
@@ -77,6 +77,7 @@ FORMAT_OF_ENGINE = {
     Engine.ONNX: "an ONNX model",
     Engine.TORCHSCRIPT: "a TorchScript archive",
     Engine.PYTORCH: "a torch.export archive (.pt2) or an allowed pickle",
+    Engine.AOTINDUCTOR: "an AOTInductor package (.pt2) made by the hub's conversion",
 }
 
 
@@ -550,23 +551,6 @@ def address_space() -> int:
 
 def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
-    """BAD_USER_INPUT unless the declared framework and engine fit the file's format; the
-    message says what the file is and what to declare instead."""
-    rule = WEIGHT_FORMATS[weight_format]
-    framework, engine = rule.framework, rule.engine.value
-    if fields.engine is not rule.engine or (framework and fields.framework is not framework):
-        wanted = (
-            f"framework {framework.value}, engine {engine}" if framework else f"engine {engine}"
-        )
-        raise BadUserInput(
-            f"weight: the file is {rule.name}, not what the input declares "
-            f"(framework {fields.framework.value}, engine {fields.engine.value}); register it "
-            f"with {wanted}",
-            field="weight",
-        )
 
 
 def with_signature(

@@ -18,8 +18,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from modelci.core.domain import ModelFields, Weight, WeightFormat
-from modelci.core.ports import UploadedWeight
+from modelci.core.domain import ModelFields, Weight
+from modelci.core.ports import CheckedWeight, UploadedWeight
 
 from .inspection import ModelInspector
 from .weights import ByteSource, StagedWeight, WeightStore, display_filename
@@ -29,7 +29,7 @@ logger = logging.getLogger("modelci.registry")
 
 @dataclass
 class StagedUpload:
-    """An uploaded weight already in staging (``schema.context.UploadedWeight``): what the
+    """An uploaded weight already in staging (``core.ports.UploadedWeight``): what the
     ``Upload`` scalar carries once the multipart parser has streamed a file part in."""
 
     filename: str | None
@@ -38,14 +38,10 @@ class StagedUpload:
 
 
 @dataclass
-class CheckedWeight:
-    """A staged weight the inspector has accepted for ``fields``: the fields completed
-    from the file, its format, and the description a model document keeps of it."""
+class StagedCheckedWeight(CheckedWeight):
+    """A checked weight (``core.ports.CheckedWeight``) with its bytes in staging."""
 
     staged: StagedWeight
-    fields: ModelFields
-    format: WeightFormat | None
-    description: Weight
 
 
 class WeightIntake:
@@ -75,7 +71,7 @@ class WeightIntake:
     @asynccontextmanager
     async def checked(
         self, weight: UploadedWeight, fields: ModelFields, owner: str | None = None
-    ) -> AsyncIterator[CheckedWeight]:
+    ) -> AsyncIterator[StagedCheckedWeight]:
         """The weight staged and inspected against ``fields``, for the block to refuse
         (by raising) or to reference within ``committed``; ``owner``'s checks take turns
         with other owners'. When the block ends, the staged bytes are gone: committed, or
@@ -85,7 +81,7 @@ class WeightIntake:
             completed, weight_format = await self.inspector.checked(
                 fields, upload.staged.path, owner
             )
-            yield CheckedWeight(
+            yield StagedCheckedWeight(
                 staged=upload.staged,
                 fields=completed,
                 format=weight_format,
@@ -101,7 +97,7 @@ class WeightIntake:
             upload.staged.discard()
 
     @asynccontextmanager
-    async def committed(self, weight: CheckedWeight) -> AsyncIterator[None]:
+    async def committed(self, weight: StagedCheckedWeight) -> AsyncIterator[None]:
         """The bytes committed for the block to reference, under the reference lock, and
         dropped again if the block fails (unless another model references them)."""
         sha256 = weight.staged.sha256

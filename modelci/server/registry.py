@@ -1,4 +1,4 @@
-"""The model registry over MongoDB (``schema.context.ModelRegistry``).
+"""The model registry over MongoDB (``core.ports.ModelRegistry``).
 
 A model's weight comes in through the ``WeightIntake`` (staged, inspected, committed
 before the document that references it is written) and goes when the last model that
@@ -8,10 +8,10 @@ references it is deleted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from pydantic import ValidationError
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -23,16 +23,16 @@ from modelci.core.domain import (
     MLModel,
     ModelFields,
     ModelFilter,
+    ModelKey,
     ProfileFilter,
     StaticProfileResult,
-    WeightFormat,
     utcnow,
 )
-from modelci.core.errors import Conflict, NotFound, invalid_input
-from modelci.core.ports import Page, PageRequest, UploadedWeight
+from modelci.core.errors import Conflict, NotFound
+from modelci.core.ports import CheckedWeight, Page, PageRequest, UploadedWeight
+from modelci.core.usecases import describe_key, key_taken
 
-from .inspection import check_declaration
-from .intake import WeightIntake
+from .intake import StagedCheckedWeight, WeightIntake
 from .listing import Listing
 from .storage import (
     DYNAMIC_RESULTS,
@@ -42,35 +42,6 @@ from .storage import (
     object_id,
     to_bson,
 )
-
-# A converted variant's file name: its source's, with the extension of its own format.
-FORMAT_EXTENSIONS = {
-    WeightFormat.ONNX: ".onnx",
-    WeightFormat.TORCHSCRIPT: ".pt",
-    WeightFormat.TORCH_EXPORT: ".pt2",
-    WeightFormat.TORCH_PICKLE: ".pt",
-}
-MODEL_EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".ts", ".torchscript", ".zip", ".bin")
-
-
-def variant_filename(source_filename: str, weight_format: WeightFormat | None) -> str | None:
-    """``<source stem>.<ext>`` for a variant of ``weight_format`` (None: a format the hub
-    does not read, which keeps the name it was uploaded with)."""
-    if weight_format is None:
-        return None
-    stem = source_filename
-    if stem.lower().endswith(MODEL_EXTENSIONS) and "." in stem.lstrip("."):
-        stem = stem.rsplit(".", 1)[0]
-    return stem + FORMAT_EXTENSIONS[weight_format]
-
-
-def describe_key(fields: ModelFields) -> str:
-    key = fields.key()
-    return (
-        f"{key.architecture} {key.framework.value}/{key.engine.value} v{key.version} "
-        f"({key.task.value}, {key.dataset})"
-    )
-
 
 # How workers name devices ("cpu", "cuda:0"): a device given in this form is an id, any
 # other text a device's name (its model, as the worker read it: "NVIDIA A100-SXM4-40GB").
@@ -172,43 +143,39 @@ class MongoModelRegistry:
 
     # Registering, updating, deleting
 
-    async def register(
+    @asynccontextmanager
+    async def checked(
+        self, weight: UploadedWeight, fields: ModelFields, owner: str | None = None
+    ) -> AsyncIterator[CheckedWeight]:
+        async with self.intake.checked(weight, fields, owner) as checked:
+            yield checked
+
+    async def holder_of(self, key: ModelKey) -> str | None:
+        holder = await self.models.find_one(to_bson(key.model_dump()), {"_id": 1})
+        return None if holder is None else str(holder["_id"])
+
+    async def insert(
         self,
-        fields: ModelFields,
-        weight: UploadedWeight,
+        weight: CheckedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
-        accept: Callable[[ModelFields, WeightFormat | None], None] | None = None,
-        owner: str | None = None,
     ) -> MLModel:
-        key = to_bson(fields.key().model_dump())
-        holder = await self.models.find_one(key, {"_id": 1})
-        if holder is not None:
-            raise self.conflict(fields, str(holder["_id"]))
-        # Workers upload variants under a scratch name: a variant is named after its source.
-        source = await self.get(parent_model_id) if parent_model_id is not None else None
-        async with self.intake.checked(weight, fields, owner) as checked:
-            if accept is not None:
-                accept(checked.fields, checked.format)
-            description = checked.description
-            if source is not None:
-                named = variant_filename(source.weight.filename, checked.format)
-                description.filename = named or description.filename
-            now = utcnow()
-            document = to_bson(checked.fields.model_dump())
-            document.update(
-                parent_model_id=parent_model_id,
-                conversion=to_bson(conversion.model_dump()) if conversion else None,
-                weight=to_bson(description.model_dump()),
-                profile_result={"static_result": None, "dynamic_results": []},
-                create_time=now,
-                update_time=now,
-            )
-            try:
-                async with self.intake.committed(checked):
-                    result = await self.models.insert_one(document)
-            except DuplicateKeyError:
-                raise self.conflict(checked.fields) from None
+        staged = self.staged(weight)
+        now = utcnow()
+        document = to_bson(staged.fields.model_dump())
+        document.update(
+            parent_model_id=parent_model_id,
+            conversion=to_bson(conversion.model_dump()) if conversion else None,
+            weight=to_bson(staged.description.model_dump()),
+            profile_result={"static_result": None, "dynamic_results": []},
+            create_time=now,
+            update_time=now,
+        )
+        try:
+            async with self.intake.committed(staged):
+                result = await self.models.insert_one(document)
+        except DuplicateKeyError:
+            raise key_taken(staged.fields) from None
         document["_id"] = result.inserted_id
         if parent_model_id is not None and (await self.get_many([parent_model_id]))[0] is None:
             # Its source was deleted while it was stored. Either this check sees the source
@@ -221,40 +188,42 @@ class MongoModelRegistry:
             )
         return model_from_document(document)
 
+    async def register(
+        self,
+        fields: ModelFields,
+        weight: UploadedWeight,
+        parent_model_id: str | None = None,
+        owner: str | None = None,
+    ) -> MLModel:
+        """Both phases at once, with none of the use cases' rules between them: a model
+        placed as it is (tests and tools)."""
+        async with self.checked(weight, fields, owner) as checked:
+            return await self.insert(checked, parent_model_id)
+
+    @staticmethod
+    def staged(weight: CheckedWeight) -> StagedCheckedWeight:
+        if not isinstance(weight, StagedCheckedWeight):
+            raise TypeError(f"a weight to store must come from this registry's intake: {weight!r}")
+        return weight
+
     async def update(
         self,
         model_id: str,
-        changes: dict[str, Any],
-        weight: UploadedWeight | None,
-        owner: str | None = None,
+        fields: ModelFields,
+        changed: set[str],
+        weight: CheckedWeight | None = None,
     ) -> MLModel:
         oid = object_id(model_id)
-        current = await self.get(model_id)
-        try:
-            merged = ModelFields.model_validate(
-                current.model_dump(include=set(ModelFields.model_fields)) | changes
-            )
-        except ValidationError as error:
-            raise invalid_input(error, "input") from None
+        update = {field: to_bson(getattr(fields, field)) for field in changed}
+        update["update_time"] = utcnow()
         if weight is None:
-            if current.weight.format is not None:
-                check_declaration(merged, current.weight.format)
-            update = {field: to_bson(getattr(merged, field)) for field in changes}
-            update["update_time"] = utcnow()
-            return await self.apply_update(oid, update, merged)
-
-        async with self.intake.checked(weight, merged, owner) as checked:
-            changed = set(changes) | {
-                field
-                for field in ("inputs", "outputs")
-                if getattr(checked.fields, field) != getattr(merged, field)
-            }
-            update = {field: to_bson(getattr(checked.fields, field)) for field in changed}
-            update["update_time"] = utcnow()
-            update["weight"] = to_bson(checked.description.model_dump())
-            async with self.intake.committed(checked):
-                updated = await self.apply_update(oid, update, merged)
-                await self.intake.drop_if_unused(current.weight.sha256)
+            return await self.apply_update(oid, update, fields)
+        staged = self.staged(weight)
+        current = await self.get(model_id)
+        update["weight"] = to_bson(staged.description.model_dump())
+        async with self.intake.committed(staged):
+            updated = await self.apply_update(oid, update, fields)
+            await self.intake.drop_if_unused(current.weight.sha256)
         return updated
 
     async def apply_update(self, oid: Any, update: dict[str, Any], merged: ModelFields) -> MLModel:
@@ -422,14 +391,3 @@ class MongoModelRegistry:
         if document is None:
             raise NotFound(f"no model with id {model_id}")
         return self.documents.model(document)
-
-    @staticmethod
-    def conflict(fields: ModelFields, holder: str | None = None) -> Conflict:
-        """CONFLICT for a key taken, naming the model that holds it where known."""
-        named = {"modelId": holder} if holder is not None else {}
-        return Conflict(
-            f"a model {describe_key(fields)} is already registered"
-            + (f": {holder}" if holder is not None else ""),
-            key=list(MODEL_KEY_FIELDS),
-            **named,
-        )
