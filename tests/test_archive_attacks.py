@@ -391,7 +391,9 @@ async def test_queued_and_running_jobs_are_left_out_and_no_worker_can_claim_any(
     assert [str(document["_id"]) async for document in jobs.find()] == [finished.id]
     await assert_nothing_claimable(target.services)
     # mallory's name on the archive's jobs takes nothing from mallory's quota here.
-    await target.services.jobs.check_quota("mallory", target.settings.max_queued_jobs_per_token)
+    await target.services.job_service.check_quota(
+        "mallory", target.settings.max_queued_jobs_per_token
+    )
 
 
 # Sizes are checked before bytes are written

@@ -159,17 +159,27 @@ class JobQueue(Protocol):
         targets: list[Engine] | None = None,
         profile_variants: bool = False,
         owner: str | None = None,
-        quota: bool = True,
         budget_seconds: float | None = None,
         max_p99_latency: float | None = None,
         max_batch: int | None = None,
+        max_attempts: int = ...,
     ) -> ProfilingJob:
-        """A new QUEUED job; with ``quota``, TOO_MANY_REQUESTS when its owner has as many
-        queued as one may."""
+        """A new QUEUED job, with as many attempts as ``max_attempts`` (its quota is the
+        use case's: see ``queuing``)."""
         ...
 
-    async def check_quota(self, owner: str | None, jobs: int) -> None:
-        """TOO_MANY_REQUESTS unless ``owner`` may queue ``jobs`` more jobs now."""
+    def queuing(self, owner: str) -> AbstractAsyncContextManager[None]:
+        """One queuing of ``owner``'s at a time in this process, so that a count of their
+        queued jobs right after an insert sees the others' inserts settled."""
+        ...
+
+    async def count_queued(self, owner: str) -> int:
+        """How many of ``owner``'s jobs are QUEUED now."""
+        ...
+
+    async def take_back(self, job_id: str) -> bool:
+        """Remove the job if it is still QUEUED (one claimed meanwhile stays); whether it
+        was removed."""
         ...
 
     async def get(self, job_id: str) -> ProfilingJob: ...
@@ -213,7 +223,9 @@ class JobQueue(Protocol):
         claimant: str | None,
     ) -> ProfilingJob | None:
         """The oldest job of ``kinds`` this worker can run (queued, or abandoned by a lost
-        worker), held by the worker and the token named ``claimant`` until it ends."""
+        worker), held by the worker and the token named ``claimant`` until it ends; among
+        queued jobs, the owner with the fewest running, then the one waiting longest,
+        goes first. An abandoned job whose attempts are used up ends FAILED instead."""
         ...
 
     async def record_sweep(
@@ -238,10 +250,15 @@ class JobQueue(Protocol):
         job_id: str,
         worker: str,
         claimant: str | None,
+        status: JobStatus,
         error: str | None,
-        message: str | None,
-        retryable: bool = True,
-    ) -> ProfilingJob: ...
+        log: list[str],
+    ) -> ProfilingJob:
+        """The worker's attempt ended, as the use case decided: SUCCEEDED, QUEUED again
+        for another attempt, or FAILED with ``error``; ``log`` appended. Only while the
+        job is held by the worker and ``claimant``: a cancelled job is returned as it is,
+        any other is a CONFLICT."""
+        ...
 
     def watch(self, job_id: str) -> AsyncIterator[ProfilingJob]:
         """The job now, then after every change, until it has ended."""

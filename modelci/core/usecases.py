@@ -27,6 +27,7 @@ from .domain import (
     DynamicProfileResult,
     Engine,
     JobKind,
+    JobStatus,
     MLModel,
     ModelAlias,
     ModelFields,
@@ -59,6 +60,11 @@ MIN_BUDGET_S = 1.0
 MAX_BUDGET_S = 24 * 3600.0
 MAX_LATENCY_LIMIT_S = 3600.0
 DEFAULT_LEASE_S = 60.0
+# Attempts a job gets: a failure the worker calls retryable, or a worker lost under its
+# lease, queues it again until they are used up.
+MAX_ATTEMPTS = 3
+# Jobs one token may have waiting at once (the hub's setting overrides it).
+MAX_QUEUED_PER_OWNER = 500
 MAX_LEASE_S = 3600.0
 MAX_RELEASE_REASON = 1024
 
@@ -299,10 +305,79 @@ def conversion_targets(model: MLModel, targets: list[Engine] | None) -> list[Eng
 class JobService:
     """Profiling and conversion jobs: what a client may queue, and a worker's side of them."""
 
-    def __init__(self, registry: ModelRegistry, queue: JobQueue, devices: DeviceRegistry) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        queue: JobQueue,
+        devices: DeviceRegistry,
+        max_queued_per_owner: int = MAX_QUEUED_PER_OWNER,
+    ) -> None:
         self.registry = registry
         self.queue = queue
         self.devices = devices
+        self.max_queued_per_owner = max_queued_per_owner
+
+    async def enqueue(
+        self,
+        model_id: str,
+        kind: JobKind,
+        *,
+        owner: str | None,
+        quota: bool,
+        batch_sizes: list[int] | None = None,
+        devices: list[str] | None = None,
+        targets: list[Engine] | None = None,
+        profile_variants: bool = False,
+        budget_seconds: float | None = None,
+        max_p99_latency: float | None = None,
+        max_batch: int | None = None,
+    ) -> ProfilingJob:
+        """A new QUEUED job; with ``quota``, TOO_MANY_REQUESTS when its owner has as many
+        queued as one may. Counted after the job is written, so that requests of one
+        owner at the same instant see each other (a count before the insert let them all
+        pass it): one that finds the owner past the quota takes its own job back. A job
+        claimed meanwhile has left the queue, and stays."""
+
+        async def insert() -> ProfilingJob:
+            return await self.queue.enqueue(
+                model_id,
+                kind,
+                batch_sizes,
+                devices,
+                targets,
+                profile_variants,
+                owner=owner,
+                budget_seconds=budget_seconds,
+                max_p99_latency=max_p99_latency,
+                max_batch=max_batch,
+                max_attempts=MAX_ATTEMPTS,
+            )
+
+        if not quota or owner is None:
+            return await insert()
+        # One at a time per owner in this process, so that one of many requests at the
+        # same instant takes the last place; across processes the count after the insert
+        # still keeps the quota (refusing more than needed, at worst).
+        async with self.queue.queuing(owner):
+            job = await insert()
+            queued = await self.queue.count_queued(owner)
+            if queued > self.max_queued_per_owner and await self.queue.take_back(job.id):
+                raise self.over_quota(owner, queued - 1)
+        return job
+
+    async def check_quota(self, owner: str | None, jobs: int) -> None:
+        """TOO_MANY_REQUESTS unless ``owner`` may queue ``jobs`` more jobs now."""
+        if owner is None or jobs <= 0:  # nothing to queue: no count to read
+            return
+        queued = await self.queue.count_queued(owner)
+        if queued + jobs > self.max_queued_per_owner:
+            raise self.over_quota(owner, queued)
+
+    def over_quota(self, owner: str, queued: int) -> TooManyRequests:
+        return TooManyRequests(
+            f"{owner} has {queued} jobs queued, and {self.max_queued_per_owner} is the most "
+            "one token may have waiting; wait for some to run, or cancel some"
+        )
 
     async def profile(
         self,
@@ -323,12 +398,13 @@ class JobService:
         wanted = await self.checked_devices(devices)
         model = await self.registry.get(model_id)  # NOT_FOUND / BAD_USER_INPUT first
         require_inputs(model, "profiling")
-        return await self.queue.enqueue(
+        return await self.enqueue(
             model_id,
             JobKind.PROFILE,
-            sizes,
-            wanted,
+            batch_sizes=sizes,
+            devices=wanted,
             owner=owner,
+            quota=True,
             budget_seconds=budget,
             max_p99_latency=latency,
             max_batch=limit,
@@ -418,7 +494,7 @@ class JobService:
         wanted = conversion_targets(model, targets)
         if wanted is None:
             return None
-        return await self.queue.enqueue(
+        return await self.enqueue(
             model.id,
             JobKind.CONVERT,
             targets=wanted,
@@ -432,10 +508,10 @@ class JobService:
     ) -> ProfilingJob:
         """An adaptive sweep under the default budget, queued for ``owner``: with a model
         they registered (``quota``), or a variant their conversion made."""
-        return await self.queue.enqueue(
+        return await self.enqueue(
             model_id,
             JobKind.PROFILE,
-            [],
+            batch_sizes=[],
             owner=owner,
             quota=quota,
             budget_seconds=self.queue.default_budget_s,
@@ -447,9 +523,6 @@ class JobService:
         jobs. (Two conversions finding it at the same instant may both queue one.)"""
         if not await self.queue.has_active(model_id, JobKind.PROFILE):
             await self.queue_default_profiling(model_id, owner)
-
-    async def check_quota(self, owner: str | None, jobs: int) -> None:
-        await self.queue.check_quota(owner, jobs)
 
     async def forget_models(self, models: list[MLModel]) -> None:
         """Deleted models: their queued jobs dropped, their running ones cancelled."""
@@ -543,7 +616,18 @@ class JobService:
         message: str | None,
         retryable: bool,
     ) -> ProfilingJob:
-        return await self.queue.finish(job_id, worker, claimant, error, message, retryable)
+        """The worker's attempt ended: SUCCEEDED without ``error``; with one, QUEUED again
+        while it is ``retryable`` and attempts are left, FAILED otherwise."""
+        job = await self.queue.get(job_id)
+        if error is None:
+            status, note = JobStatus.SUCCEEDED, "succeeded"
+        elif retryable and job.attempts < job.max_attempts:
+            status, note = JobStatus.QUEUED, f"attempt {job.attempts} failed, queued again: {error}"
+            error = None
+        else:
+            status, note = JobStatus.FAILED, f"failed: {error}"
+        log = [line for line in (message, note) if line]
+        return await self.queue.finish(job_id, worker, claimant, status, error, log)
 
 
 class ModelService:

@@ -1,10 +1,11 @@
-"""Profiling jobs in MongoDB (``schema.context.JobQueue``): queued, leased, retried, watched.
+"""Profiling jobs in MongoDB (``core.ports.JobQueue``): queued, leased, retried, watched.
 
 A worker claims the oldest job it can run with one atomic find-and-modify and
 holds it under a lease that its heartbeats renew. A worker that dies stops
 renewing; once the lease has run out, the next claim takes the job over, until
-its attempts are used up and it ends FAILED with the reason. A worker that stops
-gracefully hands its job back (``release``): queued again at once, no attempt spent.
+its attempts (as many as the use case gave it) are used up and it ends FAILED with
+the reason. A worker that stops gracefully hands its job back (``release``): queued
+again at once, no attempt spent.
 
 Fencing: a worker's result writes are tied to its job (``writing_for``). Each one
 first records itself on the job document, in the same atomic step that checks the
@@ -37,14 +38,14 @@ from modelci.core.domain import (
     SweepOutcome,
     utcnow,
 )
-from modelci.core.errors import Conflict, NotFound, TooManyRequests
+from modelci.core.errors import Conflict, NotFound
 from modelci.core.ports import Page, PageRequest
+from modelci.core.usecases import MAX_ATTEMPTS
 
 from .job_watch import JobWatchers
 from .listing import Listing
 from .storage import object_id
 
-MAX_ATTEMPTS = 3
 LOG_ENTRIES_KEPT = 200
 # How often the watchers' feed reads the watched jobs again when no change was announced
 # in this process (changes made through another server process); MODELCI_WATCH_POLL_S.
@@ -83,13 +84,11 @@ class MongoJobQueue:
         jobs: AsyncCollection[dict[str, Any]],
         listing: Listing,
         *,
-        max_queued_per_owner: int = 500,
         default_budget_s: float = DEFAULT_PROFILE_BUDGET_S,
         watch_poll_s: float = WATCH_POLL_S,
     ) -> None:
         self.jobs = jobs
         self.listing = listing
-        self.max_queued_per_owner = max_queued_per_owner
         self.default_budget_s = default_budget_s
         self.changed = asyncio.Event()
         # One lock per token name that queues jobs: as many as the tokens an admin made.
@@ -112,10 +111,10 @@ class MongoJobQueue:
         targets: list[Engine] | None = None,
         profile_variants: bool = False,
         owner: str | None = None,
-        quota: bool = True,
         budget_seconds: float | None = None,
         max_p99_latency: float | None = None,
         max_batch: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> ProfilingJob:
         now = utcnow()
         document: dict[str, Any] = {
@@ -136,49 +135,31 @@ class MongoJobQueue:
             "worker": None,
             "owner": owner,
             "attempts": 0,
-            "max_attempts": MAX_ATTEMPTS,
+            "max_attempts": max_attempts,
             "lease_expires_at": None,
             "create_time": now,
             "start_time": None,
             "end_time": None,
             "update_time": now,
         }
-        if quota and owner is not None:
-            # One at a time per owner in this process, so that one of many requests at
-            # the same instant takes the last place; across processes the count after
-            # the insert still keeps the quota (refusing more than needed, at worst).
-            async with self.quota_locks[owner]:
-                await self.jobs.insert_one(document)
-                await self.keep_within_quota(document["_id"], owner)
-        else:
-            await self.jobs.insert_one(document)
+        await self.jobs.insert_one(document)
         self.announce_change()
         return job_from_document(document)
 
-    async def keep_within_quota(self, job_id: ObjectId, owner: str) -> None:
-        """Counted after the job is written, so that concurrent requests of one owner see
-        each other: one that finds the owner past the quota takes its own job back (a
-        count before the insert let concurrent requests all pass it). A job claimed
-        meanwhile has left the queue, and stays."""
-        queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
-        if queued <= self.max_queued_per_owner:
-            return
-        taken_back = await self.jobs.delete_one({"_id": job_id, "status": JobStatus.QUEUED.value})
+    @asynccontextmanager
+    async def queuing(self, owner: str) -> AsyncIterator[None]:
+        async with self.quota_locks[owner]:
+            yield
+
+    async def count_queued(self, owner: str) -> int:
+        return await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
+
+    async def take_back(self, job_id: str) -> bool:
+        query = {"_id": object_id(job_id, "id"), "status": JobStatus.QUEUED.value}
+        taken_back = await self.jobs.delete_one(query)
         if taken_back.deleted_count:
-            raise self.over_quota(owner, queued - 1)
-
-    async def check_quota(self, owner: str | None, jobs: int) -> None:
-        if owner is None or jobs <= 0:  # nothing to queue: no count to read
-            return
-        queued = await self.jobs.count_documents({"owner": owner, "status": JobStatus.QUEUED.value})
-        if queued + jobs > self.max_queued_per_owner:
-            raise self.over_quota(owner, queued)
-
-    def over_quota(self, owner: str, queued: int) -> TooManyRequests:
-        return TooManyRequests(
-            f"{owner} has {queued} jobs queued, and {self.max_queued_per_owner} is the most "
-            "one token may have waiting; wait for some to run, or cancel some"
-        )
+            self.announce_change()
+        return bool(taken_back.deleted_count)
 
     async def get(self, job_id: str) -> ProfilingJob:
         document = await self.jobs.find_one({"_id": object_id(job_id, "id")})
@@ -421,43 +402,21 @@ class MongoJobQueue:
         job_id: str,
         worker: str,
         claimant: str | None,
+        status: JobStatus,
         error: str | None,
-        message: str | None,
-        retryable: bool = True,
+        log: list[str],
     ) -> ProfilingJob:
-        job = await self.get(job_id)
         now = utcnow()
-        change: dict[str, Any]
-        if error is None:
-            change = {
-                "$set": {
-                    "status": JobStatus.SUCCEEDED.value,
-                    "progress": 1.0,
-                    "end_time": now,
-                    "lease_expires_at": None,
-                },
-                "$push": push_log(message, "succeeded"),
-            }
-        elif retryable and job.attempts < job.max_attempts:
-            change = {
-                "$set": {
-                    "status": JobStatus.QUEUED.value,
-                    "worker": None,
-                    "lease_expires_at": None,
-                },
-                "$push": push_log(message, f"attempt {job.attempts} failed, queued again: {error}"),
-            }
+        change: dict[str, Any] = {
+            "$set": {"status": status.value, "lease_expires_at": None, "update_time": now},
+            "$push": push_log(*log),
+        }
+        if status is JobStatus.SUCCEEDED:
+            change["$set"].update(progress=1.0, end_time=now)
+        elif status is JobStatus.QUEUED:
+            change["$set"].update(worker=None)
         else:
-            change = {
-                "$set": {
-                    "status": JobStatus.FAILED.value,
-                    "error": error[:4096],
-                    "end_time": now,
-                    "lease_expires_at": None,
-                },
-                "$push": push_log(message, f"failed: {error}"),
-            }
-        change["$set"]["update_time"] = now
+            change["$set"].update(error=(error or "")[:4096], end_time=now)
         document = await self.jobs.find_one_and_update(
             self.held_by(job_id, worker, claimant), change, return_document=ReturnDocument.AFTER
         )

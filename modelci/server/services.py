@@ -119,13 +119,14 @@ async def hub_services(
         jobs = MongoJobQueue(
             db[JOBS],
             listing,
-            max_queued_per_owner=settings.max_queued_jobs_per_token,
             default_budget_s=settings.profile_budget_s,
             watch_poll_s=settings.watch_poll_s,
         )
         devices = MongoDeviceRegistry(db[DEVICES])
         aliases = MongoAliasRegistry(db[ALIASES])
-        job_service = JobService(registry, jobs, devices)
+        job_service = JobService(
+            registry, jobs, devices, max_queued_per_owner=settings.max_queued_jobs_per_token
+        )
         services = Services(
             client=client,
             db=db,
