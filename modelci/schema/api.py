@@ -30,8 +30,10 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from modelci.core.errors import BadUserInput
+from modelci.core.events import acting_as
 
 from .error_extensions import assign_codes
+from .events import EventMutations, EventQueries, EventSubscriptions
 from .execution import MAX_CACHED_QUERY_CHARS, HubExecutionContext
 from .jobs import JobMutations, JobQueries, JobSubscriptions
 from .models import ModelMutations, ModelQueries
@@ -63,17 +65,17 @@ VALIDATION_RULES = (
 
 
 @strawberry.type
-class Query(ModelQueries, JobQueries, TokenQueries, ChoiceQueries):
+class Query(ModelQueries, JobQueries, TokenQueries, ChoiceQueries, EventQueries):
     pass
 
 
 @strawberry.type
-class Mutation(ModelMutations, JobMutations, TokenMutations, ChoiceMutations):
+class Mutation(ModelMutations, JobMutations, TokenMutations, ChoiceMutations, EventMutations):
     pass
 
 
 @strawberry.type
-class Subscription(JobSubscriptions):
+class Subscription(JobSubscriptions, EventSubscriptions):
     pass
 
 
@@ -183,7 +185,22 @@ class HubOperation(SchemaExtension):
             else:
                 context.graphql_document = prepared.document
                 context.pre_execution_errors = list(prepared.errors)
-        yield from observe(context)
+        # The events a change makes name who made it (``core.events.current_actor``); a
+        # mutation's events are published as soon as it has run.
+        hub = context.context
+        identity = getattr(hub, "identity", None)
+        with acting_as(identity.name if identity is not None else None):
+            yield from observe(context)
+        stream = getattr(hub, "events", None)
+        if stream is not None and is_mutation(context):
+            stream.written()
+
+
+def is_mutation(context: ExecutionContext) -> bool:
+    try:
+        return context.operation_type is OperationType.MUTATION
+    except (RuntimeError, GraphQLError):  # no document, or no operation of that name
+        return False
 
 
 def expanded_fields(document: DocumentNode) -> int:

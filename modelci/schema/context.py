@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from modelci.core.domain import MLModel
+from modelci.core.events import EventStream, WebhookService
 from modelci.core.identity import Identity
 from modelci.core.ports import (
     AliasRegistry,
@@ -64,6 +65,10 @@ class HubContext:
     credential: str | None = None
     observer: OperationObserver | None = None
     connection_params: dict[str, Any] | None = None
+    # Registry events and webhooks (``modelci.core.events``); None where the hub runs
+    # without them (tests of other parts).
+    events: EventStream | None = None
+    webhooks: WebhookService | None = None
 
     @property
     def owner(self) -> str | None:

@@ -8,17 +8,26 @@ writers of one name can only take turns. The names' rules are the use cases'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from modelci.core.domain import ModelAlias, utcnow
 from modelci.core.errors import NotFound
+from modelci.core.events import EventType, RegistryEvent, new_event
+
+from .outbox import delete_announced, with_event
 
 ALIASES = "model_aliases"
 ALIAS_INDEXES = [IndexModel([("model_id", ASCENDING)], name="by_model")]
+
+
+def removed_event(document: Mapping[str, Any]) -> RegistryEvent:
+    return new_event(EventType.ALIAS_DELETED, document["model_id"], alias=document["_id"])
 
 
 def alias_from_document(document: dict[str, Any]) -> ModelAlias:
@@ -36,7 +45,12 @@ class MongoAliasRegistry:
 
     async def point(self, alias: str, model_id: str) -> ModelAlias:
         """Point ``alias`` at ``model_id``, creating it or moving it from its model."""
-        change = {"$set": {"model_id": model_id, "update_time": utcnow()}}
+        # A revision per pointing: a tombstone of its removal names this one, not a later
+        # alias of the same name (``outbox.delete_announced``).
+        change = with_event(
+            {"$set": {"model_id": model_id, "update_time": utcnow(), "revision": ObjectId()}},
+            new_event(EventType.ALIAS_SET, model_id, alias=alias),
+        )
         for _ in range(2):  # two first upserts of one name race on _id: the loser retries
             try:
                 document = await self.aliases.find_one_and_update(
@@ -52,7 +66,9 @@ class MongoAliasRegistry:
         raise RuntimeError(f"alias {alias}: the upsert kept colliding")  # pragma: no cover
 
     async def remove(self, alias: str) -> ModelAlias:
-        document = await self.aliases.find_one_and_delete({"_id": alias})
+        document = await delete_announced(
+            self.aliases, {"_id": alias}, removed_event, version="revision"
+        )
         if document is None:
             raise NotFound(f"no alias {alias!r} (modelAliases lists them)", alias=alias)
         return alias_from_document(document)
@@ -79,6 +95,11 @@ class MongoAliasRegistry:
     async def drop_for(self, model_ids: list[str]) -> list[str]:
         """Remove the aliases of deleted models; the names removed."""
         names = [name for names in await self.of_models(model_ids) for name in names]
-        if names:
-            await self.aliases.delete_many({"_id": {"$in": names}, "model_id": {"$in": model_ids}})
+        for name in names:  # one by one, each with its event
+            await delete_announced(
+                self.aliases,
+                {"_id": name, "model_id": {"$in": model_ids}},
+                removed_event,
+                version="revision",
+            )
         return names

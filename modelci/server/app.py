@@ -59,6 +59,8 @@ def create_app(
                         settings.host,
                         settings.port,
                     )
+                services.relay.start()
+                services.webhooks.start()
                 if maintenance:
                     workers = await start_workers(settings, services.tokens)
                     keeper = asyncio.create_task(keep_workers_alive(workers, services.jobs))
@@ -71,6 +73,8 @@ def create_app(
                 )
                 yield
             finally:
+                await services.webhooks.close()
+                await services.relay.close()
                 if keeper is not None:
                     keeper.cancel()
                 # The web server has stopped taking requests: the workers' own hand-backs

@@ -289,6 +289,8 @@ class HubGraphQL(GraphQL[HubContext, None]):
             aliases=services.aliases,
             model_service=services.model_service,
             job_service=services.job_service,
+            events=services.feed,
+            webhooks=services.webhook_service,
             loaders=Loaders.of(services.registry, services.aliases),
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )

@@ -66,6 +66,7 @@ def job_from_document(document: dict[str, Any]) -> ProfilingJob:
     document = dict(document)
     document["id"] = str(document.pop("_id"))
     document.pop("writes", None)  # the fencing records (see the module's docstring)
+    document.pop("outbox", None)  # events not yet published (``outbox.py``)
     return ProfilingJob.model_validate(document)
 
 

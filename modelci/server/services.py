@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from modelci.core.events import WebhookService
 from modelci.core.usecases import JobService, ModelService
 
 from .aliases import ALIASES, MongoAliasRegistry
@@ -28,11 +29,13 @@ from .job_queue import MongoJobQueue
 from .job_watch import WatchLimits
 from .listing import Listing, listing_for
 from .metrics import Metrics
+from .outbox import EVENTS, EventFeed, Relay
 from .registry import MongoModelRegistry
 from .settings import MiB, Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
 from .token_store import TokenStore
 from .uploads import UploadSlots
+from .webhooks import MongoWebhooks
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
 CLOSE_TIMEOUT_S = 5.0
@@ -57,6 +60,10 @@ class Services:
     watch_limits: WatchLimits
     job_service: JobService
     model_service: ModelService
+    relay: Relay
+    feed: EventFeed
+    webhooks: MongoWebhooks
+    webhook_service: WebhookService
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -94,6 +101,30 @@ def weight_store(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> Weigh
     return FileWeightStore(settings.weights_dir, staging)
 
 
+async def events_and_webhooks(
+    settings: Settings, db: AsyncDatabase[dict[str, Any]]
+) -> tuple[Relay, EventFeed, MongoWebhooks]:
+    """The outbox's relay, the subscriptions' feed and the webhooks, their indexes made;
+    the app starts the relay and the deliveries (``app.py``)."""
+    kept_s = settings.events_kept_days * 24 * 3600
+    webhooks = MongoWebhooks(
+        db,
+        allowed_hosts=settings.webhook_host_list(),
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_s=settings.webhook_backoff_s,
+        max_backoff_s=settings.webhook_max_backoff_s,
+        poll_s=settings.events_poll_s,
+        kept_s=kept_s,
+    )
+    relay = Relay(db, [MODELS, JOBS, ALIASES], settings.events_poll_s, kept_s, [webhooks.enqueue])
+    feed = EventFeed(db[EVENTS], settings.events_poll_s, relay)
+    relay.published.append(feed.published)
+    await relay.prepare()
+    await webhooks.prepare()
+    return relay, feed, webhooks
+
+
 @asynccontextmanager
 async def hub_services(
     settings: Settings, url: str, metrics: Metrics, *, maintenance: bool
@@ -127,6 +158,7 @@ async def hub_services(
         job_service = JobService(
             registry, jobs, devices, max_queued_per_owner=settings.max_queued_jobs_per_token
         )
+        relay, feed, webhooks = await events_and_webhooks(settings, db)
         services = Services(
             client=client,
             db=db,
@@ -147,11 +179,16 @@ async def hub_services(
             ),
             job_service=job_service,
             model_service=ModelService(registry, job_service, aliases),
+            relay=relay,
+            feed=feed,
+            webhooks=webhooks,
+            webhook_service=WebhookService(webhooks, settings.webhook_host_list()),
         )
         try:
             yield services
         finally:
             await services.jobs.watchers.close()
+            await services.feed.close()
     finally:
         if inspector is not None:
             inspector.close()

@@ -187,6 +187,45 @@ class Settings(BaseSettings):
         description="Subscriptions one token may have at once over all its WebSocket "
         "connections; one more is refused with TOO_MANY_REQUESTS.",
     )
+    # Events and webhooks (``outbox.py``, ``webhooks.py``).
+    webhook_hosts: str = Field(
+        default="",
+        description="Hosts webhooks may be sent to, comma-separated (example.com, "
+        "ci.internal); empty: any host of an http(s) URL, loopback included.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a webhook's receiver has to answer a delivery (connecting "
+        "included) before the attempt counts as failed.",
+    )
+    webhook_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Attempts at one webhook delivery before it is marked FAILED.",
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds before a failed delivery's second attempt, doubled for "
+        "each attempt after (1, 2, 4, … s), up to webhook_max_backoff_s.",
+    )
+    webhook_max_backoff_s: float = Field(
+        default=600.0, gt=0, description="Longest wait between two attempts of a delivery."
+    )
+    events_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between a server process's looks for events to publish and "
+        "deliveries due that another process wrote (its own it handles at once).",
+    )
+    events_kept_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days the events log and the webhooks' delivery logs are kept.",
+    )
 
     @property
     def weights_dir(self) -> Path:
@@ -217,6 +256,10 @@ class Settings(BaseSettings):
         if self.auth == "auto":
             return not self.listens_on_loopback()
         return self.auth == "on"
+
+    def webhook_host_list(self) -> frozenset[str]:
+        hosts = (host.strip().lower() for host in self.webhook_hosts.split(","))
+        return frozenset(host for host in hosts if host)
 
     def uses_gridfs(self) -> bool:
         if self.weight_store == "auto":

@@ -118,6 +118,7 @@ def to_bson(value: Any) -> Any:
 def model_from_document(document: dict[str, Any]) -> MLModel:
     document = dict(document)
     document["id"] = str(document.pop("_id"))
+    document.pop("outbox", None)  # events not yet published (``outbox.py``)
     return MLModel.model_validate(document)
 
 
