@@ -45,10 +45,21 @@ import httpx
 
 from modelci.cage.formats import UnsupportedModel
 from modelci.cage.runner import (
+    MESSAGE,
+    AnyMessage,
     CageError,
     CageMessageRefused,
     CageStopped,
+    DynamicMessage,
+    ErrorMessage,
     Limits,
+    LogMessage,
+    Message,
+    NotProducedMessage,
+    PlanMessage,
+    StaticMessage,
+    SweepEndMessage,
+    VariantMessage,
     cage_kind,
     cage_memory_bytes,
     run_caged,
@@ -66,6 +77,13 @@ from modelci.client import (
 )
 from modelci.core.domain import DEFAULT_PROFILE_BUDGET_S
 from modelci.core.errors import BadUserInput, Conflict, HubError
+from modelci.graphql_client import (
+    ClaimProfilingJobClaimProfilingJob,
+    DeviceKind,
+    Engine,
+    JobStatus,
+    ModelToProcessModel,
+)
 from modelci.transport import CountingReader
 
 from . import steps
@@ -74,6 +92,10 @@ from .dynamic import FreeCores, MeasurementSettings, free_cores
 from .sweep import StopReason, share_of_budget
 
 logger = logging.getLogger("modelci.worker")
+
+# A job as claimProfilingJob hands it over, and the model as modelToProcess reads it.
+ClaimedJob = ClaimProfilingJobClaimProfilingJob
+ModelToProcess = ModelToProcessModel
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -118,12 +140,12 @@ class CageOutputRefused(Exception):
     uploaded model's code; another attempt would say it again."""
 
 
-# What each step in the cage may say (``steps.py``); a step not named here is checked by
-# whoever runs it.
-STEP_MESSAGES = {
-    "static": {"log", "error", "static"},
-    "convert": {"log", "error", "variant", "not_produced"},
-    "profile": {"log", "error", "plan", "dynamic", "sweep_end"},
+# What each step in the cage may say (``Worker.caged``); a step not named here is checked
+# by whoever runs it.
+STEP_MESSAGES: dict[str, tuple[type[Message], ...]] = {
+    "static": (LogMessage, ErrorMessage, StaticMessage),
+    "convert": (LogMessage, ErrorMessage, VariantMessage, NotProducedMessage),
+    "profile": (LogMessage, ErrorMessage, PlanMessage, DynamicMessage, SweepEndMessage),
 }
 
 # Errors that another attempt would meet again.
@@ -228,7 +250,7 @@ class Heartbeat:
         except httpx.HTTPError as error:
             logger.warning("heartbeat for job %s failed: %s", self.job_id, error)
             return
-        if job.status.value == "CANCELLED":
+        if job.status is JobStatus.CANCELLED:
             self.cancelled.set()
 
     def look(self) -> None:
@@ -238,9 +260,9 @@ class Heartbeat:
         except (HubError, httpx.HTTPError) as error:
             logger.warning("status of job %s unknown: %s", self.job_id, error)
             return
-        if job.status.value == "CANCELLED":
+        if job.status is JobStatus.CANCELLED:
             self.cancelled.set()
-        elif job.status.value != "RUNNING" or job.worker != self.worker:
+        elif job.status is not JobStatus.RUNNING or job.worker != self.worker:
             self.lost.set()
 
     def run(self) -> None:
@@ -311,30 +333,25 @@ class Worker:
 
     def device_inputs(self) -> list[DeviceInput]:
         return [
-            as_input(
-                DeviceInput,
-                {
-                    "host": self.host,
-                    "ip": self.ip,
-                    "deviceId": device.device_id,
-                    "name": device.name,
-                    "kind": device.kind,
-                    "totalMemory": device.total_memory,
-                },
-                "devices",
+            DeviceInput(
+                host=self.host,
+                ip=self.ip,
+                device_id=device.device_id,
+                name=device.name,
+                kind=DeviceKind(device.kind),
+                total_memory=device.total_memory,
             )
             for device in self.devices
         ]
 
-    def claim(self, kinds: tuple[JobKind, ...] = tuple(JobKind)) -> dict[str, Any] | None:
-        """The next job of ``kinds`` (as its GraphQL JSON: modelId, batchSizes, …), or None."""
-        job = self.hub.api.claim_profiling_job(
+    def claim(self, kinds: tuple[JobKind, ...] = tuple(JobKind)) -> ClaimedJob | None:
+        """The next job of ``kinds``, or None."""
+        return self.hub.api.claim_profiling_job(
             worker=self.name,
             devices=self.device_inputs(),
             lease_seconds=self.lease_s,
             kinds=list(kinds),
         ).claim_profiling_job
-        return None if job is None else job.model_dump(by_alias=True, mode="json")
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Claim and run jobs in each lane until ``stop`` is set; a job under way then stops
@@ -382,11 +399,11 @@ class Worker:
                 continue
             self.run_job(job)
 
-    def run_job(self, job: dict[str, Any]) -> None:
-        job_id = job["id"]
+    def run_job(self, job: ClaimedJob) -> None:
+        job_id = job.id
         with Heartbeat(self.hub, job_id, self.name, self.lease_s, self.stop) as heartbeat:
             try:
-                if job["kind"] == "CONVERT":
+                if job.kind is JobKind.CONVERT:
                     summary = self.convert(job, heartbeat)
                 else:
                     summary = self.profile(job, heartbeat)
@@ -439,46 +456,46 @@ class Worker:
         except HubError as refused:
             logger.warning("finishing job %s refused: %s", job_id, refused)
 
-    def fetch_model(self, model_id: str, workdir: Path) -> tuple[dict[str, Any], Path]:
+    def fetch_model(self, model_id: str, workdir: Path) -> tuple[ModelToProcess, Path]:
         """The model's metadata and its weight file (never loaded here: see ``caged``)."""
-        found = self.hub.api.model_to_process(model_id).model
-        model: dict[str, Any] = found.model_dump(by_alias=True, mode="json")
+        model = self.hub.api.model_to_process(model_id).model
         path = workdir / "weight"
-        self.hub.download_weight(model["id"], path)
+        self.hub.download_weight(model.id, path)
         return model, path
 
     def caged(
         self,
         request: dict[str, Any],
         path: Path,
+        scratch: Path,
         heartbeat: Heartbeat,
         limits: Limits,
         cuda: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        """One step of the job in the cage (``modelci.cage.runner``): its messages (each checked
-        there), logs reported.
+    ) -> Iterator[AnyMessage]:
+        """One step of the job in the cage (``modelci.cage.runner``), writing into ``scratch``:
+        its messages (each checked there), logs reported.
 
         The cage is killed, with its process group, the moment the job is cancelled or
         the worker stops; a cage that breaks a limit or dies fails the step, and one
         that says what it may not fails it for good."""
-        scratch = Path(tempfile.mkdtemp(prefix=f"{request['step']}-", dir=path.parent))
+        step = request["step"]
         request = {**request, "allow_pickle": self.allow_pickle}
         try:
-            for message in run_caged(
+            for checked in run_caged(
                 steps.__name__, request, path, scratch, limits, heartbeat.should_stop, cuda
             ):
-                if message["type"] not in STEP_MESSAGES.get(request["step"], {message["type"]}):
+                message = MESSAGE.validate_python(checked)
+                if not isinstance(message, STEP_MESSAGES.get(step, (Message,))):
                     raise CageOutputRefused(
-                        f"the {request['step']} step sent a {message['type']} message, "
-                        "which it may not"
+                        f"the {step} step sent a {message.type} message, which it may not"
                     )
-                if message["type"] == "log":
-                    heartbeat.report(heartbeat.progress, message["message"])
-                elif message["type"] == "error":
-                    failure = UnsupportedModel if message["permanent"] else CagedStepFailed
-                    raise failure(message["message"])
+                if isinstance(message, LogMessage):
+                    heartbeat.report(heartbeat.progress, message.message)
+                elif isinstance(message, ErrorMessage):
+                    failure = UnsupportedModel if message.permanent else CagedStepFailed
+                    raise failure(message.message)
                 else:
-                    yield {**message, "scratch": scratch}
+                    yield message
         except CageStopped:
             heartbeat.check()  # raises JobStopped with the reason
             raise
@@ -487,64 +504,65 @@ class Worker:
         except CageError as error:
             raise CagedStepFailed(str(error)) from None
 
-    def convert(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
+    def convert(self, job: ClaimedJob, heartbeat: Heartbeat) -> str:
         with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
-            model, path = self.fetch_model(job["modelId"], Path(folder))
+            model, path = self.fetch_model(job.model_id, Path(folder))
             heartbeat.report(0.05, f"converting in the cage ({cage_kind()})")
+            wanted = [target.value for target in job.targets]
             request = {
                 "step": "convert",
-                "inputs": model["inputs"],
-                "outputs": [output["name"] for output in model["outputs"]],
-                "targets": job["targets"],
+                "inputs": cage_inputs(model),
+                "outputs": [output.name for output in model.outputs],
+                "targets": wanted,
             }
             # A reason and the targets it kept from being registered (one reason often
             # holds for all: a model that does not run on its declared inputs).
             failures: dict[str, list[str]] = {}
             produced, registered, unavailable, existing = [], [], [], []
-            targets = max(1, len(job["targets"]))
+            targets = max(1, len(job.targets))
+            scratch = scratch_folder("convert", path)
             for done, outcome in enumerate(
-                self.caged(request, path, heartbeat, self.limits), start=1
+                self.caged(request, path, scratch, heartbeat, self.limits), start=1
             ):
                 heartbeat.check()
                 progress = 0.1 + 0.9 * min(1.0, done / targets)
-                engine = outcome["engine"]
-                if engine not in job["targets"]:
+                if not isinstance(outcome, VariantMessage | NotProducedMessage):
+                    continue  # not said by a convert step: refused in caged
+                engine = Engine(outcome.engine.value)
+                name = engine.value
+                if engine not in job.targets:
                     raise CageOutputRefused(
-                        f"the cage reported a {engine} variant, which is not among the job's "
-                        f"targets ({', '.join(job['targets'])})"
+                        f"the cage reported a {name} variant, which is not among the job's "
+                        f"targets ({', '.join(wanted)})"
                     )
-                if outcome["type"] == "not_produced":
-                    if not outcome["skipped"]:
-                        failures.setdefault(outcome["reason"], []).append(engine)
+                if isinstance(outcome, NotProducedMessage):
+                    if not outcome.skipped:
+                        failures.setdefault(outcome.reason, []).append(name)
                     else:
-                        unavailable.append(outcome["reason"])
+                        unavailable.append(outcome.reason)
                     heartbeat.report(
                         progress,
-                        outcome["reason"]
-                        if outcome["skipped"]
-                        else f"{engine} not registered: {outcome['reason']}",
+                        outcome.reason
+                        if outcome.skipped
+                        else f"{name} not registered: {outcome.reason}",
                     )
                     continue
                 try:
-                    check = as_input(ConversionCheckInput, outcome["check"], "conversion")
-                    with opened_variant(
-                        outcome["scratch"], outcome["file"], self.limits.file_bytes
-                    ) as upload:
+                    check = as_input(ConversionCheckInput, outcome.check, "conversion")
+                    with opened_variant(scratch, outcome.file, self.limits.file_bytes) as upload:
                         variant = self.hub.api.register_converted_model(
-                            source_id=model["id"],
+                            source_id=model.id,
                             engine=engine,
                             weight=upload,
                             conversion=check,
-                            profile=job["profileVariants"],
-                            job_id=job["id"],
+                            profile=job.profile_variants,
+                            job_id=job.id,
                             worker=self.name,
                         ).register_converted_model.id
                 except BadUserInput as error:
                     # The hub refused the variant itself (its engine, its bytes): the
                     # same bytes would be refused again.
-                    raise ConversionFailed(
-                        f"{engine}: the hub refused it: {error.message}"
-                    ) from None
+                    raise ConversionFailed(f"{name}: the hub refused it: {error.message}") from None
                 except Conflict as error:
                     if refused_for_the_job(error):
                         raise heartbeat.refused(error) from None
@@ -554,19 +572,19 @@ class Worker:
                             f"{error.message}, which is not a variant of this model; register "
                             "this one with another version to convert it"
                         )
-                        failures.setdefault(reason, []).append(engine)
-                        heartbeat.report(progress, f"{engine} not registered: {error.message}")
+                        failures.setdefault(reason, []).append(name)
+                        heartbeat.report(progress, f"{name} not registered: {error.message}")
                         continue
                     queued = ", profiling queued" if error.extensions.get("profilingQueued") else ""
-                    existing.append(f"{engine} ({variant_id}{queued})")
+                    existing.append(f"{name} ({variant_id}{queued})")
                     heartbeat.report(progress, error.message)
                     continue
-                produced.append(engine)
-                registered.append(f"{engine} registered as {variant}")
+                produced.append(name)
+                registered.append(f"{name} registered as {variant}")
                 heartbeat.report(
                     progress,
-                    f"{engine} variant {variant} registered "
-                    f"(max relative difference {outcome['check']['max_rel_diff']:.1e})",
+                    f"{name} variant {variant} registered "
+                    f"(max relative difference {outcome.check.max_rel_diff:.1e})",
                 )
         if failures:
             failed = "; ".join(
@@ -581,20 +599,23 @@ class Worker:
             summary += f"; already registered: {', '.join(existing)}"
         return "; ".join([summary, *unavailable])
 
-    def profile(self, job: dict[str, Any], heartbeat: Heartbeat) -> str:
+    def profile(self, job: ClaimedJob, heartbeat: Heartbeat) -> str:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="modelci-job-") as folder:
-            model, path = self.fetch_model(job["modelId"], Path(folder))
+            model, path = self.fetch_model(job.model_id, Path(folder))
             heartbeat.report(0.05, f"profiling in the cage ({cage_kind()})")
-            static = {"step": "static", "inputs": model["inputs"]}
-            for message in self.caged(static, path, heartbeat, self.limits):
-                figures = message["result"]
+            static = {"step": "static", "inputs": cage_inputs(model)}
+            scratch = scratch_folder("static", path)
+            for message in self.caged(static, path, scratch, heartbeat, self.limits):
+                if not isinstance(message, StaticMessage):
+                    continue  # not said by a static step: refused in caged
+                figures = message.result
                 heartbeat.check()
                 static_result = as_input(StaticProfileResultInput, figures, "result")
                 self.write(
                     partial(
                         self.hub.api.report_static_profiling_result,
-                        model_id=model["id"],
+                        model_id=model.id,
                         result=static_result,
                         job_id=heartbeat.job_id,
                         worker=self.name,
@@ -607,12 +628,10 @@ class Worker:
                 )
             heartbeat.check()
 
-            devices = [
-                d for d in self.devices if not job["devices"] or d.device_id in job["devices"]
-            ]
+            devices = [d for d in self.devices if not job.devices or d.device_id in job.devices]
             if self.gpu_note:
                 heartbeat.report(0.1, self.gpu_note)
-            budget = job.get("budgetSeconds") or DEFAULT_PROFILE_BUDGET_S
+            budget = job.budget_seconds or DEFAULT_PROFILE_BUDGET_S
             stops = []
             for index, device in enumerate(devices):
                 # The budget runs from the job's start: download and static step included.
@@ -624,37 +643,36 @@ class Worker:
                         self.hub.api.record_profiling_sweep,
                         id=heartbeat.job_id,
                         worker=self.name,
-                        sweep=as_input(SweepOutcomeInput, outcome, "sweep"),
+                        sweep=outcome,
                     ),
                     heartbeat,
                 )
                 heartbeat.check()
                 stops.append(
-                    f"{device.device_id}: batch sizes {outcome['batches'] or 'none'}, "
-                    f"stopped: {outcome['reasonCode']}"
+                    f"{device.device_id}: batch sizes {outcome.batches or 'none'}, "
+                    f"stopped: {outcome.reason_code.value}"
                 )
         return f"profiled under a {budget:g} s budget; " + "; ".join(stops)
 
     def sweep_device(
         self,
-        job: dict[str, Any],
-        model: dict[str, Any],
+        job: ClaimedJob,
+        model: ModelToProcess,
         path: Path,
         device: LocalDevice,
         heartbeat: Heartbeat,
         share_s: float,
         span: tuple[float, float],
-    ) -> dict[str, Any]:
+    ) -> SweepOutcomeInput:
         """One device's batch sweep in the cage, within ``share_s`` of the job's budget,
-        each result reported as it comes (progress within ``span``); how it ended
-        (SweepOutcomeInput's fields)."""
+        each result reported as it comes (progress within ``span``); how it ended."""
         if share_s <= 0:
-            return {
-                "deviceId": device.device_id,
-                "batches": [],
-                "reasonCode": StopReason.BUDGET.value,
-                "reason": "the job's budget was spent before this device's turn",
-            }
+            return sweep_outcome(
+                device,
+                [],
+                StopReason.BUDGET.value,
+                "the job's budget was spent before this device's turn",
+            )
         measurement = self.measurement
         if isinstance(measurement.threads, FreeCores):
             # Not asked for: the cores free now, as other work may have come or gone since
@@ -667,11 +685,11 @@ class Worker:
             )
         request = {
             "step": "profile",
-            "inputs": model["inputs"],
-            "batch_sizes": job["batchSizes"],
+            "inputs": cage_inputs(model),
+            "batch_sizes": job.batch_sizes,
             "budget_s": share_s,
-            "max_batch": job.get("maxBatch"),
-            "max_p99_latency_s": job.get("maxP99Latency"),
+            "max_batch": job.max_batch,
+            "max_p99_latency_s": job.max_p99_latency,
             "device": asdict(device),
             "ip": self.ip,
             "measurement": asdict(measurement),
@@ -681,16 +699,16 @@ class Worker:
         # The sweep ends within its budget plus about one window: the cage's wall limit
         # only catches a step that hangs, so it never cuts a long budget short.
         limits = replace(limits, wall_s=max(limits.wall_s, share_s * 1.5 + 300))
-        batches: list[int] = job["batchSizes"] or [1]
+        batches: list[int] = job.batch_sizes or [1]
         began = time.monotonic()
         last: dict[str, Any] | None = None  # the last result reported, unless it has its stop
 
-        def report(figures: dict[str, Any]) -> None:
-            result = as_input(DynamicProfileResultInput, figures, "result")
+        def report(figures: dict[str, Any], sweep_stop: str | None) -> None:
+            result = as_input(DynamicProfileResultInput, stopped_at(figures, sweep_stop), "result")
             self.write(
                 partial(
                     self.hub.api.report_dynamic_profiling_result,
-                    model_id=model["id"],
+                    model_id=model.id,
                     result=result,
                     job_id=heartbeat.job_id,
                     worker=self.name,
@@ -698,38 +716,32 @@ class Worker:
                 heartbeat,
             )
 
-        for message in self.caged(request, path, heartbeat, limits, cuda):
+        scratch = scratch_folder("profile", path)
+        for message in self.caged(request, path, scratch, heartbeat, limits, cuda):
             heartbeat.check()
-            if message["type"] == "plan":
-                batches = message["batches"] or batches
+            if isinstance(message, PlanMessage):
+                batches = message.batches or batches
                 continue
-            if message["type"] == "sweep_end":
+            if isinstance(message, SweepEndMessage):
                 if last is not None and last.get("measurement"):
                     # Stopped in the next batch (it ran out of memory) or, rarely, just
                     # before it (the budget ran short while this result was written):
                     # the last result measured is where the sweep stopped.
-                    last["measurement"]["sweep_stop"] = message["reason_code"]
-                    report(last)
-                return {
-                    "deviceId": device.device_id,
-                    "batches": message["batches"],
-                    "reasonCode": message["reason_code"],
-                    "reason": message["reason"],
-                }
-            figures = message["result"]
-            stop = message.get("sweep_stop")
-            if stop and figures.get("measurement"):
-                figures["measurement"]["sweep_stop"] = stop["reason_code"]
-            report(figures)
-            last = None if stop else figures
+                    report(last, message.reason_code)
+                return sweep_outcome(device, message.batches, message.reason_code, message.reason)
+            if not isinstance(message, DynamicMessage):
+                continue  # not said by a profile step: refused in caged
+            stop = message.sweep_stop
+            report(message.result, stop.reason_code if stop else None)
+            last = None if stop else message.result
             # Done: as far through the batches or through the device's time, whichever is
             # further (an adaptive sweep seldom climbs its whole ladder).
-            position = batches.index(message["batch"]) + 1 if message["batch"] in batches else 0
+            position = batches.index(message.batch) + 1 if message.batch in batches else 0
             done = max(position / len(batches), (time.monotonic() - began) / share_s)
             low, high = span
             heartbeat.report(
                 max(heartbeat.progress, low + (high - low) * min(done, 0.95)),
-                f"{device.device_id} batch {message['batch']} done",
+                f"{device.device_id} batch {message.batch} done",
             )
         raise CagedStepFailed(f"the sweep on {device.device_id} ended without saying why")
 
@@ -743,6 +755,37 @@ class Worker:
             if refused_for_the_job(error):
                 raise heartbeat.refused(error) from None
             raise
+
+
+def scratch_folder(step: str, weight: Path) -> Path:
+    """A fresh folder for one caged step to write into, beside the job's weight file."""
+    return Path(tempfile.mkdtemp(prefix=f"{step}-", dir=weight.parent))
+
+
+def cage_inputs(model: ModelToProcess) -> list[dict[str, Any]]:
+    """The model's declared inputs, as the cage's request carries them (JSON)."""
+    return [shape.model_dump(by_alias=True, mode="json") for shape in model.inputs]
+
+
+def stopped_at(figures: dict[str, Any], sweep_stop: str | None) -> dict[str, Any]:
+    """A dynamic result from the cage, marked as where the sweep stopped (``sweep_stop``,
+    a reason code) when it has a measurement to mark."""
+    if sweep_stop is None or not figures.get("measurement"):
+        return figures
+    return {**figures, "measurement": {**figures["measurement"], "sweep_stop": sweep_stop}}
+
+
+def sweep_outcome(
+    device: LocalDevice, batches: list[int], reason_code: str, reason: str
+) -> SweepOutcomeInput:
+    """How a device's sweep ended, as the hub records it."""
+    outcome = {
+        "deviceId": device.device_id,
+        "batches": batches,
+        "reasonCode": reason_code,
+        "reason": reason,
+    }
+    return as_input(SweepOutcomeInput, outcome, "sweep")
 
 
 def main(
