@@ -39,11 +39,13 @@ from modelci.core.domain import (
     utcnow,
 )
 from modelci.core.errors import Conflict, NotFound
+from modelci.core.events import EventType, RegistryEvent, new_event
 from modelci.core.ports import Page, PageRequest
 from modelci.core.usecases import MAX_ATTEMPTS
 
 from .job_watch import JobWatchers
 from .listing import Listing
+from .outbox import with_event
 from .storage import object_id
 
 LOG_ENTRIES_KEPT = 200
@@ -189,12 +191,13 @@ class MongoJobQueue:
 
     async def cancel(self, job_id: str) -> ProfilingJob:
         now = utcnow()
+        cancel = {
+            "$set": {"status": JobStatus.CANCELLED.value, "end_time": now, "update_time": now},
+            "$push": push_log("cancelled"),
+        }
         document = await self.jobs.find_one_and_update(
             {"_id": object_id(job_id, "id"), "status": {"$in": ACTIVE}},
-            {
-                "$set": {"status": JobStatus.CANCELLED.value, "end_time": now, "update_time": now},
-                "$push": push_log("cancelled"),
-            },
+            with_event(cancel, await self.finished_event(job_id, JobStatus.CANCELLED, None)),
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
@@ -283,13 +286,17 @@ class MongoJobQueue:
     async def forget_model(self, model_id: str) -> None:
         now = utcnow()
         await self.jobs.delete_many({"model_id": model_id, "status": JobStatus.QUEUED.value})
-        await self.jobs.update_many(
-            {"model_id": model_id, "status": JobStatus.RUNNING.value},
-            {
+        running = {"model_id": model_id, "status": JobStatus.RUNNING.value}
+        async for document in self.jobs.find(running, {"_id": 1}):  # each with its event
+            job_id = str(document["_id"])
+            cancel = {
                 "$set": {"status": JobStatus.CANCELLED.value, "end_time": now, "update_time": now},
                 "$push": push_log("cancelled: the model was deleted"),
-            },
-        )
+            }
+            event = await self.finished_event(job_id, JobStatus.CANCELLED, "the model was deleted")
+            await self.jobs.update_one(
+                {**running, "_id": document["_id"]}, with_event(cancel, event)
+            )
         self.announce_change()
 
     async def claim(
@@ -307,19 +314,21 @@ class MongoJobQueue:
         conversion behind it. The fair turns below are taken among the jobs of the lane."""
         now = utcnow()
         lost = {"status": JobStatus.RUNNING.value, "lease_expires_at": {"$lt": now}}
-        # Jobs whose workers kept dying: no more attempts.
-        await self.jobs.update_many(
-            {**lost, "$expr": {"$gte": ["$attempts", "$max_attempts"]}},
-            {
+        # Jobs whose workers kept dying: no more attempts (each with its event).
+        used_up = {**lost, "$expr": {"$gte": ["$attempts", "$max_attempts"]}}
+        error = "the worker running it stopped answering on every attempt"
+        async for stuck in self.jobs.find(used_up, {"_id": 1}):
+            fail = {
                 "$set": {
                     "status": JobStatus.FAILED.value,
-                    "error": "the worker running it stopped answering on every attempt",
+                    "error": error,
                     "end_time": now,
                     "update_time": now,
                 },
                 "$push": push_log("failed: attempts used up"),
-            },
-        )
+            }
+            event = await self.finished_event(str(stuck["_id"]), JobStatus.FAILED, error)
+            await self.jobs.update_one({**used_up, "_id": stuck["_id"]}, with_event(fail, event))
         # Every device the job asks for is one of this worker's, and it is of the lane's kinds.
         fits: dict[str, Any] = {"$expr": {"$setIsSubset": ["$devices", device_ids]}}
         if kinds is not None:
@@ -418,6 +427,8 @@ class MongoJobQueue:
             change["$set"].update(worker=None)
         else:
             change["$set"].update(error=(error or "")[:4096], end_time=now)
+        if status is not JobStatus.QUEUED:
+            with_event(change, await self.finished_event(job_id, status, error))
         document = await self.jobs.find_one_and_update(
             self.held_by(job_id, worker, claimant), change, return_document=ReturnDocument.AFTER
         )
@@ -425,6 +436,22 @@ class MongoJobQueue:
             return await self.not_held(job_id, worker, claimant)
         self.announce_change()
         return job_from_document(document)
+
+    async def finished_event(
+        self, job_id: str, status: JobStatus, error: str | None
+    ) -> RegistryEvent:
+        """``job.finished``, to write with the change that ends the job."""
+        document = await self.jobs.find_one(
+            {"_id": object_id(job_id, "id")}, {"model_id": 1, "kind": 1}
+        )
+        return new_event(
+            EventType.JOB_FINISHED,
+            document["model_id"] if document else None,
+            jobId=job_id,
+            kind=document["kind"] if document else None,
+            status=status.value,
+            error=error[:1024] if error else None,
+        )
 
     async def release(
         self, job_id: str, worker: str, claimant: str | None, reason: str
