@@ -28,8 +28,8 @@ from starlette.applications import Starlette
 from test_browser import browser, open_page  # noqa: F401  (a fixture, used by name)
 from typer.testing import CliRunner
 
-from modelci.cli.commands import parse_duration
 from modelci.cli.main import app as cli
+from modelci.cli.options import parse_duration
 from modelci.client import ModelHub, Shortfall
 from modelci.core import choosing
 from modelci.core.domain import (

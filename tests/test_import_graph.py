@@ -5,6 +5,8 @@ TYPE_CHECKING too (a cycle hidden in a function is still a cycle)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import modelci
@@ -137,3 +139,57 @@ def test_the_graph_sees_the_rooms() -> None:
     assert set(ALLOWED) <= rooms
     assert graph["modelci"] == set()
     assert graph["modelci.schema.context"] >= {"modelci.core.ports", "modelci.core.usecases"}
+
+
+# The commands that run or administer a hub on this machine, and the app built of all
+# the groups: these may reach the server, the schema and the profiling worker.
+HUB_COMMAND_MODULES = {
+    "modelci.cli",
+    "modelci.cli.__main__",
+    "modelci.cli.main",
+    "modelci.cli.hub",
+    "modelci.cli.tokens",
+    "modelci.cli.archives",
+}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    waiting = [start]
+    while waiting:
+        for other in graph[waiting.pop()] - seen:
+            seen.add(other)
+            waiting.append(other)
+    return seen
+
+
+def test_client_commands_speak_only_through_the_public_client() -> None:
+    """Every other module of the command line (register, ls, jobs, aliases, their shared
+    output) reaches neither the server, the schema nor the profiling worker, however
+    indirectly."""
+    graph = import_graph()
+    client_commands = sorted(
+        module for module in graph if room_of(module) == "cli" and module not in HUB_COMMAND_MODULES
+    )
+    assert {"modelci.cli.models", "modelci.cli.console"} <= set(client_commands)
+    against = sorted(
+        f"{module} -> {other}"
+        for module in client_commands
+        for other in reachable(graph, module)
+        if room_of(other) in {"server", "schema", "profiling"}
+    )
+    assert against == []
+
+
+def test_the_command_line_loads_no_hub_room_before_a_hub_command_runs() -> None:
+    """`modelci --help` and the client commands start without the server, the schema, the
+    profiling worker or the heavy libraries they bring: the hub commands import them when
+    they run."""
+    code = "import sys, modelci.cli; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = ("modelci.server", "modelci.schema", "modelci.profiling", "strawberry", "pymongo")
+    heavy += ("torch", "onnx", "uvicorn", "starlette")
+    assert [name for name in loaded if name.startswith(heavy)] == []
