@@ -21,6 +21,7 @@ import functools
 import inspect
 import io
 import json
+import numbers
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 
+from .core.domain import Metric
 from .core.errors import BadUserInput, HubError, invalid_input
 from .graphql_client import (
     CompareModelsCompareModels,
@@ -56,13 +58,14 @@ from .graphql_client import (
     IOShapeInput,
     JobKind,
     JobStatus,
-    Metric,
     MetricValueInput,
     MLModel,
     ModelInput,
     ModelInputFormat,
+    ModelSourceInput,
     ModelStatus,
     ModelUpdateInput,
+    NameValueInput,
     ProfileFilterInput,
     ProfilingJob,
     RecommendationGoalInput,
@@ -107,8 +110,10 @@ __all__ = [
     "ModelHub",
     "ModelInput",
     "ModelInputFormat",
+    "ModelSourceInput",
     "ModelStatus",
     "ModelUpdateInput",
+    "NameValueInput",
     "ProfileFilterInput",
     "ProfilingJob",
     "Progress",
@@ -145,6 +150,7 @@ PYTHON_REWRITES = [
         re.compile(r'updateModel\(id: "(\w+)", input: \{inputs: (\[.*?\])\}\)'),
         r'hub.update_model("\1", inputs=\2)',
     ),
+    (re.compile(r"\binput\.metric\b"), "metrics"),
 ]
 PYTHON_PHRASES = {
     "(setModelAlias)": "(hub.set_alias)",
@@ -187,7 +193,9 @@ def speaks_python(method: Method) -> Method:
     not ``forceInsert: true``), unless its client is told otherwise (the CLI's own words)."""
     signature = inspect.signature(method)
     parameters = set(signature.parameters) - {"self"}
-    takes_fields = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    takes_fields = any(
+        p.kind in (p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in signature.parameters.values()
+    )
 
     @functools.wraps(method)
     def wrapper(self: ModelHub, *args: Any, **kwargs: Any) -> Any:
@@ -284,8 +292,115 @@ def enum_value(kind: type[EnumKind], value: Any, argument: str) -> EnumKind:
         ) from None
 
 
+WeightFile = str | os.PathLike[str] | bytes
+# What the metadata keyword arguments take: a dict of name → value, or a list of
+# {name, value} (dicts, the schema's inputs, earlier results) or (name, value) pairs.
+NamedValues = dict[str, Any] | Sequence[Any]
+
+
+def checked_weight_file(weight: Any, argument: str = "weight", hint: str = "") -> WeightFile:
+    """``weight`` if it names a file (a path) or holds its bytes; a TypeError naming the
+    argument otherwise (pathlib's own says nothing of which argument was wrong)."""
+    if isinstance(weight, str | os.PathLike | bytes):
+        return weight
+    raise TypeError(
+        f"{argument}: give the weight file's path or its bytes, not {type(weight).__name__}" + hint
+    )
+
+
+def named_values(value: NamedValues | None, argument: str, kind: str) -> list[dict[str, Any]]:
+    """Metrics (``kind`` "number") or params and tags ("text") as the schema's list of
+    {name, value}: numbers stay numbers (a bool is not one), texts are texts (numbers
+    and bools written out: ``lr=0.1`` is the param "0.1")."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{argument}: give a dict of name → value or a list of {{name, value}}, "
+            f"not {type(value).__name__}"
+        )
+    else:
+        pairs = []
+        for item in value:
+            if isinstance(item, tuple) and len(item) == 2:
+                pairs.append(item)
+                continue
+            fields = plain(item)
+            if not isinstance(fields, dict) or set(fields) != {"name", "value"}:
+                raise TypeError(
+                    f"{argument}: each item is {{name, value}} or a (name, value) pair, "
+                    f"not {item!r}"
+                )
+            pairs.append((fields["name"], fields["value"]))
+    named = []
+    for name, each in pairs:
+        name = enum_name(name)
+        if not isinstance(name, str):
+            raise BadUserInput(f"{argument}: a name is text, not {name!r}", field=argument)
+        if kind == "number":
+            if isinstance(each, bool) or not isinstance(each, numbers.Real):
+                raise BadUserInput(
+                    f"{argument}: {name}'s value must be a number, not {each!r}", field=argument
+                )
+            named.append({"name": name, "value": float(each)})
+        elif isinstance(each, str | numbers.Real):  # a bool is a Real too: "True"
+            named.append({"name": name, "value": each if isinstance(each, str) else str(each)})
+        else:
+            raise BadUserInput(
+                f"{argument}: {name}'s value must be text, a number or a bool, not {each!r}",
+                field=argument,
+            )
+    return named
+
+
+def model_source(source: Any, run_id: str | None) -> dict[str, Any] | None:
+    """The source as the schema's ModelSourceInput: a URI (with ``run_id``), or a dict or
+    input of both."""
+    if source is None:
+        if run_id is not None:
+            raise BadUserInput(
+                "run_id: give source (the URI of the run, notebook or commit) with it",
+                field="run_id",
+            )
+        return None
+    if isinstance(source, str):
+        return {"uri": source, "run_id": run_id}
+    fields = plain(source)
+    if not isinstance(fields, dict):
+        raise TypeError(
+            f"source: give the URI of the run, notebook or commit, not {type(source).__name__}"
+        )
+    return fields if run_id is None else {**fields, "run_id": run_id}
+
+
+def metadata(
+    metrics: NamedValues | None,
+    metric: NamedValues | None,
+    params: NamedValues | None,
+    description: str | None,
+    source: Any,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The metadata keyword arguments given, as the schema's input fields."""
+    if metrics is not None and metric is not None:
+        raise TypeError("give metrics or metric (its ML-Model-CI name), not both")
+    fields: dict[str, Any] = {}
+    given_metrics = metrics if metrics is not None else metric
+    if given_metrics is not None:
+        fields["metric"] = named_values(given_metrics, "metrics", "number")
+    if params is not None:
+        fields["params"] = named_values(params, "params", "text")
+    if description is not None:
+        if not isinstance(description, str):
+            raise TypeError(f"description: give Markdown text, not {type(description).__name__}")
+        fields["description"] = description
+    if (found := model_source(source, run_id)) is not None:
+        fields["source"] = found
+    return fields
+
+
 @contextmanager
-def opened_upload(weight: str | Path | bytes, filename: str | None = None) -> Iterator[Upload]:
+def opened_upload(weight: WeightFile, filename: str | None = None) -> Iterator[Upload]:
     """An Upload reading a path (streamed from disk) or bytes, counting what is read (the
     transport reports the progress of what it sends)."""
     if isinstance(weight, bytes):
@@ -380,17 +495,55 @@ class ModelHub:
 
     def register_model(
         self,
-        weight: str | Path | bytes,
+        weight: WeightFile,
         *,
+        architecture: str | None = None,
+        framework: Framework | str | None = None,
+        engine: Engine | str | None = None,
+        dataset: str | None = None,
+        task: Task | str | None = None,
+        version: int | None = None,
+        inputs: Sequence[Any] | None = None,
+        outputs: Sequence[Any] | None = None,
+        metrics: NamedValues | None = None,
+        params: NamedValues | None = None,
+        tags: NamedValues | None = None,
+        description: str | None = None,
+        source: str | ModelSourceInput | dict[str, Any] | None = None,
+        run_id: str | None = None,
+        model_status: Sequence[ModelStatus | str] | None = None,
+        creator: str | None = None,
+        metric: NamedValues | None = None,
         convert: bool = True,
         profile: bool = False,
         progress: Progress | None = None,
-        **fields: Any,
     ) -> MLModel:
-        """Register a model; ``fields`` as ModelInput (architecture, framework, engine,
-        version, dataset, task, inputs, outputs, metric, model_status, creator)."""
-        model_input = as_input(ModelInput, given(fields), "input")
-        with opened_upload(weight) as upload:
+        """Register a model from its weight file (a path, or its bytes).
+
+        ``version`` left out: the hub gives the next number for the architecture, task
+        and dataset; the model returned carries it. ``metrics``: name → number (a dict,
+        or a list of {name, value}; ``metric`` is ML-Model-CI's name for it); ``params``
+        and ``tags``: name → text; ``description``: Markdown; ``source``: the URI of the
+        run, notebook or commit that produced it, with its tracker's ``run_id``."""
+        fields = given(
+            {
+                "architecture": architecture,
+                "framework": framework,
+                "engine": engine,
+                "dataset": dataset,
+                "task": task,
+                "version": version,
+                "inputs": inputs,
+                "outputs": outputs,
+                "model_status": model_status,
+                "creator": creator,
+            }
+        )
+        fields |= metadata(metrics, metric, params, description, source, run_id)
+        if tags is not None:
+            fields["tags"] = named_values(tags, "tags", "text")
+        model_input = as_input(ModelInput, fields, "input")
+        with opened_upload(checked_weight_file(weight)) as upload:
             registered = self.api.register_model(
                 input=model_input,
                 weight=upload,
@@ -448,12 +601,54 @@ class ModelHub:
     def update_model(
         self,
         model_id: str,
-        weight: str | Path | bytes | None = None,
+        weight: WeightFile | None = None,
         progress: Progress | None = None,
-        **changes: Any,
+        *,
+        architecture: str | None = None,
+        framework: Framework | str | None = None,
+        engine: Engine | str | None = None,
+        dataset: str | None = None,
+        task: Task | str | None = None,
+        version: int | None = None,
+        inputs: Sequence[Any] | None = None,
+        outputs: Sequence[Any] | None = None,
+        metrics: NamedValues | None = None,
+        params: NamedValues | None = None,
+        description: str | None = None,
+        source: str | ModelSourceInput | dict[str, Any] | None = None,
+        run_id: str | None = None,
+        model_status: Sequence[ModelStatus | str] | None = None,
+        creator: str | None = None,
+        metric: NamedValues | None = None,
     ) -> MLModel:
-        """Change the given fields (ModelUpdateInput's); a weight replaces the bytes."""
-        update = as_input(ModelUpdateInput, given(changes), "input")
+        """Change the fields given (as ``register_model`` takes them; metrics and params
+        are replaced whole; tags change one at a time: ``set_tag``, ``remove_tag``). A
+        ``weight`` replaces the stored bytes only while nothing was made from them (no
+        profile, no converted variant): after that the hub refuses it (Conflict), and a
+        new weight is a new version."""
+        if weight is not None:
+            hint = ""
+            if isinstance(weight, dict):
+                hint = "; give the fields to change as keyword arguments, e.g. " + (
+                    f"update_model(model_id, {', '.join(f'{key}=…' for key in weight)})"
+                )
+            weight = checked_weight_file(weight, hint=hint)
+        changes = given(
+            {
+                "architecture": architecture,
+                "framework": framework,
+                "engine": engine,
+                "dataset": dataset,
+                "task": task,
+                "version": version,
+                "inputs": inputs,
+                "outputs": outputs,
+                "model_status": model_status,
+                "creator": creator,
+            }
+        )
+        changes |= metadata(metrics, metric, params, description, source, run_id)
+        update = as_input(ModelUpdateInput, changes, "input")
         if weight is None:
             return self.api.update_model(id=model_id, input=update).update_model
         with opened_upload(weight) as upload:
@@ -461,6 +656,14 @@ class ModelHub:
                 id=model_id, input=update, weight=upload, progress=progress
             )
         return updated.update_model
+
+    def set_tag(self, model_id: str, name: str, value: str) -> MLModel:
+        """Set one tag of the model (added, or its value replaced) in one write."""
+        return self.api.set_model_tag(id=model_id, name=name, value=value).set_model_tag
+
+    def remove_tag(self, model_id: str, name: str) -> MLModel:
+        """Remove one tag of the model (NotFound when it has none of that name)."""
+        return self.api.delete_model_tag(id=model_id, name=name).delete_model_tag
 
     def delete_model(self, model_id: str, cascade: bool = False) -> MLModel:
         """Delete a model and its weight; ``cascade`` its converted variants too."""

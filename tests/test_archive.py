@@ -181,7 +181,7 @@ async def test_export_then_import_into_a_fresh_hub_gives_the_same_hub_and_again_
     assert exported.jobs_left_out == 1  # the queued one
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-    assert manifest["format_version"] == 2 and manifest["aliases"]["count"] == 2
+    assert manifest["format_version"] == 3 and manifest["aliases"]["count"] == 2
     assert {entry["sha256"] for entry in manifest["weights"]} == {
         made["parent"]["weight"]["sha256"],
         made["variant"].weight.sha256,

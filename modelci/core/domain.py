@@ -6,8 +6,10 @@ Storage and GraphQL both derive from these classes.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -46,7 +48,9 @@ class Task(Enum):
     Other = "Other"
 
 
-class Metric(Enum):
+class Metric(StrEnum):
+    """ML-Model-CI's metric names: still valid, as plain names among any others."""
+
     acc = "acc"
     top5_acc = "top5_acc"
     mAP = "mAP"
@@ -128,9 +132,98 @@ class IOShape(Domain):
         return shape
 
 
+# Free metadata. Metrics, params and tags are lists of {name, value}, each name once:
+# stored as such, they are indexed and queried as arrays of sub-documents (storage.py).
+METADATA_NAME = re.compile(r"[A-Za-z0-9_./-]{1,64}")
+METADATA_NAME_RULE = "1 to 64 letters, digits, '_', '.', '-' or '/'"
+MAX_METRICS = 64
+MAX_PARAMS = 256
+MAX_TAGS = 64
+MAX_METADATA_VALUE = 1024  # characters of a param's or a tag's value
+MAX_DESCRIPTION = 64 * 1024  # characters of Markdown
+MAX_SOURCE_URI = 2048
+MAX_RUN_ID = 256
+# What a converted variant takes from its source and keeps in step with it: how the
+# source was trained and how well it does (a conversion is checked to give the same
+# outputs). Its tags are its own, copied from the source when it is converted.
+INHERITED_FIELDS = ("metric", "params", "description", "source")
+# Whoever registered a model with auth off.
+ANONYMOUS = "anonymous"
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def checked_metadata_name(name: str) -> str:
+    if not METADATA_NAME.fullmatch(name):
+        raise ValueError(f"a name is {METADATA_NAME_RULE} (got {name[:80]!r})")
+    return name
+
+
+def printable_text(text: str, *, lines: bool = False) -> str:
+    """``text`` unless it holds control characters (tabs and line breaks too, unless
+    ``lines``): what a terminal or a log would act on."""
+    if (CONTROL_CHARACTERS_BUT_LINES if lines else CONTROL_CHARACTERS).search(text):
+        raise ValueError("control characters are not allowed" + ("" if lines else " here"))
+    return text
+
+
+def unique_names(items: list[Any], what: str) -> None:
+    names = [item.name for item in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each {what} name may appear once ({', '.join(repeated)} repeated)")
+
+
 class MetricValue(Domain):
-    name: Metric
+    """A measured quality of the model: any name, a finite number."""
+
+    name: str
     value: float
+
+    _name = field_validator("name")(checked_metadata_name)
+
+
+class NameValue(Domain):
+    """A param (how the model was trained) or a tag (how a team files it): a name and a
+    text value."""
+
+    name: str
+    value: str = Field(max_length=MAX_METADATA_VALUE)
+
+    _name = field_validator("name")(checked_metadata_name)
+
+    @field_validator("value")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return printable_text(value)
+
+
+# A URI with a scheme: https://…, git+https://…@commit, runs:/…, s3://…, file:///…
+SOURCE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+
+
+class ModelSource(Domain):
+    """What produced the model: the URI of its training run, notebook or commit, and the
+    run's id in the tracker that ran it, if any."""
+
+    uri: str = Field(max_length=MAX_SOURCE_URI)
+    run_id: str | None = Field(default=None, min_length=1, max_length=MAX_RUN_ID)
+
+    @field_validator("uri")
+    @classmethod
+    def _a_uri(cls, uri: str) -> str:
+        if not SOURCE_URI.fullmatch(uri):
+            raise ValueError(
+                "give a URI with a scheme and no spaces (https://…, git+https://…, "
+                f"runs:/…, s3://…); got {uri[:80]!r}"
+            )
+        return uri
+
+    @field_validator("run_id")
+    @classmethod
+    def _printable(cls, run_id: str | None) -> str | None:
+        return None if run_id is None else printable_text(run_id)
 
 
 class Weight(Domain):
@@ -277,27 +370,47 @@ class ModelKey(Domain):
 
 
 class ModelFields(Domain):
-    """The metadata a user gives when registering a model."""
+    """The metadata a user gives when registering a model (``version`` None: the hub
+    numbers it, after the last version of its architecture, task and dataset)."""
 
     architecture: str = Field(min_length=1, max_length=256)
     framework: Framework
     engine: Engine
-    version: int = Field(ge=1)
+    version: int | None = Field(default=None, ge=1)
     dataset: str = Field(min_length=1, max_length=256)
-    metric: list[MetricValue] = Field(default_factory=list, max_length=64)
+    metric: list[MetricValue] = Field(default_factory=list, max_length=MAX_METRICS)
     task: Task
     inputs: list[IOShape] = Field(default_factory=list, max_length=256)
     outputs: list[IOShape] = Field(default_factory=list, max_length=256)
     model_status: list[ModelStatus] = Field(default_factory=list, max_length=16)
     creator: str = Field(default="", max_length=256)
+    params: list[NameValue] = Field(default_factory=list, max_length=MAX_PARAMS)
+    tags: list[NameValue] = Field(default_factory=list, max_length=MAX_TAGS)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    source: ModelSource | None = None
 
     @field_validator("metric")
     @classmethod
     def _one_value_per_metric(cls, metric: list[MetricValue]) -> list[MetricValue]:
-        names = [m.name for m in metric]
-        if len(names) != len(set(names)):
-            raise ValueError("each metric may appear once")
+        unique_names(metric, "metric")
         return metric
+
+    @field_validator("params")
+    @classmethod
+    def _one_value_per_param(cls, params: list[NameValue]) -> list[NameValue]:
+        unique_names(params, "param")
+        return params
+
+    @field_validator("tags")
+    @classmethod
+    def _one_value_per_tag(cls, tags: list[NameValue]) -> list[NameValue]:
+        unique_names(tags, "tag")
+        return tags
+
+    @field_validator("description")
+    @classmethod
+    def _printable_description(cls, description: str) -> str:
+        return printable_text(description, lines=True)
 
     @field_validator("model_status")
     @classmethod
@@ -305,6 +418,8 @@ class ModelFields(Domain):
         return list(dict.fromkeys(statuses))
 
     def key(self) -> ModelKey:
+        if self.version is None:
+            raise ValueError("a model has a key once its version is known")
         return ModelKey(
             architecture=self.architecture,
             framework=self.framework,
@@ -329,10 +444,18 @@ class MLModel(ModelFields):
     """A registered model: its metadata, weight description and profiling results."""
 
     id: str
+    version: int = Field(ge=1)
     parent_model_id: str | None = None
     conversion: ConversionCheck | None = None
     weight: Weight
     profile_result: ProfileResult = Field(default_factory=ProfileResult)
+    created_by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="the token that registered it (anonymous with auth off; for a "
+        "variant, whoever asked for its conversion); null: registered before the hub "
+        "recorded it",
+    )
     create_time: datetime
     update_time: datetime
 

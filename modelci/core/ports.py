@@ -23,6 +23,7 @@ from .domain import (
     ModelFields,
     ModelFilter,
     ModelKey,
+    NameValue,
     ProfilingJob,
     StaticProfileResult,
     SweepOutcome,
@@ -98,11 +99,13 @@ class ModelRegistry(Protocol):
         weight: CheckedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
+        created_by: str | None = None,
     ) -> MLModel:
         """A new model of ``weight.fields`` referencing the checked weight (inside the
         block of ``checked`` that gave it); CONFLICT when another model holds its key.
-        A variant (``parent_model_id``) whose source is deleted while it is written is
-        not kept: NOT_FOUND."""
+        Fields without a version are given the next of their line (``next_version``),
+        written into ``weight.fields`` too. A variant (``parent_model_id``) whose source
+        is deleted while it is written is not kept: NOT_FOUND."""
         ...
 
     async def get(self, model_id: str) -> MLModel: ...
@@ -142,6 +145,28 @@ class ModelRegistry(Protocol):
     async def delete_dynamic_results(
         self, model_id: str, ip: str, device_id: str, batch: int | None
     ) -> MLModel: ...
+
+    async def set_tag(self, model_id: str, tag: NameValue) -> MLModel:
+        """The tag added, or its value replaced, in one write; CONFLICT when the model
+        has ``MAX_TAGS`` tags and not this one."""
+        ...
+
+    async def delete_tag(self, model_id: str, name: str) -> MLModel:
+        """NOT_FOUND when the model has no tag ``name``."""
+        ...
+
+    async def pass_on_to_variants(self, source_id: str) -> None:
+        """The model's ``INHERITED_FIELDS`` written onto its variants (and theirs)."""
+        ...
+
+    async def next_version(self, fields: ModelFields) -> int:
+        """A version number of the fields' architecture, task and dataset never given
+        before and above every one registered, taken atomically."""
+        ...
+
+    async def version_after(self, fields: ModelFields) -> int:
+        """The number ``next_version`` would give now, not taken."""
+        ...
 
 
 class JobQueue(Protocol):

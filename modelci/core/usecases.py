@@ -22,6 +22,8 @@ from pydantic import ValidationError
 
 from . import choosing
 from .domain import (
+    ANONYMOUS,
+    INHERITED_FIELDS,
     ConversionCheck,
     Device,
     DynamicProfileResult,
@@ -34,6 +36,7 @@ from .domain import (
     ModelFilter,
     ModelKey,
     ModelStatus,
+    NameValue,
     ProfilingJob,
     StaticProfileResult,
     SweepOutcome,
@@ -661,7 +664,8 @@ class ModelService:
             # refused before anything is stored, not by a job that fails later.
             if asked and not checked.fields.inputs and may_lack_input_shapes(checked.format):
                 raise no_inputs_to_register(checked.format, asked)
-            model = await self.registry.insert(checked)
+            # Numbered (a version left out) by the insert, after every check.
+            model = await self.registry.insert(checked, created_by=owner or ANONYMOUS)
         try:
             if convert:
                 await self.jobs.queue_conversion(model, None, profile, owner)
@@ -744,7 +748,10 @@ class ModelService:
                     if named is not None:
                         checked.description.filename = named
                     variant = await self.registry.insert(
-                        checked, parent_model_id=source.id, conversion=conversion
+                        checked,
+                        parent_model_id=source.id,
+                        conversion=conversion,
+                        created_by=owner or ANONYMOUS,
                     )
             except Conflict:
                 (variants,) = await self.registry.children_of([source.id])
@@ -762,6 +769,8 @@ class ModelService:
                 ) from None
             if profile:
                 await self.jobs.queue_default_profiling(variant.id, owner)
+        # The source's metrics as they are now, should it have changed since it was read.
+        await self.registry.pass_on_to_variants(source.id)
         return variant
 
     async def update(
@@ -772,27 +781,85 @@ class ModelService:
         owner: str | None = None,
     ) -> MLModel:
         """``changes`` applied to the model's fields; a new ``weight`` is checked against
-        them and replaces the stored bytes, with the inputs and outputs its file says."""
+        them and replaces the stored bytes, with the inputs and outputs its file says,
+        while nothing was made from them (``refuse_fixed_weight``). A source's metrics,
+        params, description and source are passed on to its variants; a variant's are
+        its source's, not changed on it."""
         current = await self.registry.get(model_id)
+        inherited = [field for field in INHERITED_FIELDS if field in changes]
+        if current.parent_model_id is not None and inherited:
+            raise BadUserInput(
+                f"input.{inherited[0]}: model {current.id} is a converted variant of model "
+                f"{current.parent_model_id} and shows its {', '.join(INHERITED_FIELDS)}; "
+                f"change {', '.join(inherited)} there",
+                field=inherited[0],
+                sourceId=current.parent_model_id,
+            )
+        if weight is not None:
+            await self.refuse_fixed_weight(current)
         fields = merged_fields(current, changes)
         if weight is None:
             if current.weight.format is not None:
                 check_declaration(fields, current.weight.format)
-            return await self.registry.update(model_id, fields, set(changes))
-        async with self.registry.checked(weight, fields, owner) as checked:
-            check_weight(checked)
-            read_from_file = {
-                field
-                for field in ("inputs", "outputs")
-                if getattr(checked.fields, field) != getattr(fields, field)
-            }
-            return await self.registry.update(
-                model_id, checked.fields, set(changes) | read_from_file, checked
+            updated = await self.registry.update(model_id, fields, set(changes))
+        else:
+            async with self.registry.checked(weight, fields, owner) as checked:
+                check_weight(checked)
+                read_from_file = {
+                    field
+                    for field in ("inputs", "outputs")
+                    if getattr(checked.fields, field) != getattr(fields, field)
+                }
+                updated = await self.registry.update(
+                    model_id, checked.fields, set(changes) | read_from_file, checked
+                )
+        if inherited:
+            await self.registry.pass_on_to_variants(model_id)
+        return updated
+
+    async def refuse_fixed_weight(self, model: MLModel) -> None:
+        """CONFLICT when the model's weight may not be replaced: something was made from
+        it (a profile, a converted variant) or a job is at work on it, and would describe
+        bytes that are gone; a variant's weight is what its conversion made and checked.
+        A new weight is a new version. (Checked before the write: a result a worker
+        delivers meanwhile comes from a job found running here.)"""
+        from .ports import PageRequest  # the context imports this module
+
+        if model.parent_model_id is not None:
+            raise Conflict(
+                f"model {model.id} is a converted variant of model {model.parent_model_id}: "
+                "its weight is what the conversion made and checked against the source's, "
+                "and is not replaced; register a new weight as a new version of the source",
+                sourceId=model.parent_model_id,
+            )
+        made = []
+        if model.profile_result.static_result is not None:
+            made.append("a static profile")
+        if dynamic := len(model.profile_result.dynamic_results):
+            made.append(f"{dynamic} dynamic profiling result{'s' * (dynamic > 1)}")
+        (variants,) = await self.registry.children_of([model.id])
+        if variants:
+            ids = ", ".join(variant.id for variant in variants)
+            made.append(f"{len(variants)} converted variant{'s' * (len(variants) > 1)} ({ids})")
+        clauses = [f"has {' and '.join(made)} made from its weight"] if made else []
+        running = await self.jobs.queue.find(model.id, JobStatus.RUNNING, PageRequest(first=1))
+        for job in running.items:
+            clauses.append(f"has a {job.kind.value.lower()} job ({job.id}) running on it")
+        if clauses:
+            after = await self.registry.version_after(model)
+            raise Conflict(
+                f"version {model.version} of {model.architecture} {' and '.join(clauses)}: "
+                "its weight is fixed; register the new weight as a new version (leave "
+                f"version out to get {after})",
+                nextVersion=after,
             )
 
     async def refuse_taken_key(self, fields: ModelFields) -> None:
         """CONFLICT, before a weight is inspected, when another model holds the key (the
-        insert refuses it too, should one take it meanwhile)."""
+        insert refuses it too, should one take it meanwhile); none without a version,
+        which the insert numbers."""
+        if fields.version is None:
+            return
         holder = await self.registry.holder_of(fields.key())
         if holder is not None:
             raise key_taken(fields, holder)
@@ -819,6 +886,22 @@ class ModelService:
         await self.aliases.drop_for([each.id for each in deleted])
         await self.jobs.forget_models(deleted)
         return deleted[0]
+
+    # Tags
+
+    async def set_tag(self, model_id: str, name: str, value: str) -> MLModel:
+        """The tag added to the model, or its value replaced, in one write."""
+        try:
+            tag = NameValue(name=name, value=value)
+        except ValidationError as error:
+            raise BadUserInput(
+                "; ".join(f"{item['loc'][0]}: {item['msg']}" for item in error.errors()),
+                fields=[str(item["loc"][0]) for item in error.errors()],
+            ) from None
+        return await self.registry.set_tag(model_id, tag)
+
+    async def delete_tag(self, model_id: str, name: str) -> MLModel:
+        return await self.registry.delete_tag(model_id, name)
 
     # Aliases
 

@@ -22,6 +22,7 @@ from .delete_dynamic_profiling_result import (
 )
 from .delete_model import DeleteModel, DeleteModelDeleteModel
 from .delete_model_alias import DeleteModelAlias, DeleteModelAliasDeleteModelAlias
+from .delete_model_tag import DeleteModelTag, DeleteModelTagDeleteModelTag
 from .enums import (
     DataType,
     DeviceKind,
@@ -29,13 +30,14 @@ from .enums import (
     Framework,
     JobKind,
     JobStatus,
-    Metric,
     ModelInputFormat,
     ModelStatus,
+    RegistryEventType,
     Scope,
     Shortfall,
     SweepStopReason,
     Task,
+    WebhookDeliveryStatus,
     WeightFormat,
 )
 from .finish_profiling_job import (
@@ -57,9 +59,12 @@ from .fragments import (
     MLModelInputs,
     MLModelMetric,
     MLModelOutputs,
+    MLModelParams,
     MLModelProfileResult,
     MLModelProfileResultDynamicResults,
     MLModelProfileResultStaticResult,
+    MLModelSource,
+    MLModelTags,
     MLModelWeight,
     ProfilingJob,
     ProfilingJobLog,
@@ -105,7 +110,9 @@ from .input_types import (
     MeasurementInput,
     MetricValueInput,
     ModelInput,
+    ModelSourceInput,
     ModelUpdateInput,
+    NameValueInput,
     ProfileFilterInput,
     ProfileLatencyInput,
     ProfileMemoryInput,
@@ -161,6 +168,7 @@ from .report_static_profiling_result import (
 )
 from .revoke_api_token import RevokeApiToken, RevokeApiTokenRevokeApiToken
 from .set_model_alias import SetModelAlias, SetModelAliasSetModelAlias
+from .set_model_tag import SetModelTag, SetModelTagSetModelTag
 from .update_dynamic_profiling_result import (
     UpdateDynamicProfilingResult,
     UpdateDynamicProfilingResultUpdateDynamicProfilingResult,
@@ -191,6 +199,8 @@ __all__ = [
     "DeleteModelAlias",
     "DeleteModelAliasDeleteModelAlias",
     "DeleteModelDeleteModel",
+    "DeleteModelTag",
+    "DeleteModelTagDeleteModelTag",
     "DeviceInput",
     "DeviceKind",
     "DynamicProfileResult",
@@ -246,15 +256,18 @@ __all__ = [
     "MLModelInputs",
     "MLModelMetric",
     "MLModelOutputs",
+    "MLModelParams",
     "MLModelProfileResult",
     "MLModelProfileResultDynamicResults",
     "MLModelProfileResultStaticResult",
+    "MLModelSource",
+    "MLModelTags",
     "MLModelWeight",
     "MeasurementInput",
-    "Metric",
     "MetricValueInput",
     "ModelInput",
     "ModelInputFormat",
+    "ModelSourceInput",
     "ModelStatus",
     "ModelToProcess",
     "ModelToProcessModel",
@@ -262,6 +275,7 @@ __all__ = [
     "ModelToProcessModelOutputs",
     "ModelToProcessModelWeight",
     "ModelUpdateInput",
+    "NameValueInput",
     "ProfileFilterInput",
     "ProfileLatencyInput",
     "ProfileMemoryInput",
@@ -290,6 +304,7 @@ __all__ = [
     "RegisterModelRegisterModel",
     "RegisterStaticProfilingResult",
     "RegisterStaticProfilingResultRegisterStaticProfilingResult",
+    "RegistryEventType",
     "ReleaseProfilingJob",
     "ReleaseProfilingJobReleaseProfilingJob",
     "ReportDynamicProfilingResult",
@@ -301,6 +316,8 @@ __all__ = [
     "Scope",
     "SetModelAlias",
     "SetModelAliasSetModelAlias",
+    "SetModelTag",
+    "SetModelTagSetModelTag",
     "Shortfall",
     "StaticProfileResultInput",
     "SweepOutcomeInput",
@@ -311,5 +328,6 @@ __all__ = [
     "UpdateModel",
     "UpdateModelUpdateModel",
     "Upload",
+    "WebhookDeliveryStatus",
     "WeightFormat",
 ]

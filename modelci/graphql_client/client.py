@@ -10,6 +10,7 @@ from .create_api_token import CreateApiToken
 from .delete_dynamic_profiling_result import DeleteDynamicProfilingResult
 from .delete_model import DeleteModel
 from .delete_model_alias import DeleteModelAlias
+from .delete_model_tag import DeleteModelTag
 from .enums import Engine, Framework, JobKind, JobStatus, ModelStatus, Scope, Task
 from .finish_profiling_job import FinishProfilingJob
 from .get_api_tokens import GetApiTokens
@@ -47,6 +48,7 @@ from .report_dynamic_profiling_result import ReportDynamicProfilingResult
 from .report_static_profiling_result import ReportStaticProfilingResult
 from .revoke_api_token import RevokeApiToken
 from .set_model_alias import SetModelAlias
+from .set_model_tag import SetModelTag
 from .update_dynamic_profiling_result import UpdateDynamicProfilingResult
 from .update_model import UpdateModel
 
@@ -220,9 +222,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -357,9 +373,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -852,9 +882,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -988,9 +1032,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1149,9 +1207,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1321,9 +1393,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1375,6 +1461,298 @@ class HubOperations(HubTransport):
         )
         data = self.get_data(response)
         return UpdateModel.model_validate(data)
+
+    def set_model_tag(
+        self, id: str, name: str, value: str, **kwargs: Any
+    ) -> SetModelTag:
+        query = gql("""
+            mutation setModelTag($id: ID!, $name: String!, $value: String!) {
+              setModelTag(id: $id, name: $name, value: $value) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+                sweepStop
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              createdBy
+              metric {
+                name
+                value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "name": name, "value": value}
+        response = self.execute(
+            query=query, operation_name="setModelTag", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return SetModelTag.model_validate(data)
+
+    def delete_model_tag(self, id: str, name: str, **kwargs: Any) -> DeleteModelTag:
+        query = gql("""
+            mutation deleteModelTag($id: ID!, $name: String!) {
+              deleteModelTag(id: $id, name: $name) {
+                ...MLModel
+              }
+            }
+
+            fragment DynamicProfileResult on DynamicProfileResult {
+              ip
+              deviceId
+              deviceName
+              batch
+              createTime
+              memory {
+                totalMemory
+                memoryUsage
+                utilization
+              }
+              latency {
+                initializationLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                preprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                inferenceLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+                postprocessLatency {
+                  avg
+                  p50
+                  p95
+                  p99
+                }
+              }
+              throughput {
+                batchFormationThroughput
+                preprocessThroughput
+                inferenceThroughput
+                postprocessThroughput
+              }
+              measurement {
+                runtime
+                intraOpThreads
+                samples
+                windows
+                stable
+                iqrOverMedian
+                percentileMethod
+                sweepStop
+              }
+            }
+
+            fragment MLModel on MLModel {
+              id
+              architecture
+              framework
+              engine
+              version
+              dataset
+              task
+              creator
+              modelStatus
+              parentModelId
+              createTime
+              updateTime
+              createdBy
+              metric {
+                name
+                value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
+              }
+              inputs {
+                name
+                shape
+                dtype
+                format
+              }
+              outputs {
+                name
+                shape
+                dtype
+                format
+              }
+              weight {
+                filename
+                size
+                sha256
+                contentType
+                format
+              }
+              conversion {
+                sourceEngine
+                batchSizes
+                maxAbsDiff
+                maxRelDiff
+                tolerance
+              }
+              profileResult {
+                staticResult {
+                  parameters
+                  flops
+                  memory
+                  mread
+                  mwrite
+                  mrw
+                  macs
+                  uncountedOperators
+                  method
+                }
+                dynamicResults {
+                  ...DynamicProfileResult
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "name": name}
+        response = self.execute(
+            query=query, operation_name="deleteModelTag", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return DeleteModelTag.model_validate(data)
 
     def delete_model(self, id: str, cascade: bool, **kwargs: Any) -> DeleteModel:
         query = gql("""
@@ -1452,9 +1830,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1585,9 +1977,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1721,9 +2127,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -1865,9 +2285,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name
@@ -2015,9 +2449,23 @@ class HubOperations(HubTransport):
               parentModelId
               createTime
               updateTime
+              createdBy
               metric {
                 name
                 value
+              }
+              params {
+                name
+                value
+              }
+              tags {
+                name
+                value
+              }
+              description
+              source {
+                uri
+                runId
               }
               inputs {
                 name

@@ -56,19 +56,6 @@ class JobStatus(str, Enum):
     CANCELLED = "CANCELLED"
 
 
-class Metric(str, Enum):
-    acc = "acc"
-    top5_acc = "top5_acc"
-    mAP = "mAP"
-    IoU = "IoU"
-    F1 = "F1"
-    precision = "precision"
-    recall = "recall"
-    BLEU = "BLEU"
-    perplexity = "perplexity"
-    loss = "loss"
-
-
 class ModelInputFormat(str, Enum):
     FORMAT_NONE = "FORMAT_NONE"
     FORMAT_NHWC = "FORMAT_NHWC"
@@ -83,6 +70,19 @@ class ModelStatus(str, Enum):
     DRAFT = "DRAFT"
     VALIDATING = "VALIDATING"
     TRAINING = "TRAINING"
+
+
+class RegistryEventType(str, Enum):
+    MODEL_REGISTERED = "MODEL_REGISTERED"
+    MODEL_UPDATED = "MODEL_UPDATED"
+    MODEL_DELETED = "MODEL_DELETED"
+    TAG_SET = "TAG_SET"
+    TAG_DELETED = "TAG_DELETED"
+    ALIAS_SET = "ALIAS_SET"
+    ALIAS_DELETED = "ALIAS_DELETED"
+    PROFILE_ADDED = "PROFILE_ADDED"
+    JOB_FINISHED = "JOB_FINISHED"
+    WEBHOOK_TEST = "WEBHOOK_TEST"
 
 
 class Scope(str, Enum):
@@ -122,6 +122,12 @@ class Task(str, Enum):
     Regression = "Regression"
     Tabular_Classification = "Tabular_Classification"
     Other = "Other"
+
+
+class WebhookDeliveryStatus(str, Enum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
 
 
 class WeightFormat(str, Enum):

@@ -10,7 +10,6 @@ from .enums import (
     Framework,
     JobKind,
     JobStatus,
-    Metric,
     ModelInputFormat,
     ModelStatus,
     Shortfall,
@@ -112,7 +111,12 @@ class MLModel(BaseModel):
     parent_model_id: Optional[str] = Field(alias="parentModelId")
     create_time: datetime = Field(alias="createTime")
     update_time: datetime = Field(alias="updateTime")
+    created_by: Optional[str] = Field(alias="createdBy")
     metric: list["MLModelMetric"]
+    params: list["MLModelParams"]
+    tags: list["MLModelTags"]
+    description: str
+    source: Optional["MLModelSource"]
     inputs: list["MLModelInputs"]
     outputs: list["MLModelOutputs"]
     weight: "MLModelWeight"
@@ -121,8 +125,23 @@ class MLModel(BaseModel):
 
 
 class MLModelMetric(BaseModel):
-    name: Metric
+    name: str
     value: float
+
+
+class MLModelParams(BaseModel):
+    name: str
+    value: str
+
+
+class MLModelTags(BaseModel):
+    name: str
+    value: str
+
+
+class MLModelSource(BaseModel):
+    uri: str
+    run_id: Optional[str] = Field(alias="runId")
 
 
 class MLModelInputs(BaseModel):

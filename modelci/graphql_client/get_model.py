@@ -5,7 +5,10 @@ from .fragments import (  # noqa: F401
     MLModelInputs,
     MLModelMetric,
     MLModelOutputs,
+    MLModelParams,
     MLModelProfileResult,
+    MLModelSource,
+    MLModelTags,
     MLModelWeight,
 )
 

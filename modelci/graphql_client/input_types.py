@@ -8,7 +8,6 @@ from .enums import (
     DeviceKind,
     Engine,
     Framework,
-    Metric,
     ModelInputFormat,
     ModelStatus,
     SweepStopReason,
@@ -80,17 +79,17 @@ class MeasurementInput(BaseModel):
 
 
 class MetricValueInput(BaseModel):
-    name: Metric
+    name: str
     value: float
 
 
 class ModelInput(BaseModel):
-    """A model's metadata."""
+    """A model's metadata. Leave `version` out and the hub gives the next number for the architecture, task and dataset (the registered model carries it). At most 64 metrics, 256 params and 64 tags, each name once; a Markdown description up to 65536 characters."""
 
     architecture: str
     framework: Framework
     engine: Engine
-    version: int
+    version: Optional[int] = None
     dataset: str
     metric: list["MetricValueInput"] = Field(default_factory=lambda: [])
     task: Task
@@ -100,10 +99,19 @@ class ModelInput(BaseModel):
         alias="modelStatus", default_factory=lambda: []
     )
     creator: str = ""
+    params: list["NameValueInput"] = Field(default_factory=lambda: [])
+    tags: list["NameValueInput"] = Field(default_factory=lambda: [])
+    description: str = ""
+    source: Optional["ModelSourceInput"] = None
+
+
+class ModelSourceInput(BaseModel):
+    uri: str
+    run_id: Optional[str] = Field(alias="runId", default=None)
 
 
 class ModelUpdateInput(BaseModel):
-    """Only the fields given change; a field may not be set to null."""
+    """Only the fields given change; a field may not be set to null. Tags change one at a time (setModelTag, deleteModelTag). A converted variant takes its metrics, params, description and source from its source model: change them there."""
 
     architecture: Optional[str] = None
     framework: Optional[Framework] = None
@@ -116,6 +124,14 @@ class ModelUpdateInput(BaseModel):
     outputs: Optional[list["IOShapeInput"]] = None
     model_status: Optional[list[ModelStatus]] = Field(alias="modelStatus", default=None)
     creator: Optional[str] = None
+    params: Optional[list["NameValueInput"]] = None
+    description: Optional[str] = None
+    source: Optional["ModelSourceInput"] = None
+
+
+class NameValueInput(BaseModel):
+    name: str
+    value: str
 
 
 class ProfileFilterInput(BaseModel):

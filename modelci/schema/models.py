@@ -51,9 +51,13 @@ def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
             )
         if isinstance(value, list):
             value = [
-                validated(item, f"input.{field.name}") if hasattr(item, "to_pydantic") else item
-                for item in value
+                validated(item, f"input.{field.name}.{index}")
+                if hasattr(item, "to_pydantic")
+                else item
+                for index, item in enumerate(value)
             ]
+        elif hasattr(value, "to_pydantic"):
+            value = validated(value, f"input.{field.name}")
         changes[field.name] = value
     return changes
 
@@ -191,7 +195,10 @@ class ModelMutations:
         )
 
     @strawberry.mutation(
-        description="Change the given fields; an optional new weight replaces the stored bytes.",
+        description="Change the given fields. A new weight replaces the stored bytes only "
+        "while nothing was made from them: once the model has a profile or a converted "
+        "variant, or a job is running on it, its weight is fixed (CONFLICT): register a new "
+        "version instead. A converted variant's weight is never replaced.",
         metadata=needs(Scope.write),
         graphql_type=MLModel,
     )
@@ -287,3 +294,23 @@ class ModelMutations:
         return await info.context.model_service.delete_dynamic_results(
             model_id, ip, device_id, batch
         )
+
+    @strawberry.mutation(
+        description="Set one tag of the model (adding it, or replacing its value) in one "
+        f"write; a model has at most {domain.MAX_TAGS} tags, names "
+        f"{domain.METADATA_NAME_RULE}, values up to {domain.MAX_METADATA_VALUE} characters.",
+        metadata=needs(Scope.write),
+        graphql_type=MLModel,
+    )
+    async def set_model_tag(
+        self, info: HubInfo, id: strawberry.ID, name: str, value: str
+    ) -> domain.MLModel:
+        return await info.context.model_service.set_tag(id, name, value)
+
+    @strawberry.mutation(
+        description="Remove one tag of the model; NOT_FOUND when it has no tag of that name.",
+        metadata=needs(Scope.write),
+        graphql_type=MLModel,
+    )
+    async def delete_model_tag(self, info: HubInfo, id: strawberry.ID, name: str) -> domain.MLModel:
+        return await info.context.model_service.delete_tag(id, name)

@@ -6,7 +6,8 @@ which fields the API exposes.
 
 from __future__ import annotations
 
-from typing import Annotated, NewType
+import dataclasses
+from typing import Annotated, Any, NewType
 
 import strawberry
 from strawberry.experimental import pydantic as strawberry_pydantic
@@ -16,7 +17,6 @@ from modelci.core.domain import (
     DataType,
     Engine,
     Framework,
-    Metric,
     ModelInputFormat,
     ModelStatus,
     SweepStopReason,
@@ -30,7 +30,6 @@ for enum in (
     Framework,
     Engine,
     Task,
-    Metric,
     DataType,
     ModelInputFormat,
     ModelStatus,
@@ -66,10 +65,36 @@ class IOShape:
     format: strawberry.auto
 
 
-@strawberry_pydantic.type(model=domain.MetricValue)
+METADATA_NAMES = f"names are {domain.METADATA_NAME_RULE}"
+
+
+@strawberry_pydantic.type(
+    model=domain.MetricValue,
+    description=f"A measured quality of the model: any name, a finite number ({METADATA_NAMES}).",
+)
 class MetricValue:
     name: strawberry.auto
     value: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.NameValue,
+    description=f"A param or a tag: a name and a text value ({METADATA_NAMES}; values up to "
+    f"{domain.MAX_METADATA_VALUE} characters).",
+)
+class NameValue:
+    name: strawberry.auto
+    value: strawberry.auto
+
+
+@strawberry_pydantic.type(
+    model=domain.ModelSource,
+    description="What produced the model: the URI of its training run, notebook or commit, "
+    "and the run's id in the tracker that ran it.",
+)
+class ModelSource:
+    uri: strawberry.auto
+    run_id: strawberry.auto
 
 
 @strawberry_pydantic.type(
@@ -218,6 +243,11 @@ class MLModel:
     weight: strawberry.auto
     profile_result: strawberry.auto
     creator: strawberry.auto
+    params: strawberry.auto
+    tags: strawberry.auto
+    description: strawberry.auto
+    source: strawberry.auto
+    created_by: strawberry.auto
     create_time: strawberry.auto
     update_time: strawberry.auto
 
@@ -257,7 +287,37 @@ class MetricValueInput:
     value: strawberry.auto
 
 
-@strawberry_pydantic.input(model=domain.ModelFields, description="A model's metadata.")
+@strawberry_pydantic.input(model=domain.NameValue)
+class NameValueInput:
+    name: strawberry.auto
+    value: strawberry.auto
+
+
+@strawberry_pydantic.input(model=domain.ModelSource)
+class ModelSourceInput:
+    uri: strawberry.auto
+    run_id: strawberry.auto
+
+
+def input_data(value: Any) -> Any:
+    """An input's value as plain data: input objects as dicts, recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: input_data(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+        }
+    if isinstance(value, list):
+        return [input_data(item) for item in value]
+    return value
+
+
+@strawberry_pydantic.input(
+    model=domain.ModelFields,
+    description="A model's metadata. Leave `version` out and the hub gives the next number "
+    "for the architecture, task and dataset (the registered model carries it). At most "
+    f"{domain.MAX_METRICS} metrics, {domain.MAX_PARAMS} params and {domain.MAX_TAGS} tags, "
+    f"each name once; a Markdown description up to {domain.MAX_DESCRIPTION} characters.",
+)
 class ModelInput:
     architecture: strawberry.auto
     framework: strawberry.auto
@@ -270,10 +330,23 @@ class ModelInput:
     outputs: strawberry.auto
     model_status: strawberry.auto
     creator: strawberry.auto
+    params: strawberry.auto
+    tags: strawberry.auto
+    description: strawberry.auto
+    source: strawberry.auto
+
+    def to_pydantic(self, **extra: Any) -> domain.ModelFields:
+        """Validated whole, so that an error in one item names its place in the input
+        (``input.metric.3.name``), not only its field."""
+        return domain.ModelFields.model_validate(input_data(self) | extra)
 
 
 # Maybe[X | None]: the resolver, not the coercion, refuses null, so the error names the field.
-@strawberry.input(description="Only the fields given change; a field may not be set to null.")
+@strawberry.input(
+    description="Only the fields given change; a field may not be set to null. Tags change "
+    "one at a time (setModelTag, deleteModelTag). A converted variant takes its metrics, "
+    "params, description and source from its source model: change them there."
+)
 class ModelUpdateInput:
     architecture: strawberry.Maybe[str | None]
     framework: strawberry.Maybe[Framework | None]
@@ -286,6 +359,9 @@ class ModelUpdateInput:
     outputs: strawberry.Maybe[list[IOShapeInput] | None]
     model_status: strawberry.Maybe[list[ModelStatus] | None]
     creator: strawberry.Maybe[str | None]
+    params: strawberry.Maybe[list[NameValueInput] | None]
+    description: strawberry.Maybe[str | None]
+    source: strawberry.Maybe[ModelSourceInput | None]
 
 
 @strawberry_pydantic.input(model=domain.StaticProfileResult)

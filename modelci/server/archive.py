@@ -5,7 +5,9 @@ The archive is a plain tar file, members in this order:
 - ``manifest.json``: the format and its version, and the size and sha256 of every
   other member (the document files and each weight);
 - ``models.jsonl``: every model document, one a line, as MongoDB extended JSON (relaxed),
-  so ids, lineage (``parent_model_id``) and profiles come back exactly as stored;
+  so ids, lineage (``parent_model_id``), profiles and free metadata (metrics, params,
+  tags, description, source, who registered it; since format version 3) come back
+  exactly as stored;
 - ``jobs.jsonl``: the profiling and conversion jobs that had finished at export time;
 - ``aliases.jsonl``: every alias and the model it names (since format version 2; an
   archive of version 1 has none and is still read);
@@ -16,15 +18,16 @@ not either: workers report theirs again when they connect to the new hub.
 
 An import is an upload door like registration, and checks everything before it writes
 anything: the manifest, each document against the domain model (and that the database
-can store it), each member's size against the manifest and the hub's upload cap before
-its bytes are read, each weight's bytes against its sha256, each weight as registration
-inspects it (the same inspector, with the hub's settings: the same refusals, the same
-``--allow-pickle`` rule), and the target hub for models and aliases that would collide
-(an alias already naming another model). Only finished jobs are imported: a queued or
-running job in an archive (never one ``export`` wrote) is left out and counted, so
-nothing an archive holds is ever claimed by a worker. Only then are the bytes committed
-and the documents written, parents before their variants, each model after its bytes,
-aliases after the models they name.
+can store it; free metadata within the bounds a registration has), each member's size
+against the manifest and the hub's upload cap before its bytes are read, each weight's
+bytes against its sha256, each weight as registration inspects it (the same inspector,
+with the hub's settings: the same refusals, the same ``--allow-pickle`` rule), and the
+target hub for models and aliases that would collide (an alias already naming another
+model). Only finished jobs are imported: a queued or running job in an archive (never
+one ``export`` wrote) is left out and counted, so nothing an archive holds is ever
+claimed by a worker. Only then are the bytes committed and the documents written,
+parents before their variants, each model after its bytes, aliases after the models
+they name.
 """
 
 from __future__ import annotations
@@ -78,8 +81,10 @@ from .storage import JOBS, MODELS, model_from_document, to_bson
 from .weights import CHUNK_SIZE, SHA256_HEX, StagedWeight, WeightStore
 
 ARCHIVE_FORMAT = "modelci-hub-archive"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: no aliases.jsonl
+# Version 3: models carry free metadata (params, tags, description, source, created_by)
+# and metrics of any name, which a hub reading version 2 would refuse.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1: no aliases.jsonl
 MANIFEST = "manifest.json"
 MODELS_FILE = "models.jsonl"
 JOBS_FILE = "jobs.jsonl"

@@ -17,6 +17,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from modelci.core.domain import (
+    INHERITED_FIELDS,
+    MAX_TAGS,
     ConversionCheck,
     DeviceKind,
     DynamicProfileResult,
@@ -24,6 +26,7 @@ from modelci.core.domain import (
     ModelFields,
     ModelFilter,
     ModelKey,
+    NameValue,
     ProfileFilter,
     StaticProfileResult,
     utcnow,
@@ -37,6 +40,7 @@ from .listing import Listing
 from .storage import (
     DYNAMIC_RESULTS,
     MODEL_KEY_FIELDS,
+    VERSIONS,
     ModelDocuments,
     model_from_document,
     object_id,
@@ -106,6 +110,15 @@ def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
     return key
 
 
+def version_line(fields: ModelFields) -> dict[str, Any]:
+    """What versions are numbered within: a model's architecture, task and dataset."""
+    return {
+        "architecture": fields.architecture,
+        "task": fields.task.value,
+        "dataset": fields.dataset,
+    }
+
+
 class MongoModelRegistry:
     def __init__(
         self,
@@ -115,6 +128,7 @@ class MongoModelRegistry:
         kept_models_bytes: int = 0,
     ) -> None:
         self.documents = ModelDocuments(models, kept_models_bytes)
+        self.versions = models.database[VERSIONS]
         self.models = self.documents.collection  # reads undecoded: see ModelDocuments
         self.intake = intake
         self.listing = listing
@@ -159,8 +173,12 @@ class MongoModelRegistry:
         weight: CheckedWeight,
         parent_model_id: str | None = None,
         conversion: ConversionCheck | None = None,
+        created_by: str | None = None,
     ) -> MLModel:
         staged = self.staged(weight)
+        if staged.fields.version is None:  # numbered now, once every check has passed
+            version = await self.next_version(staged.fields)
+            staged.fields = staged.fields.model_copy(update={"version": version})
         now = utcnow()
         document = to_bson(staged.fields.model_dump())
         document.update(
@@ -168,6 +186,7 @@ class MongoModelRegistry:
             conversion=to_bson(conversion.model_dump()) if conversion else None,
             weight=to_bson(staged.description.model_dump()),
             profile_result={"static_result": None, "dynamic_results": []},
+            created_by=created_by,
             create_time=now,
             update_time=now,
         )
@@ -372,6 +391,124 @@ class MongoModelRegistry:
             raise NotFound(
                 f"model {model_id} has no dynamic result for ip {ip}, device {device_id}{which}"
             ) from None
+
+    # Free metadata
+
+    async def set_tag(self, model_id: str, tag: NameValue) -> MLModel:
+        """The tag written in one conditional write: its value replaced where the model has
+        a tag of that name, else the tag added while the model has fewer than ``MAX_TAGS``;
+        CONFLICT when it is full."""
+        for _ in range(8):  # the tag removed or added between the two writes: again
+            try:
+                return await self.change_one(
+                    model_id,
+                    {"tags.name": tag.name},
+                    {"$set": {"tags.$[tag].value": tag.value}},
+                    array_filters=[{"tag.name": tag.name}],
+                )
+            except NotFound:
+                pass
+            try:
+                return await self.change_one(
+                    model_id,
+                    {"tags.name": {"$ne": tag.name}, f"tags.{MAX_TAGS - 1}": {"$exists": False}},
+                    {"$push": {"tags": tag.model_dump()}},
+                )
+            except NotFound:
+                pass
+            names = [each.name for each in (await self.get(model_id)).tags]  # NOT_FOUND
+            if tag.name not in names and len(names) >= MAX_TAGS:
+                raise Conflict(
+                    f"model {model_id} has {len(names)} tags, the most one model may have; "
+                    "remove one (deleteModelTag) first",
+                    tags=names,
+                )
+        raise Conflict(f"model {model_id}'s tag {tag.name} kept changing while it was set")
+
+    async def delete_tag(self, model_id: str, name: str) -> MLModel:
+        try:
+            return await self.change_one(
+                model_id, {"tags.name": name}, {"$pull": {"tags": {"name": name}}}
+            )
+        except NotFound:
+            await self.get(model_id)
+            raise NotFound(f"model {model_id} has no tag {name!r}") from None
+
+    async def pass_on_to_variants(self, source_id: str) -> None:
+        """The source's ``INHERITED_FIELDS`` written onto its variants (and theirs), again
+        until the source, read after the write, still has what was written: of two
+        updates of the source at once, its variants end with the later one's values."""
+        written: dict[str, Any] | None = None
+        while True:
+            try:
+                source = await self.get(source_id)
+            except NotFound:
+                return  # deleted meanwhile, with its variants
+            values = {field: to_bson(getattr(source, field)) for field in INHERITED_FIELDS}
+            if values == written:
+                return
+            variants = await self.descendants_of(source_id)
+            if not variants:
+                return
+            await self.models.update_many(
+                {"_id": {"$in": variants}}, {"$set": values | {"update_time": utcnow()}}
+            )
+            written = values
+
+    async def descendants_of(self, model_id: str) -> list[Any]:
+        """The ids (ObjectIds) of the model's variants, and of theirs."""
+        found: list[Any] = []
+        frontier = [model_id]
+        while frontier:
+            children = await self.models.find(
+                {"parent_model_id": {"$in": frontier}}, {"_id": 1}
+            ).to_list()
+            ids = [child["_id"] for child in children]
+            found += ids
+            frontier = [str(each) for each in ids]
+        return found
+
+    # Versions
+
+    async def next_version(self, fields: ModelFields) -> int:
+        """A new version of the fields' line (architecture, task, dataset): above every
+        version the hub gave or holds, taken atomically (see ``storage``); a number
+        another model registered by hand meanwhile is passed over."""
+        line = version_line(fields)
+        while True:
+            version = await self.take_version(line)
+            if await self.models.find_one(line | {"version": version}, {"_id": 1}) is None:
+                return version
+
+    async def take_version(self, line: dict[str, Any]) -> int:
+        floor = await self.highest_version(line)
+        try:
+            return await self.count_up(line, floor)
+        except DuplicateKeyError:  # a line's first number taken twice at once: one upsert stood
+            return await self.count_up(line, floor)
+
+    async def count_up(self, line: dict[str, Any], floor: int) -> int:
+        """The line's counter raised to ``floor`` (a version registered by hand, or
+        imported) if it is below, then one up: the number taken."""
+        await self.versions.update_one({"_id": line}, {"$max": {"last": floor}}, upsert=True)
+        counter = await self.versions.find_one_and_update(
+            {"_id": line}, {"$inc": {"last": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert counter is not None  # an upsert returns the document it wrote
+        return int(counter["last"])
+
+    async def version_after(self, fields: ModelFields) -> int:
+        """The version the next registration of the fields' line would get (not taken)."""
+        line = version_line(fields)
+        counter = await self.versions.find_one({"_id": line})
+        given = int(counter["last"]) if counter else 0
+        return max(given, await self.highest_version(line)) + 1
+
+    async def highest_version(self, line: dict[str, Any]) -> int:
+        highest = (
+            await self.models.find(line, {"version": 1}).sort("version", -1).limit(1).to_list()
+        )
+        return int(highest[0]["version"]) if highest else 0
 
     async def change_one(
         self,

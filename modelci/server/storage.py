@@ -2,6 +2,21 @@
 
 Every collection and index the service uses is declared here and created at start-up,
 but for the index a listing strategy brings with it (``listing.py``).
+
+A model's free metadata is stored as arrays of sub-documents, each name once:
+``metric: [{name, value: number}]``, ``params: [{name, value: text}]``,
+``tags: [{name, value: text}]``, beside ``description`` (Markdown), ``source``
+(``{uri, run_id}`` or null) and ``created_by`` (a token's name). Arrays, not documents
+keyed by name: one multikey index per array (``by_tag``, ``by_metric``, ``by_param``)
+serves any name, and a condition on one entry is one ``$elemMatch`` (``{tags:
+{$elemMatch: {name: "team", value: "vision"}}}``, ``{metric: {$elemMatch: {name: "acc",
+value: {$gt: 0.75}}}}``), where keys would need an index per name and names free of
+'.' and '$'. A tag is set or removed in one conditional write (``registry.py``).
+
+Versions: ``model_versions`` holds, per (architecture, task, dataset), the last version
+number the hub gave (``last``); the next is taken with one ``$inc``, after raising it
+(``$max``) to the highest version registered, so that numbers given by hand or imported
+are never given again.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ DEVICES = "devices"
 TOKENS = "api_tokens"
 WEIGHTS_BUCKET = "weights"
 WEIGHT_LOCKS = "weight_locks"  # GridFS: who is committing or dropping which bytes
+VERSIONS = "model_versions"  # the last version given per (architecture, task, dataset)
 
 MODEL_KEY_FIELDS = ("architecture", "framework", "engine", "version", "task", "dataset")
 DYNAMIC_RESULTS = "profile_result.dynamic_results"
@@ -66,6 +82,24 @@ MODEL_INDEXES = [
         name="by_profiled_device_name",
     ),
     IndexModel([("weight.sha256", ASCENDING)], name="by_weight"),
+    # The highest version of an architecture, task and dataset (numbering the next one).
+    IndexModel(
+        [
+            ("architecture", ASCENDING),
+            ("task", ASCENDING),
+            ("dataset", ASCENDING),
+            ("version", DESCENDING),
+        ],
+        name="by_version_line",
+    ),
+    # Free metadata, one entry of its array by name and value (see the module's doc).
+    *(
+        IndexModel(
+            [(f"{field}.name", ASCENDING), (f"{field}.value", ASCENDING), ("_id", DESCENDING)],
+            name=f"by_{name}",
+        )
+        for field, name in (("tags", "tag"), ("metric", "metric"), ("params", "param"))
+    ),
 ]
 
 
