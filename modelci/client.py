@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -41,6 +42,7 @@ from .graphql_client import (
     CompareModelsCompareModels,
     ConversionCheckInput,
     CreateApiTokenCreateApiToken,
+    CreateWebhookCreateWebhook,
     DataType,
     DeleteModelAliasDeleteModelAlias,
     DeviceInput,
@@ -70,6 +72,7 @@ from .graphql_client import (
     ProfilingJob,
     RecommendationGoalInput,
     RecommendRecommend,
+    RegistryEventType,
     Scope,
     SetModelAliasSetModelAlias,
     Shortfall,
@@ -78,6 +81,9 @@ from .graphql_client import (
     SweepStopReason,
     Task,
     Upload,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
     WeightFormat,
 )
 from .transport import (
@@ -435,6 +441,22 @@ def is_folder_target(target: str | Path) -> bool:
     """``-o weights/`` (a trailing slash) or an existing folder: write into it."""
     text = str(target)
     return text.endswith(("/", os.sep)) or Path(target).is_dir()
+
+
+FOLLOW_EVENTS = """
+subscription($types: [RegistryEventType!], $modelId: ID, $since: DateTime) {
+  registryEvents(types: $types, modelId: $modelId, since: $since) {
+    id type time modelId modelName modelVersion actor data
+  }
+}"""
+
+
+def event_type(value: Any) -> RegistryEventType:
+    """An event type as the schema's enum: by member, name, or dotted name (tag.set)."""
+    name = enum_name(value)
+    if isinstance(name, str) and "." in name:
+        name = name.replace(".", "_").upper()
+    return enum_value(RegistryEventType, name, "events")
 
 
 class JobFollower:
@@ -829,6 +851,92 @@ class ModelHub:
         """Revoke a token by id, or every token with a name (admin); the ids revoked."""
         return [token.id for token in self.api.revoke_api_token(id_or_name).revoke_api_token]
 
+    # Webhooks and events
+
+    def create_webhook(
+        self, url: str, events: Sequence[Any], secret: str | None = None
+    ) -> CreateWebhookCreateWebhook:
+        """Send the events of these types (``"model.registered"``, ``"MODEL_REGISTERED"``
+        or ``EventType.MODEL_REGISTERED``) to ``url`` (admin); ``.secret`` is what the
+        deliveries are signed with, shown this once (made by the hub unless given)."""
+        wanted = [event_type(each) for each in events]
+        return self.api.create_webhook(url=url, events=wanted, secret=secret).create_webhook
+
+    def webhooks(self) -> list[Webhook]:
+        """Every webhook, never its secret (admin)."""
+        return list(self.api.get_webhooks().webhooks)
+
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        events: Sequence[Any] | None = None,
+        active: bool | None = None,
+        secret: str | None = None,
+    ) -> Webhook:
+        """Change what is given, keep the rest (admin)."""
+        wanted = None if events is None else [event_type(each) for each in events]
+        return self.api.update_webhook(
+            id=webhook_id, url=url, events=wanted, active=active, secret=secret
+        ).update_webhook
+
+    def delete_webhook(self, webhook_id: str) -> Webhook:
+        """Delete a webhook and its delivery log (admin)."""
+        return self.api.delete_webhook(id=webhook_id).delete_webhook
+
+    def test_webhook(self, webhook_id: str) -> WebhookDelivery:
+        """Send a ``webhook.test`` event now, once; how it went (admin)."""
+        return self.api.test_webhook(id=webhook_id).test_webhook
+
+    def webhook_deliveries(
+        self, webhook_id: str, status: Any = None, first: int = 50
+    ) -> list[WebhookDelivery]:
+        """The webhook's deliveries, newest first: status, attempts, the last response
+        code or error (admin)."""
+        wanted = optional_enum(WebhookDeliveryStatus, status, "status")
+        found = self.api.get_webhook_deliveries(webhook_id=webhook_id, status=wanted, first=first)
+        return list(found.webhook_deliveries)
+
+    def events(
+        self,
+        types: Sequence[Any] | None = None,
+        model_id: str | None = None,
+        since: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Registry events as they happen (the ``registryEvents`` subscription, over a
+        WebSocket), as dictionaries of the API's fields; with ``since``, from that time
+        on. Runs until the caller stops iterating."""
+        from websockets.sync.client import connect
+        from websockets.typing import Subprotocol
+
+        transport = self.api
+        url = "ws" + transport.url.removeprefix("http") + "/graphql"
+        variables = {
+            "types": None if types is None else [event_type(each).value for each in types],
+            "modelId": model_id,
+            "since": since.isoformat() if since is not None else None,
+        }
+        init: dict[str, Any] = {"type": "connection_init", "payload": {}}
+        if "authorization" in transport.headers:
+            init["payload"]["Authorization"] = transport.headers["authorization"]
+        with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            ws.send(json.dumps(init))
+            if json.loads(ws.recv())["type"] != "connection_ack":
+                raise HubError("the hub refused the subscription's connection")
+            subscribe = {"query": FOLLOW_EVENTS, "variables": variables}
+            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            while True:
+                message = json.loads(ws.recv())
+                if message["type"] == "next":
+                    payload = message["payload"]
+                    raise_for(payload, 200)
+                    yield payload["data"]["registryEvents"]
+                elif message["type"] == "error":
+                    raise_for({"errors": message["payload"]}, 200)
+                elif message["type"] == "complete":
+                    return
+
     # Jobs
 
     def profile_model(
@@ -977,6 +1085,12 @@ class AsyncModelHub:
     create_token = InAThread(ModelHub.create_token)
     get_tokens = InAThread(ModelHub.get_tokens)
     revoke_token = InAThread(ModelHub.revoke_token)
+    create_webhook = InAThread(ModelHub.create_webhook)
+    webhooks = InAThread(ModelHub.webhooks)
+    update_webhook = InAThread(ModelHub.update_webhook)
+    delete_webhook = InAThread(ModelHub.delete_webhook)
+    test_webhook = InAThread(ModelHub.test_webhook)
+    webhook_deliveries = InAThread(ModelHub.webhook_deliveries)
     profile_model = InAThread(ModelHub.profile_model)
     convert_model = InAThread(ModelHub.convert_model)
     get_job = InAThread(ModelHub.get_job)

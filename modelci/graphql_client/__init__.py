@@ -16,6 +16,11 @@ from .create_api_token import (
     CreateApiTokenCreateApiToken,
     CreateApiTokenCreateApiTokenApiToken,
 )
+from .create_webhook import (
+    CreateWebhook,
+    CreateWebhookCreateWebhook,
+    CreateWebhookCreateWebhookWebhook,
+)
 from .delete_dynamic_profiling_result import (
     DeleteDynamicProfilingResult,
     DeleteDynamicProfilingResultDeleteDynamicProfilingResult,
@@ -23,6 +28,7 @@ from .delete_dynamic_profiling_result import (
 from .delete_model import DeleteModel, DeleteModelDeleteModel
 from .delete_model_alias import DeleteModelAlias, DeleteModelAliasDeleteModelAlias
 from .delete_model_tag import DeleteModelTag, DeleteModelTagDeleteModelTag
+from .delete_webhook import DeleteWebhook, DeleteWebhookDeleteWebhook
 from .enums import (
     DataType,
     DeviceKind,
@@ -71,6 +77,8 @@ from .fragments import (
     ProfilingJobSweeps,
     RecommendationOption,
     RecommendationOptionModel,
+    Webhook,
+    WebhookDelivery,
 )
 from .get_api_tokens import GetApiTokens, GetApiTokensApiTokens
 from .get_by_id import GetById, GetByIdModel
@@ -97,6 +105,11 @@ from .get_models import (
     GetModelsModelsNodes,
     GetModelsModelsPageInfo,
 )
+from .get_webhook_deliveries import (
+    GetWebhookDeliveries,
+    GetWebhookDeliveriesWebhookDeliveries,
+)
+from .get_webhooks import GetWebhooks, GetWebhooksWebhooks
 from .heartbeat_profiling_job import (
     HeartbeatProfilingJob,
     HeartbeatProfilingJobHeartbeatProfilingJob,
@@ -169,11 +182,13 @@ from .report_static_profiling_result import (
 from .revoke_api_token import RevokeApiToken, RevokeApiTokenRevokeApiToken
 from .set_model_alias import SetModelAlias, SetModelAliasSetModelAlias
 from .set_model_tag import SetModelTag, SetModelTagSetModelTag
+from .test_webhook import TestWebhook, TestWebhookTestWebhook
 from .update_dynamic_profiling_result import (
     UpdateDynamicProfilingResult,
     UpdateDynamicProfilingResultUpdateDynamicProfilingResult,
 )
 from .update_model import UpdateModel, UpdateModelUpdateModel
+from .update_webhook import UpdateWebhook, UpdateWebhookUpdateWebhook
 
 __all__ = [
     "BaseModel",
@@ -192,6 +207,9 @@ __all__ = [
     "CreateApiToken",
     "CreateApiTokenCreateApiToken",
     "CreateApiTokenCreateApiTokenApiToken",
+    "CreateWebhook",
+    "CreateWebhookCreateWebhook",
+    "CreateWebhookCreateWebhookWebhook",
     "DataType",
     "DeleteDynamicProfilingResult",
     "DeleteDynamicProfilingResultDeleteDynamicProfilingResult",
@@ -201,6 +219,8 @@ __all__ = [
     "DeleteModelDeleteModel",
     "DeleteModelTag",
     "DeleteModelTagDeleteModelTag",
+    "DeleteWebhook",
+    "DeleteWebhookDeleteWebhook",
     "DeviceInput",
     "DeviceKind",
     "DynamicProfileResult",
@@ -243,6 +263,10 @@ __all__ = [
     "GetModelsModels",
     "GetModelsModelsNodes",
     "GetModelsModelsPageInfo",
+    "GetWebhookDeliveries",
+    "GetWebhookDeliveriesWebhookDeliveries",
+    "GetWebhooks",
+    "GetWebhooksWebhooks",
     "HeartbeatProfilingJob",
     "HeartbeatProfilingJobHeartbeatProfilingJob",
     "HubOperations",
@@ -323,11 +347,17 @@ __all__ = [
     "SweepOutcomeInput",
     "SweepStopReason",
     "Task",
+    "TestWebhook",
+    "TestWebhookTestWebhook",
     "UpdateDynamicProfilingResult",
     "UpdateDynamicProfilingResultUpdateDynamicProfilingResult",
     "UpdateModel",
     "UpdateModelUpdateModel",
+    "UpdateWebhook",
+    "UpdateWebhookUpdateWebhook",
     "Upload",
+    "Webhook",
+    "WebhookDelivery",
     "WebhookDeliveryStatus",
     "WeightFormat",
 ]

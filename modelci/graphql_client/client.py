@@ -7,11 +7,23 @@ from .claim_profiling_job import ClaimProfilingJob
 from .compare_models import CompareModels
 from .convert_model import ConvertModel
 from .create_api_token import CreateApiToken
+from .create_webhook import CreateWebhook
 from .delete_dynamic_profiling_result import DeleteDynamicProfilingResult
 from .delete_model import DeleteModel
 from .delete_model_alias import DeleteModelAlias
 from .delete_model_tag import DeleteModelTag
-from .enums import Engine, Framework, JobKind, JobStatus, ModelStatus, Scope, Task
+from .delete_webhook import DeleteWebhook
+from .enums import (
+    Engine,
+    Framework,
+    JobKind,
+    JobStatus,
+    ModelStatus,
+    RegistryEventType,
+    Scope,
+    Task,
+    WebhookDeliveryStatus,
+)
 from .finish_profiling_job import FinishProfilingJob
 from .get_api_tokens import GetApiTokens
 from .get_by_id import GetById
@@ -23,6 +35,8 @@ from .get_lineage import GetLineage
 from .get_model import GetModel
 from .get_model_aliases import GetModelAliases
 from .get_models import GetModels
+from .get_webhook_deliveries import GetWebhookDeliveries
+from .get_webhooks import GetWebhooks
 from .heartbeat_profiling_job import HeartbeatProfilingJob
 from .input_types import (
     ConversionCheckInput,
@@ -49,8 +63,10 @@ from .report_static_profiling_result import ReportStaticProfilingResult
 from .revoke_api_token import RevokeApiToken
 from .set_model_alias import SetModelAlias
 from .set_model_tag import SetModelTag
+from .test_webhook import TestWebhook
 from .update_dynamic_profiling_result import UpdateDynamicProfilingResult
 from .update_model import UpdateModel
+from .update_webhook import UpdateWebhook
 
 
 def gql(q: str) -> str:
@@ -2612,6 +2628,210 @@ class HubOperations(HubTransport):
         )
         data = self.get_data(response)
         return GetDevices.model_validate(data)
+
+    def create_webhook(
+        self,
+        url: str,
+        events: list[RegistryEventType],
+        secret: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> CreateWebhook:
+        query = gql("""
+            mutation createWebhook($url: String!, $events: [RegistryEventType!]!, $secret: String) {
+              createWebhook(url: $url, events: $events, secret: $secret) {
+                secret
+                webhook {
+                  ...Webhook
+                }
+              }
+            }
+
+            fragment Webhook on Webhook {
+              id
+              url
+              events
+              active
+              createdBy
+              createTime
+              updateTime
+            }
+            """)
+        variables: dict[str, object] = {"url": url, "events": events, "secret": secret}
+        response = self.execute(
+            query=query, operation_name="createWebhook", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateWebhook.model_validate(data)
+
+    def update_webhook(
+        self,
+        id: str,
+        url: Union[Optional[str], UnsetType] = UNSET,
+        events: Union[Optional[list[RegistryEventType]], UnsetType] = UNSET,
+        active: Union[Optional[bool], UnsetType] = UNSET,
+        secret: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> UpdateWebhook:
+        query = gql("""
+            mutation updateWebhook($id: ID!, $url: String, $events: [RegistryEventType!], $active: Boolean, $secret: String) {
+              updateWebhook(
+                id: $id
+                url: $url
+                events: $events
+                active: $active
+                secret: $secret
+              ) {
+                ...Webhook
+              }
+            }
+
+            fragment Webhook on Webhook {
+              id
+              url
+              events
+              active
+              createdBy
+              createTime
+              updateTime
+            }
+            """)
+        variables: dict[str, object] = {
+            "id": id,
+            "url": url,
+            "events": events,
+            "active": active,
+            "secret": secret,
+        }
+        response = self.execute(
+            query=query, operation_name="updateWebhook", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return UpdateWebhook.model_validate(data)
+
+    def delete_webhook(self, id: str, **kwargs: Any) -> DeleteWebhook:
+        query = gql("""
+            mutation deleteWebhook($id: ID!) {
+              deleteWebhook(id: $id) {
+                ...Webhook
+              }
+            }
+
+            fragment Webhook on Webhook {
+              id
+              url
+              events
+              active
+              createdBy
+              createTime
+              updateTime
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="deleteWebhook", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return DeleteWebhook.model_validate(data)
+
+    def test_webhook(self, id: str, **kwargs: Any) -> TestWebhook:
+        query = gql("""
+            mutation testWebhook($id: ID!) {
+              testWebhook(id: $id) {
+                ...WebhookDelivery
+              }
+            }
+
+            fragment WebhookDelivery on WebhookDelivery {
+              id
+              webhookId
+              eventId
+              eventType
+              status
+              attempts
+              maxAttempts
+              responseCode
+              error
+              createTime
+              lastAttemptTime
+              nextAttemptTime
+              deliveredTime
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = self.execute(
+            query=query, operation_name="testWebhook", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return TestWebhook.model_validate(data)
+
+    def get_webhooks(self, **kwargs: Any) -> GetWebhooks:
+        query = gql("""
+            query getWebhooks {
+              webhooks {
+                ...Webhook
+              }
+            }
+
+            fragment Webhook on Webhook {
+              id
+              url
+              events
+              active
+              createdBy
+              createTime
+              updateTime
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = self.execute(
+            query=query, operation_name="getWebhooks", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return GetWebhooks.model_validate(data)
+
+    def get_webhook_deliveries(
+        self,
+        webhook_id: str,
+        first: int,
+        status: Union[Optional[WebhookDeliveryStatus], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> GetWebhookDeliveries:
+        query = gql("""
+            query getWebhookDeliveries($webhookId: ID!, $status: WebhookDeliveryStatus, $first: Int! = 50) {
+              webhookDeliveries(webhookId: $webhookId, status: $status, first: $first) {
+                ...WebhookDelivery
+              }
+            }
+
+            fragment WebhookDelivery on WebhookDelivery {
+              id
+              webhookId
+              eventId
+              eventType
+              status
+              attempts
+              maxAttempts
+              responseCode
+              error
+              createTime
+              lastAttemptTime
+              nextAttemptTime
+              deliveredTime
+            }
+            """)
+        variables: dict[str, object] = {
+            "webhookId": webhook_id,
+            "status": status,
+            "first": first,
+        }
+        response = self.execute(
+            query=query,
+            operation_name="getWebhookDeliveries",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return GetWebhookDeliveries.model_validate(data)
 
     def claim_profiling_job(
         self,

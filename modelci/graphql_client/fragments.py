@@ -12,9 +12,11 @@ from .enums import (
     JobStatus,
     ModelInputFormat,
     ModelStatus,
+    RegistryEventType,
     Shortfall,
     SweepStopReason,
     Task,
+    WebhookDeliveryStatus,
     WeightFormat,
 )
 
@@ -261,7 +263,35 @@ class RecommendationOptionModel(BaseModel):
     parent_model_id: Optional[str] = Field(alias="parentModelId")
 
 
+class Webhook(BaseModel):
+    id: str
+    url: str
+    events: list[RegistryEventType]
+    active: bool
+    created_by: Optional[str] = Field(alias="createdBy")
+    create_time: datetime = Field(alias="createTime")
+    update_time: datetime = Field(alias="updateTime")
+
+
+class WebhookDelivery(BaseModel):
+    id: str
+    webhook_id: str = Field(alias="webhookId")
+    event_id: str = Field(alias="eventId")
+    event_type: RegistryEventType = Field(alias="eventType")
+    status: WebhookDeliveryStatus
+    attempts: int
+    max_attempts: int = Field(alias="maxAttempts")
+    response_code: Optional[int] = Field(alias="responseCode")
+    error: Optional[str]
+    create_time: datetime = Field(alias="createTime")
+    last_attempt_time: Optional[datetime] = Field(alias="lastAttemptTime")
+    next_attempt_time: Optional[datetime] = Field(alias="nextAttemptTime")
+    delivered_time: Optional[datetime] = Field(alias="deliveredTime")
+
+
 DynamicProfileResult.model_rebuild()
 MLModel.model_rebuild()
 ProfilingJob.model_rebuild()
 RecommendationOption.model_rebuild()
+Webhook.model_rebuild()
+WebhookDelivery.model_rebuild()

@@ -8,10 +8,11 @@ references it is deleted.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -32,11 +33,13 @@ from modelci.core.domain import (
     utcnow,
 )
 from modelci.core.errors import Conflict, NotFound
+from modelci.core.events import EventType, RegistryEvent, new_event
 from modelci.core.ports import CheckedWeight, Page, PageRequest, UploadedWeight
 from modelci.core.usecases import describe_key, key_taken
 
 from .intake import StagedCheckedWeight, WeightIntake
 from .listing import Listing
+from .outbox import announce_insert, delete_announced, with_event
 from .storage import (
     DYNAMIC_RESULTS,
     MODEL_KEY_FIELDS,
@@ -108,6 +111,56 @@ def dynamic_key(ip: str, device_id: str, batch: int | None) -> dict[str, Any]:
     if batch is not None:
         key["batch"] = batch
     return key
+
+
+def registered(document: Mapping[str, Any], parent_model_id: str | None) -> RegistryEvent:
+    return new_event(
+        EventType.MODEL_REGISTERED,
+        None,
+        document["architecture"],
+        document["version"],
+        engine=document["engine"],
+        parentModelId=parent_model_id,
+    )
+
+
+def updated_event(
+    model_id: str, fields: ModelFields, changed: set[str], weight_replaced: bool
+) -> RegistryEvent:
+    names = sorted(to_camel(field) for field in changed)
+    return new_event(
+        EventType.MODEL_UPDATED,
+        model_id,
+        fields.architecture,
+        fields.version,
+        fields=names,
+        weightReplaced=weight_replaced,
+    )
+
+
+def deleted_event(document: Mapping[str, Any]) -> RegistryEvent:
+    return new_event(
+        EventType.MODEL_DELETED,
+        str(document["_id"]),
+        document.get("architecture"),
+        document.get("version"),
+        parentModelId=document.get("parent_model_id"),
+    )
+
+
+def dynamic_added(model_id: str, result: DynamicProfileResult, replaced: bool) -> RegistryEvent:
+    return new_event(
+        EventType.PROFILE_ADDED,
+        model_id,
+        kind="dynamic",
+        deviceId=result.device_id,
+        batch=result.batch,
+        replaced=replaced,
+    )
+
+
+def tag_set(model_id: str, tag: NameValue) -> RegistryEvent:
+    return new_event(EventType.TAG_SET, model_id, key=tag.name, value=tag.value)
 
 
 def version_line(fields: ModelFields) -> dict[str, Any]:
@@ -190,6 +243,7 @@ class MongoModelRegistry:
             create_time=now,
             update_time=now,
         )
+        announce_insert(document, registered(document, parent_model_id))
         try:
             async with self.intake.committed(staged):
                 result = await self.models.insert_one(document)
@@ -235,20 +289,25 @@ class MongoModelRegistry:
         oid = object_id(model_id)
         update = {field: to_bson(getattr(fields, field)) for field in changed}
         update["update_time"] = utcnow()
+        event = updated_event(model_id, fields, changed, weight_replaced=weight is not None)
         if weight is None:
-            return await self.apply_update(oid, update, fields)
+            return await self.apply_update(oid, update, fields, event)
         staged = self.staged(weight)
         current = await self.get(model_id)
         update["weight"] = to_bson(staged.description.model_dump())
         async with self.intake.committed(staged):
-            updated = await self.apply_update(oid, update, fields)
+            updated = await self.apply_update(oid, update, fields, event)
             await self.intake.drop_if_unused(current.weight.sha256)
         return updated
 
-    async def apply_update(self, oid: Any, update: dict[str, Any], merged: ModelFields) -> MLModel:
+    async def apply_update(
+        self, oid: Any, update: dict[str, Any], merged: ModelFields, event: RegistryEvent
+    ) -> MLModel:
         try:
             document = await self.models.find_one_and_update(
-                {"_id": oid}, {"$set": update}, return_document=ReturnDocument.AFTER
+                {"_id": oid},
+                with_event({"$set": update}, event),
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
             raise Conflict(
@@ -291,7 +350,9 @@ class MongoModelRegistry:
         """Delete the models one by one, each with its claim on its weight; those deleted."""
         deleted = []
         for model in models:
-            document = await self.models.find_one_and_delete({"_id": object_id(model.id)})
+            document = await delete_announced(
+                self.models, {"_id": object_id(model.id)}, deleted_event
+            )
             if document is not None:
                 deleted.append(self.documents.model(document))
                 await self.intake.release(model.weight.sha256)
@@ -322,6 +383,7 @@ class MongoModelRegistry:
             model_id,
             {},
             {"$set": {"profile_result.static_result": result.model_dump()}},
+            event=new_event(EventType.PROFILE_ADDED, model_id, kind="static"),
         )
 
     async def add_dynamic_result(self, model_id: str, result: DynamicProfileResult) -> MLModel:
@@ -333,6 +395,7 @@ class MongoModelRegistry:
                 model_id,
                 {DYNAMIC_RESULTS: {"$not": {"$elemMatch": key}}, **room},
                 {"$push": {DYNAMIC_RESULTS: result.model_dump()}},
+                event=dynamic_added(model_id, result, replaced=False),
             )
         except NotFound:
             model = await self.get(model_id)
@@ -358,6 +421,7 @@ class MongoModelRegistry:
                 {DYNAMIC_RESULTS: {"$elemMatch": key}},
                 {"$set": {f"{DYNAMIC_RESULTS}.$[result]": result.model_dump()}},
                 array_filters=[{f"result.{field}": value for field, value in key.items()}],
+                event=dynamic_added(model_id, result, replaced=True),
             )
         except NotFound:
             await self.get(model_id)
@@ -405,6 +469,7 @@ class MongoModelRegistry:
                     {"tags.name": tag.name},
                     {"$set": {"tags.$[tag].value": tag.value}},
                     array_filters=[{"tag.name": tag.name}],
+                    event=tag_set(model_id, tag),
                 )
             except NotFound:
                 pass
@@ -413,6 +478,7 @@ class MongoModelRegistry:
                     model_id,
                     {"tags.name": {"$ne": tag.name}, f"tags.{MAX_TAGS - 1}": {"$exists": False}},
                     {"$push": {"tags": tag.model_dump()}},
+                    event=tag_set(model_id, tag),
                 )
             except NotFound:
                 pass
@@ -428,7 +494,10 @@ class MongoModelRegistry:
     async def delete_tag(self, model_id: str, name: str) -> MLModel:
         try:
             return await self.change_one(
-                model_id, {"tags.name": name}, {"$pull": {"tags": {"name": name}}}
+                model_id,
+                {"tags.name": name},
+                {"$pull": {"tags": {"name": name}}},
+                event=new_event(EventType.TAG_DELETED, model_id, key=name),
             )
         except NotFound:
             await self.get(model_id)
@@ -516,9 +585,13 @@ class MongoModelRegistry:
         condition: dict[str, Any],
         change: dict[str, Any],
         array_filters: list[dict[str, Any]] | None = None,
+        event: RegistryEvent | None = None,
     ) -> MLModel:
-        """Apply ``change`` to the model if it matches ``condition``; NOT_FOUND otherwise."""
+        """Apply ``change`` to the model if it matches ``condition``, with ``event`` in
+        the same write (``outbox``); NOT_FOUND otherwise."""
         change.setdefault("$set", {})["update_time"] = utcnow()
+        if event is not None:
+            with_event(change, event)
         document = await self.models.find_one_and_update(
             {"_id": object_id(model_id), **condition},
             change,
