@@ -44,13 +44,6 @@ mutation Claim($worker: String!) {
 }"""
     % JOB_FIELDS
 )
-RELEASE = (
-    """
-mutation Release($id: ID!, $worker: String!) {
-  releaseProfilingJob(id: $id, worker: $worker) { %s }
-}"""
-    % JOB_FIELDS
-)
 FENCED_DYNAMIC = """
 mutation Dynamic($model: ID!, $result: DynamicProfileResultInput!, $job: ID, $worker: String) {
   updateDynamicProfilingResult(modelId: $model, result: $result, forceInsert: true,
@@ -223,25 +216,6 @@ async def test_no_fenced_write_lands_after_the_cancel_is_acknowledged(api: Api) 
     # Every write the hub accepted was in before the cancel answered; the rest were refused.
     assert batches == sorted(seen_at_cancel)
     assert batches == [batch for batch, ok in zip(range(1, 61), landed, strict=True) if ok]
-
-
-async def test_a_handed_back_job_is_queued_without_using_an_attempt(api: Api) -> None:
-    model = await api.register(weight=b"weights", filename="model.pt")
-    await api.data(
-        "mutation($id: ID!) { profileModel(modelId: $id, batchSizes: [1]) { id } }",
-        {"id": model["id"]},
-    )
-    job = (await api.data(CLAIM, {"worker": "w1"}))["claimProfilingJob"]
-    assert job["attempts"] == 1
-    released = (await api.data(RELEASE, {"id": job["id"], "worker": "w1"}))["releaseProfilingJob"]
-    assert (released["status"], released["worker"], released["attempts"]) == ("QUEUED", None, 0)
-    assert messages(released)[-1] == "handed back by w1: stopping"
-    fence = {"model": model["id"], "job": job["id"], "worker": "w1"}
-    assert await api.error_code(FENCED_STATIC, fence) == "CONFLICT"
-    assert await api.error_code(RELEASE, {"id": job["id"], "worker": "w1"}) == "CONFLICT"
-    # Another worker takes it over at once.
-    again = (await api.data(CLAIM, {"worker": "w2"}))["claimProfilingJob"]
-    assert (again["id"], again["worker"], again["attempts"]) == (job["id"], "w2", 1)
 
 
 def test_a_worker_given_sigterm_hands_its_job_back(hub: str, onnx_weight: bytes) -> None:

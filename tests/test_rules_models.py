@@ -14,6 +14,7 @@ from fakes import FakeHub, FakeUpload, fake_hub, model_fields
 
 from modelci.core import choosing
 from modelci.core.domain import (
+    DeviceKind,
     DynamicProfileResult,
     Engine,
     IOShape,
@@ -353,6 +354,40 @@ async def test_recommend_and_compare_weigh_the_results_the_registry_holds() -> N
     with pytest.raises(NotFound) as missing:
         await hub.models.compare([fast.id, "f" * 24])
     assert missing.value.extensions["ids"] == ["f" * 24]
+
+
+async def test_a_recommendation_by_device_and_the_closest_when_nothing_meets_the_goal() -> None:
+    hub = fake_hub()
+    fast, wide = await plain(hub, version=1), await plain(hub, version=2)
+    for model_id, results in (
+        (fast.id, [result(1, 4, 250), result(8, 12, 800), result(8, 2, 5000, "cuda:0")]),
+        (wide.id, [result(1, 3, 300), result(8, 9, 700)]),
+    ):
+        for each in results:
+            await hub.models.add_dynamic_result(model_id, each)
+
+    async def options(goal: choosing.Goal) -> choosing.Recommendation:
+        return await hub.models.recommend(Task.Image_Classification, None, None, goal)
+
+    def brief(option: choosing.Option) -> tuple[str, str, int]:
+        return option.model.id, option.result.device_id, option.result.batch
+
+    gpu = await options(choosing.Goal(device_kind=DeviceKind.CUDA))
+    assert [brief(option) for option in gpu.options] == [(fast.id, "cuda:0", 8)]
+    assert gpu.options[0].on_frontier and [m.id for m in gpu.not_profiled] == [wide.id]
+    by_name = await options(choosing.Goal(device="NVIDIA T4"))
+    assert [brief(option) for option in by_name.options] == [(fast.id, "cuda:0", 8)]
+    quick = await options(choosing.Goal(max_p99_latency=0.005))
+    assert [brief(option) for option in quick.options] == [
+        (fast.id, "cuda:0", 8),
+        (wide.id, "cpu", 1),
+        (fast.id, "cpu", 1),
+    ]
+    none = await options(choosing.Goal(max_p99_latency=0.002, device="cpu"))
+    assert none.options == [] and none.closest is not None
+    assert brief(none.closest) == (wide.id, "cpu", 1)  # 3 ms: 50 % over
+    assert none.closest.shortfalls == [choosing.Shortfall.OVER_LATENCY]
+    assert none.rejected[0] is none.closest and len(none.rejected) == 4
 
 
 # What these tests stand on
