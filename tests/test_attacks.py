@@ -316,8 +316,8 @@ async def test_infinite_floats_are_bad_input_and_pages_keep_working(api: Api) ->
     figures = "avg: 1, p50: 1, p95: 1"
     update = "mutation($id: ID!) { updateModel(id: $id, input: {metric: [%s]}) { id } }"
     writes = [
-        update % "{name: acc, value: 1e400}",
-        update % "{name: loss, value: -1e400}",
+        update % '{name: "acc", value: 1e400}',
+        update % '{name: "loss", value: -1e400}',
         'mutation($id: ID!) { registerDynamicProfilingResult(modelId: $id, result: {ip: "1", '
         'deviceId: "cpu", deviceName: "CPU", batch: 1, '
         "memory: {totalMemory: 1, memoryUsage: 1, utilization: 1e400}, "
