@@ -13,6 +13,7 @@ import typer
 
 from .console import counted, printable
 from .hub import DataDirOption, hub_database
+from .options import DEFAULT_SERVER, Server, Token
 
 if TYPE_CHECKING:
     from modelci.server.settings import Settings
@@ -121,7 +122,9 @@ def export_archive(
 
 
 def import_archive(
-    path: Annotated[Path, typer.Argument(help="An archive written by `modelci export`.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="An archive written by `modelci export`.")
+    ] = None,
     data_dir: DataDirOption = None,
     mongodb_url: MongoDbUrlOption = None,
     allow_pickle: Annotated[
@@ -131,6 +134,19 @@ def import_archive(
             "runs arbitrary code."
         ),
     ] = False,
+    from_mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--from-mlflow",
+            metavar="URL",
+            help="Copy an MLflow registry (its tracking server's URL) into the hub at --server.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="With --from-mlflow: say what would be copied, copy nothing.")
+    ] = False,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Load an archive into this hub: all of it or nothing; models already here are skipped.
 
@@ -139,7 +155,20 @@ def import_archive(
 
     Exit status 2: the archive is damaged or holds a weight this hub refuses (nothing
     written); 1: it clashes with this hub.
+
+    With --from-mlflow URL instead of an archive: every registered model's versions (ONNX,
+    torch.export and TorchScript weights), descriptions, tags, aliases and source runs'
+    metrics and params, into the hub at --server; versions copied before are skipped.
+    Exit status 1: a version could not be copied.
     """
+    if from_mlflow is not None and path is None:
+        from .mlflow_import import import_from_mlflow
+
+        import_from_mlflow(from_mlflow, server, token, allow_pickle=allow_pickle, dry_run=dry_run)
+        return
+    if path is None or from_mlflow is not None or dry_run:
+        typer.echo("error: give an archive file, or --from-mlflow URL (and --dry-run)", err=True)
+        raise typer.Exit(2)
     from modelci.server.archive import ArchiveError, ImportConflict, import_hub
     from modelci.server.embedded import EmbeddedDatabaseError
 

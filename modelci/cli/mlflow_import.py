@@ -325,7 +325,11 @@ class MlflowImport:
                 outcome.action, outcome.detail = "skipped", str(reason)
             except (HubError, MlflowError) as error:
                 outcome.action = "failed"
-                outcome.detail = error.message if isinstance(error, HubError) else str(error)
+                outcome.detail = (
+                    f"the hub refused it: {error.message}"
+                    if isinstance(error, HubError)
+                    else str(error)
+                )
             if outcome.model_id is not None:
                 copies[number_text] = outcome.model_id
             elif outcome.action == "copied":  # a dry run's: no model yet
