@@ -5,10 +5,11 @@ modelci nor torch is there), by tests/test_mlflow_import.py.
 Reads a JSON plan on standard input:
     {"tracking_uri": ..., "experiment": ..., "workdir": ...,
      "models": [{"name", "description", "tags": {}, "aliases": {alias: version index},
-                 "versions": [{"flavor": "onnx" | "pytorch" | "python_function",
+                 "versions": [{"flavor": "onnx" | "pytorch" | "python_function" | "escaping",
                                "file": path or null, "description", "tags": {},
                                "metrics": {}, "params": {}}]}]}
-and prints {"runs": {name: [run id of each version]}, "versions": {name: [number]}}.
+and writes {"runs": {name: [run id of each version]}, "versions": {name: [number]}} to
+the file the plan's "output" names (MLflow prints its own lines on standard output).
 
 Each version's files are laid out as MLflow lays out a model directory (the model file
 where its flavor keeps it, and an MLmodel file written by mlflow.models.Model), logged
@@ -59,6 +60,8 @@ def model_directory(root: Path, version: dict) -> Path:
             data="data",
             pickle_module_name="mlflow.pytorch.pickle_module",
         )
+    elif flavor == "escaping":  # an onnx flavor whose model file lies outside the model
+        model.add_flavor("onnx", onnx_version="1.17.0", data="../../../../../etc/passwd")
     else:  # a flavor of no framework the hub reads: a custom pyfunc model
         (root / "python_model.pkl").write_bytes(b"not read")
         add_to_model(model, loader_module="mlflow.pyfunc.model", python_model="python_model.pkl")
@@ -97,7 +100,7 @@ def main() -> None:
             numbers[name].append(created.version)
         for alias, index in registered.get("aliases", {}).items():
             client.set_registered_model_alias(name, alias, numbers[name][index])
-    json.dump({"runs": runs, "versions": numbers}, sys.stdout)
+    Path(plan["output"]).write_text(json.dumps({"runs": runs, "versions": numbers}))
 
 
 if __name__ == "__main__":
