@@ -71,6 +71,8 @@ def test_register_list_show_download_remove(hub: str, onnx_model: Path, tmp_path
         "--task",
         "Image_Classification",
         "--no-convert",
+        "--version",
+        str(model["version"]),
     )
     assert code == 5  # CONFLICT: registered already
 

@@ -214,8 +214,9 @@ def test_the_cli_from_register_to_rm(hub: str, files: Files, tmp_path: Path) -> 
     code, _, err = modelci(hub, "show", variants[0].id)
     assert code == 4 and "next:" in err
 
-    # A registered model again is a conflict that says what to do.
-    code, _, err = modelci(hub, "register", str(files.onnx), *common, "--no-convert")
+    # A registered version again is a conflict that says what to do.
+    again = ("--version", str(from_onnx["version"]))
+    code, _, err = modelci(hub, "register", str(files.onnx), *common, *again, "--no-convert")
     assert code == 5 and "--version" in err
 
 

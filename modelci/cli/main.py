@@ -12,6 +12,7 @@ from .hub import export_schema, init_env, serve, worker
 from .jobs import cancel, convert, jobs, profile
 from .models import download, ls, register, rm, show
 from .recommend import recommend
+from .tags import tag_app
 from .tokens import token_app
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command()(rm)
 app.command()(jobs)
 app.command()(recommend)
 app.add_typer(alias_app, name="alias")
+app.add_typer(tag_app, name="tag")
 
 app.command()(serve)
 app.command("init-env")(init_env)

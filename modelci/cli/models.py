@@ -11,7 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelci.client import Engine, JobKind, MLModel, ProfilingJob, Task
-from modelci.core.domain import Framework
+from modelci.core.domain import (
+    MAX_DESCRIPTION,
+    MAX_METADATA_VALUE,
+    METADATA_NAME_RULE,
+    Framework,
+)
 from modelci.core.errors import BadUserInput, Conflict, HubError, NotFound
 from modelci.core.weight_formats import WEIGHT_FORMATS
 
@@ -33,22 +38,33 @@ from .options import (
     IO_SPEC_HELP,
     OUTPUT_SPEC_HELP,
     AsJson,
+    Description,
+    DescriptionFile,
+    Metrics,
     ModelReference,
+    Params,
+    RunId,
     Server,
+    SourceUri,
+    Tags,
     Token,
+    description_text,
     device_or_kind,
     io_shape,
     model_id_of,
     model_named,
+    named_values,
     parse_duration,
 )
 
 
 def models_table(models: list[MLModel]) -> Table:
-    table = id_table(
-        "id", "architecture", "framework", "engine", "version", "task", "dataset", "status", "size"
-    )
+    """The models, one a row; a tags column where one of them has tags."""
+    columns = ["architecture", "framework", "engine", "version", "task", "dataset", "status"]
+    tagged = any(model.tags for model in models)
+    table = id_table("id", *columns, "size", *(["tags"] if tagged else []))
     for model in models:
+        tags = [pairs_text(model.tags)] if tagged else []
         table.add_row(
             model.id,
             model.architecture,
@@ -59,8 +75,29 @@ def models_table(models: list[MLModel]) -> Table:
             model.dataset,
             ",".join(status.value for status in model.model_status),
             f"{model.weight.size:,}",
+            *tags,
         )
     return table
+
+
+def pairs_text(pairs: list[Any]) -> str:
+    """Metrics, params or tags as ``name=value, name=value``."""
+    return ", ".join(f"{pair.name}={pair.value}" for pair in pairs)
+
+
+def metadata_lines(model: MLModel) -> list[str]:
+    """What a model's registrant said of it: who registered it, its metrics, params, tags,
+    source and description (as plain text, each of its lines indented)."""
+    lines = [f"created by: {model.created_by or 'not recorded'}"]
+    for name, pairs in (("metrics", model.metric), ("params", model.params), ("tags", model.tags)):
+        lines.append(f"{name}: {pairs_text(pairs) or 'none'}")
+    if model.source is not None:
+        run = f" (run {model.source.run_id})" if model.source.run_id else ""
+        lines.append(f"source: {model.source.uri}{run}")
+    if model.description.strip():
+        lines.append("description:")
+        lines.extend(f"  {line}".rstrip() for line in model.description.strip("\n").splitlines())
+    return lines
 
 
 def inferred_declaration(path: Path) -> tuple[str | None, str | None]:
@@ -144,8 +181,46 @@ def register_advice(error: HubError) -> str:
     if "engine" in fields:
         return f"--engine is one of {', '.join(engine.value for engine in Engine)}"
     if "version" in fields:
-        return "--version is a positive integer"
+        return "--version is a positive integer, or leave it out to get the next one"
+    if fields & {"metric", "metrics"}:
+        return f"--metric is NAME=NUMBER, e.g. --metric acc=0.91; names are {METADATA_NAME_RULE}"
+    if fields & {"params", "tags"}:
+        return (
+            f"--param and --tag are NAME=VALUE, e.g. --tag team=vision; names are "
+            f"{METADATA_NAME_RULE}, values up to {MAX_METADATA_VALUE} characters"
+        )
+    if "description" in fields:
+        return f"a description is Markdown text, up to {MAX_DESCRIPTION:,} characters"
+    if fields & {"source", "run_id"}:
+        return "--source is the URI of the run, notebook or commit; --run-id goes with it"
     return "fix the option the message names (`modelci register --help` lists them)"
+
+
+def registration_metadata(
+    metrics: list[str] | None,
+    params: list[str] | None,
+    tags: list[str] | None,
+    description: str | None,
+    description_file: Path | None,
+    source: str | None,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The metadata options as ``register_model``'s keyword arguments (those given), each
+    read and checked before anything is uploaded."""
+    if run_id is not None and source is None:
+        raise typer.BadParameter(
+            "give --source (the URI of the run, notebook or commit) with it",
+            param_hint="--run-id",
+        )
+    given = {
+        "metrics": named_values(metrics, "--metric", "acc=0.91", number=True),
+        "params": named_values(params, "--param", "lr=0.1"),
+        "tags": named_values(tags, "--tag", "team=vision"),
+        "description": description_text(description, description_file),
+        "source": source,
+        "run_id": run_id,
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def queued_jobs_text(jobs: list[ProfilingJob]) -> list[str]:
@@ -161,7 +236,10 @@ def register(
     architecture: Annotated[str, typer.Option(help="e.g. ResNet50.")],
     task: Annotated[str, typer.Option(help="e.g. Image_Classification.")] = "Other",
     dataset: Annotated[str, typer.Option(help="What it was trained on.")] = "unknown",
-    version: Annotated[int, typer.Option(help="A positive integer.")] = 1,
+    version: Annotated[
+        int | None,
+        typer.Option(help="A positive integer; left out, the hub gives the next one."),
+    ] = None,
     framework: Annotated[str | None, typer.Option(help="Inferred from the file.")] = None,
     engine: Annotated[str | None, typer.Option(help="Inferred from the file.")] = None,
     inputs: Annotated[
@@ -172,12 +250,24 @@ def register(
     ] = None,
     convert: Annotated[bool, typer.Option(help="Convert to TorchScript/ONNX.")] = True,
     profile: Annotated[bool, typer.Option(help="Profile it (and its variants).")] = False,
+    metrics: Metrics = None,
+    params: Params = None,
+    tags: Tags = None,
+    description: Description = None,
+    description_file: DescriptionFile = None,
+    source: SourceUri = None,
+    run_id: RunId = None,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Register a model file; framework and engine are inferred from its content, and an
-    ONNX or .pt2 file's inputs and outputs from its graph (--input/--output otherwise)."""
+    ONNX or .pt2 file's inputs and outputs from its graph (--input/--output otherwise).
+    Without --version the hub numbers it: the next version of the architecture, task and
+    dataset."""
+    metadata = registration_metadata(
+        metrics, params, tags, description, description_file, source, run_id
+    )
     declared_inputs = [io_shape(spec, "--input") for spec in inputs or []]
     declared_outputs = [io_shape(spec, "--output") for spec in outputs or []]
     inferred_framework, inferred_engine = inferred_declaration(file)
@@ -192,17 +282,22 @@ def register(
         "architecture": architecture,
         "framework": framework,
         "engine": engine,
-        "version": version,
         "dataset": dataset,
         "task": task,
+        **metadata,
     }
+    if version is not None:
+        fields["version"] = version
     if declared_inputs:
         fields["inputs"] = declared_inputs
     if declared_outputs:
         fields["outputs"] = declared_outputs
+    shown_by = f"`modelci ls --architecture {architecture}` shows it"
     next_steps: dict[str, Advice] = {
-        Conflict.code: f"it is registered already: `modelci ls --architecture {architecture}` "
-        f"shows it; pass another --version (or --dataset) to register this one beside it",
+        Conflict.code: f"it is registered already: {shown_by}; leave --version out to "
+        "register this one as the next version (or pass another --version or --dataset)"
+        if version is not None
+        else f"{shown_by}; retry, or pass --version",
         BadUserInput.code: register_advice,
     }
     with hub_client(server, token, next_steps) as hub:
@@ -225,6 +320,12 @@ def register(
         f"{model.framework.value}/{model.engine.value} v{model.version})",
         markup=True,
     )
+    if version is None:
+        console.print(
+            f"version {model.version}: the next for {model.architecture}, {model.task.value}, "
+            f"{model.dataset} (the hub numbers versions left out; --version gives one)",
+            highlight=False,
+        )
     for line in queued_jobs_text(queued):
         console.print(line, highlight=False)
     if queued:
@@ -345,6 +446,8 @@ def show(
     console.print(models_table([model]))
     if model.aliases:
         console.print(f"aliases: {', '.join(model.aliases)}")
+    for line in metadata_lines(model):
+        console.print(line, highlight=False, soft_wrap=True, emoji=False)
     weight = model.weight
     kind = weight.format.value if weight.format else "unknown format"
     console.print(

@@ -1,15 +1,19 @@
 """The options and arguments client commands share, and how their text is read: the hub
 and token, ``--json``, a model named by id or alias, durations (``10ms``), input and
-output shapes (``input:-1x3x224x224:FP32``) and devices (``cpu``, ``cuda:1``)."""
+output shapes (``input:-1x3x224x224:FP32``), devices (``cpu``, ``cuda:1``) and metadata
+given as ``NAME=VALUE`` (``--metric acc=0.91``, ``--tag team=vision``)."""
 
 from __future__ import annotations
 
+import math
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from modelci.client import DataType, DeviceKind, ModelHub, ModelInputFormat
+from modelci.core.domain import METADATA_NAME, METADATA_NAME_RULE
 from modelci.core.errors import NotFound
 
 from .console import EXIT_CODES, fail
@@ -128,3 +132,95 @@ def device_or_kind(device: str | None) -> dict[str, Any]:
         return {}
     kind = DEVICE_KINDS.get(device.lower())
     return {"device_kind": kind} if kind else {"device": device}
+
+
+# Free metadata on the command line: NAME=VALUE, repeated.
+NAME_VALUE_HELP = "NAME=VALUE (repeat for each)"
+Metrics = Annotated[
+    list[str] | None,
+    typer.Option("--metric", help=f"A metric, {NAME_VALUE_HELP}: acc=0.91, top5=0.97."),
+]
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", help=f"A training param, {NAME_VALUE_HELP}: lr=0.1."),
+]
+Tags = Annotated[
+    list[str] | None, typer.Option("--tag", help=f"A tag, {NAME_VALUE_HELP}: team=vision.")
+]
+Description = Annotated[
+    str | None, typer.Option(help="What the model is, in Markdown (or --description-file).")
+]
+DescriptionFile = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="A Markdown file to take the description from."),
+]
+SourceUri = Annotated[
+    str | None,
+    typer.Option("--source", help="The URI of the run, notebook or commit that produced it."),
+]
+RunId = Annotated[
+    str | None,
+    typer.Option("--run-id", help="The training run's id in its tracker (with --source)."),
+]
+
+
+def checked_name(name: str, spec: str, option: str) -> str:
+    if not METADATA_NAME.fullmatch(name):
+        raise typer.BadParameter(
+            f"{spec!r}: the name {name!r} is not {METADATA_NAME_RULE}", param_hint=option
+        )
+    return name
+
+
+def name_value(spec: str, option: str, example: str) -> tuple[str, str]:
+    """``NAME=VALUE`` as (name, value), split at the first '='; a clear error otherwise."""
+    name, equals, value = spec.partition("=")
+    if not equals or not name.strip():
+        raise typer.BadParameter(f"{spec!r} is not NAME=VALUE (e.g. {example})", param_hint=option)
+    return checked_name(name.strip(), spec, option), value
+
+
+def named_values(
+    specs: list[str] | None, option: str, example: str, number: bool = False
+) -> dict[str, Any] | None:
+    """Repeated ``NAME=VALUE`` options as name → value (a finite number for a metric, the
+    text as given otherwise); None when none was given. A name given twice is refused:
+    which value was meant?"""
+    if not specs:
+        return None
+    found: dict[str, Any] = {}
+    for spec in specs:
+        name, value = name_value(spec, option, example)
+        if name in found:
+            raise typer.BadParameter(f"{name!r} is given twice", param_hint=option)
+        if number:
+            try:
+                measured = float(value)
+            except ValueError:
+                measured = math.nan
+            if not math.isfinite(measured):
+                raise typer.BadParameter(
+                    f"{spec!r}: the value of {name} must be a finite number (e.g. {example})",
+                    param_hint=option,
+                )
+            found[name] = measured
+        else:
+            found[name] = value
+    return found
+
+
+def description_text(description: str | None, description_file: Path | None) -> str | None:
+    """The description given, inline or from its file (UTF-8), or None."""
+    if description is not None and description_file is not None:
+        raise typer.BadParameter(
+            "give the description inline or from a file, not both",
+            param_hint="--description / --description-file",
+        )
+    if description_file is None:
+        return description
+    try:
+        return description_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(
+            f"{description_file}: not UTF-8 text", param_hint="--description-file"
+        ) from None
