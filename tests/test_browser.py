@@ -419,3 +419,99 @@ def test_dashboard_scatter_reads_across_decades(tmp_path: Path, browser: int) ->
 
     # The hostile name is text: no element made from it, no script run.
     assert seen["images"] == 0 and seen["pwned"] is None
+
+
+# Resolves with what a reader sees of a model's card once its description is drawn.
+CARD = """(model) => new Promise(resolve => {
+  const look = () => {
+    const card = document.querySelector(`#models [data-model="${model}"]`);
+    const described = card && card.querySelector('[data-field="description"]');
+    if (!described) { requestAnimationFrame(look); return; }
+    const field = name => card.querySelector(`[data-field="${name}"]`).innerText;
+    resolve({
+      text: card.innerText,
+      status: field('status'), weight: field('weight'), metrics: field('metrics'),
+      tags: Array.from(card.querySelectorAll('[data-field="tags"] .tag'), t => t.textContent),
+      params: field('params'), staticProfile: field('static'), source: field('source'),
+      createdBy: field('created-by'),
+      description: described.innerText,
+      bold: Array.from(described.querySelectorAll('strong'), b => b.textContent),
+      code: Array.from(described.querySelectorAll('code'), c => c.textContent),
+      items: Array.from(described.querySelectorAll('li'), li => li.textContent),
+      links: Array.from(card.querySelectorAll('a'), a => ({text: a.textContent, href: a.href})),
+      made: Array.from(card.querySelectorAll('script, img, iframe, svg, object'), e => e.tagName),
+      pwned: window.pwned === undefined ? null : String(window.pwned),
+    });
+  };
+  look();
+})"""
+
+DESCRIPTION = """Trained on **ImageNet** with `SGD`.
+Second line.
+
+- random crops
+- 90 epochs
+
+<script>window.pwned = 'script'</script> <img src=x onerror="window.pwned = 'img'">
+
+[the paper](https://arxiv.org/abs/1512.03385) and [a trap](javascript:window.pwned='link')"""
+
+
+def test_dashboard_cards_show_metadata_and_the_static_profile(tmp_path: Path, browser: int) -> None:
+    """A card shows what the registrant said (metrics, tags, params, source, who, the
+    description as a little Markdown) and what the hub knows (status, weight size, the
+    static profile); a description holding markup is shown as text and runs nothing."""
+    weight = b"weights of a described network"
+    with modelci_serve(tmp_path / "hub", free_port(), workers="0") as (hub, _):
+        with ModelHub(hub) as client:
+            model = client.register_model(
+                weight,
+                architecture="CardNet",
+                framework="PyTorch",
+                engine="NONE",
+                dataset="ImageNet",
+                task="Image_Classification",
+                model_status=["PUBLISHED"],
+                metrics={"acc": 0.91, "top5": 0.97},
+                params={"lr": 0.1},
+                tags={"team": "vision", "stage": "prod"},
+                description=DESCRIPTION,
+                source="https://mlflow.example/#/runs/abc",
+                run_id="abc",
+            )
+            client.register_static_profiling_result(
+                model.id,
+                {
+                    "parameters": 11_689_512,
+                    "flops": 1_824_033_792,
+                    "memory": 46_758_048,
+                    "mread": 1,
+                    "mwrite": 1,
+                    "mrw": 2,
+                },
+            )
+        with open_page(browser, f"{hub}/dashboard") as tools:
+            card = tools.evaluate(f"({CARD})({json.dumps(model.id)})")
+            screenshot = tools.send("Page.captureScreenshot", captureBeyondViewport=True)["data"]
+        (tmp_path / "card.png").write_bytes(base64.b64decode(screenshot))
+
+    assert card["status"] == "PUBLISHED"
+    assert card["weight"].startswith(f"{len(weight)} bytes")
+    assert card["metrics"] == "acc 0.91 · top5 0.97"
+    assert sorted(card["tags"]) == ["stage=prod", "team=vision"]
+    assert card["params"] == "lr=0.1"
+    assert card["staticProfile"] == "11.7 M parameters · 1.82 GFLOPs · memory 44.6 MiB"
+    assert card["source"] == "https://mlflow.example/#/runs/abc (run abc)"
+    assert card["createdBy"] == "anonymous"
+
+    # The Markdown subset: bold, code, a list, line breaks, an https link.
+    assert card["bold"] == ["ImageNet"] and card["code"] == ["SGD"]
+    assert card["items"] == ["random crops", "90 epochs"]
+    assert "Trained on ImageNet with SGD.\nSecond line." in card["description"]
+    assert {"text": "the paper", "href": "https://arxiv.org/abs/1512.03385"} in card["links"]
+    # Markup is text: nothing made from it, nothing run, no javascript: link.
+    assert "<script>window.pwned = 'script'</script>" in card["description"]
+    assert "<img src=x onerror=\"window.pwned = 'img'\">" in card["description"]
+    assert "[a trap](javascript:window.pwned='link')" in card["description"]
+    assert all(link["href"].startswith("https://") for link in card["links"])
+    assert card["made"] == [] and card["pwned"] is None
