@@ -6,7 +6,8 @@ Reads a JSON plan on standard input:
     {"tracking_uri": ..., "experiment": ..., "workdir": ...,
      "models": [{"name", "description", "tags": {}, "aliases": {alias: version index},
                  "versions": [{"flavor": "onnx" | "pytorch" | "python_function" | "escaping",
-                               "file": path or null, "description", "tags": {},
+                               "file": path or null, "beside": [paths of files that go
+                               beside it], "description", "tags": {},
                                "metrics": {}, "params": {}}]}]}
 and writes {"runs": {name: [run id of each version]}, "versions": {name: [number]}} to
 the file the plan's "output" names (MLflow prints its own lines on standard output).
@@ -37,6 +38,8 @@ def model_directory(root: Path, version: dict) -> Path:
     flavor, file = version["flavor"], version.get("file")
     if flavor == "onnx":
         shutil.copy(file, root / "model.onnx")
+        for beside in version.get("beside", []):  # its tensors' files, if saved apart
+            shutil.copy(beside, root / Path(beside).name)
         model.add_flavor(
             "onnx",
             onnx_version="1.17.0",

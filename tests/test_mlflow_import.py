@@ -103,11 +103,21 @@ def mlflow_server(mlflow_tool: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def weights(onnx_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The small network as ONNX, as a torch.export program, and pickled whole."""
+    """The small network as ONNX (one file, and with its tensors in a file beside it, as
+    mlflow.onnx saves by default), as a torch.export program, and pickled whole."""
+    import onnx
     import torch
     from networks import SmallConvNet
 
     folder = tmp_path_factory.mktemp("weights")
+    onnx.save_model(
+        onnx.load(onnx_model),
+        folder / "apart.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="apart.onnx.data",
+        size_threshold=0,
+    )
     network = SmallConvNet().eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(
@@ -115,7 +125,13 @@ def weights(onnx_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     )
     torch.export.save(program, folder / "small.pt2")
     torch.save(network, folder / "pickled.pth")
-    return {"onnx": onnx_model, "pt2": folder / "small.pt2", "pickle": folder / "pickled.pth"}
+    return {
+        "onnx": onnx_model,
+        "onnx apart": folder / "apart.onnx",
+        "onnx data": folder / "apart.onnx.data",
+        "pt2": folder / "small.pt2",
+        "pickle": folder / "pickled.pth",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +174,16 @@ def registered(
                     {"flavor": "pytorch", "file": str(weights["pickle"])},
                 ],
             },
-            {"name": "Busy", "versions": [{"flavor": "onnx", "file": str(weights["onnx"])}]},
+            {
+                "name": "Busy",
+                "versions": [
+                    {
+                        "flavor": "onnx",
+                        "file": str(weights["onnx apart"]),
+                        "beside": [str(weights["onnx data"])],
+                    }
+                ],
+            },
             {
                 "name": "Odd flavors",
                 "versions": [{"flavor": "python_function"}, {"flavor": "escaping"}],
@@ -183,6 +208,15 @@ def import_from(mlflow: str, hub: str, *flags: str) -> tuple[int, str]:
         app, ["import", "--from-mlflow", mlflow, "--server", hub, *flags], env={}
     )
     return result.exit_code, result.output
+
+
+def initializers(path: Path) -> dict[str, bytes]:
+    """An ONNX model's initializers' bytes, read from the one file (nothing beside it)."""
+    import onnx
+    from onnx.numpy_helper import to_array
+
+    model = onnx.load(path, load_external_data=False)
+    return {tensor.name: to_array(tensor).tobytes() for tensor in model.graph.initializer}
 
 
 def hub_state(hub: str) -> tuple[dict[tuple[str, int], Any], dict[str, str]]:
@@ -264,9 +298,12 @@ def test_an_mlflow_registry_moves_into_the_hub_in_one_command(
     assert {t.name: t.value for t in models["Busy", 2].tags} == {
         "mlflow.model_version": f"{mlflow_server}/#/models/Busy/versions/1"
     }
-    with ModelHub(hub) as client:  # the weight is the one MLflow holds
-        weight = client.download_weight(models["Busy", 2].id, tmp_path / "busy.onnx")
-    assert weight.read_bytes() == onnx_model.read_bytes()
+    # The weights are MLflow's: Busy's tensors, kept in a file beside its model, are in it.
+    with ModelHub(hub) as client:
+        first_weight = client.download_weight(first.id, tmp_path / "first.onnx")
+        busy_weight = client.download_weight(models["Busy", 2].id, tmp_path / "busy.onnx")
+    assert first_weight.read_bytes() == onnx_model.read_bytes()
+    assert initializers(busy_weight) == initializers(onnx_model)
 
     # A second run finds every copy and adds nothing.
     code, output = import_from(mlflow_server, hub)

@@ -62,6 +62,8 @@ ORIGIN_TAG = "mlflow.model_version"
 MAX_WEIGHT_BYTES = 4 * 1024**3
 MAX_JSON_BYTES = 64 * 1024**2  # one REST answer (a page of 1,000 versions with tags)
 MAX_MLMODEL_BYTES = 1024**2
+MAX_EXTERNAL_FILES = 1000  # files an ONNX model's tensors may lie in
+ONNX_FILE_LIMIT = 2 * 1024**3  # protobuf's: a larger ONNX model cannot be one file
 PAGE_SIZE = 1000
 MAX_PAGES = 1000  # of one listing: a server that hands out page tokens for ever stops here
 MAX_ARCHITECTURE = 256
@@ -399,8 +401,53 @@ class MlflowImport:
         for candidate in candidates:
             target = folder / PurePosixPath(candidate).name
             if self.registry.artifact(name, version, candidate, target, self.max_weight_bytes):
+                if isinstance(onnx, dict):
+                    self.onnx_in_one_file(name, version, candidate, target)
                 return Weight(target, self.checked_format(target))
         raise Skipped(f"its artifacts hold no {' or '.join(candidates)}")
+
+    def onnx_in_one_file(self, name: str, version: str, artifact: str, model_path: Path) -> None:
+        """An ONNX model whose tensors lie in files beside it (as mlflow.onnx saves them by
+        default) made one file, as the hub takes it: each file downloaded (plain relative
+        names, to the weight cap in all), read into the model, the model saved over itself."""
+        import onnx
+
+        from modelci.cage.formats import tensors
+
+        try:
+            model = onnx.load_model(str(model_path), load_external_data=False)
+        except Exception:  # protobuf raises several types: the hub's check says what it is
+            return
+        external = [
+            tensor
+            for tensor in tensors(model.graph)
+            if tensor.data_location == onnx.TensorProto.EXTERNAL
+        ]
+        if not external:
+            return
+        locations = set()
+        for tensor in external:
+            entries = {entry.key: entry.value for entry in tensor.external_data}
+            locations.add(artifact_path(entries.get("location"), "a file of its ONNX tensors"))
+        if len(locations) > MAX_EXTERNAL_FILES:
+            raise Skipped(f"its ONNX tensors lie in over {MAX_EXTERNAL_FILES} files")
+        beside = PurePosixPath(artifact).parent
+        data = model_path.parent / "external-data"
+        budget = self.max_weight_bytes - model_path.stat().st_size
+        for location in sorted(locations):
+            target = data / location
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path = str(beside / location)
+            if not self.registry.artifact(name, version, path, target, budget):
+                raise Skipped(f"its ONNX tensors' file {path} is not among its artifacts")
+            budget -= target.stat().st_size
+        try:
+            onnx.load_external_data_for_model(model, str(data))
+        except Exception as error:  # offsets and lengths past the file, and the like
+            raise Skipped(f"its ONNX tensors' files cannot be read ({error})") from None
+        if model.ByteSize() >= ONNX_FILE_LIMIT:
+            raise Skipped("over 2 GiB with its tensors: too large for one ONNX file")
+        onnx.save_model(model, str(model_path))
 
     def checked_format(self, path: Path) -> WeightFormat:
         # Imported here: format sniffing loads onnx.
