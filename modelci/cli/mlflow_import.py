@@ -53,7 +53,8 @@ from modelci.core.domain import (
     Task,
     WeightFormat,
 )
-from modelci.core.errors import Conflict, HubError
+from modelci.core.errors import BadUserInput, Conflict, HubError
+from modelci.core.usecases import checked_alias
 from modelci.core.weight_formats import WEIGHT_FORMATS
 
 # The tag that says which MLflow model version a hub model was copied from.
@@ -67,7 +68,6 @@ ONNX_FILE_LIMIT = 2 * 1024**3  # protobuf's: a larger ONNX model cannot be one f
 PAGE_SIZE = 1000
 MAX_PAGES = 1000  # of one listing: a server that hands out page tokens for ever stops here
 MAX_ARCHITECTURE = 256
-ALIAS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ARTIFACT_PATH = re.compile(r"[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_CHARACTERS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -318,6 +318,11 @@ class MlflowImport:
                 if number(version) is None:
                     raise Skipped("its version is no number")
                 origin = self.origin(name, number_text)
+                if len(origin) > MAX_METADATA_VALUE:
+                    raise Skipped(
+                        f"its address in MLflow is over {MAX_METADATA_VALUE} characters, the "
+                        f"most a tag ({ORIGIN_TAG}) holds to recognise it by"
+                    )
                 if origin in here:
                     outcome.action, outcome.model_id = "present", here[origin]
                     outcome.detail = f"copied before, as model {here[origin]}"
@@ -533,10 +538,10 @@ class MlflowImport:
                 wanted[entry["alias"]] = str(entry.get("version"))
         for alias, wanted_version in wanted.items():
             hub_alias = f"{name}.{alias}"
-            if not ALIAS_PATTERN.fullmatch(hub_alias):
-                self.summary.aliases_skipped.append(
-                    f"{hub_alias[:140]!r}: no hub alias name (letters, digits, '.', '_', '-')"
-                )
+            try:
+                checked_alias(hub_alias)
+            except BadUserInput as refused:
+                self.summary.aliases_skipped.append(refused.message)
                 continue
             model_id = copies.get(wanted_version)  # "": one a dry run would copy
             if model_id is None:
