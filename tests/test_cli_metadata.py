@@ -166,6 +166,7 @@ def test_tags_set_and_removed_by_id_and_by_alias(hub: str, weight: Path) -> None
         (("--metric", "acc=0.9", "--metric", "acc=0.8"), "'acc' is given twice"),
         (("--tag", "=vision"), "is not NAME=VALUE"),
         (("--param", "learning rate=0.1"), "'learning rate' is not 1 to 64 letters"),
+        (("--tag", "note=" + "x" * 1025), "at most 1,024"),
         (("--run-id", "abc"), "give --source"),
         (("--description", "a", "--description-file", "{file}"), "not both"),
     ],

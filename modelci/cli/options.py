@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from modelci.client import DataType, DeviceKind, ModelHub, ModelInputFormat
-from modelci.core.domain import METADATA_NAME, METADATA_NAME_RULE
+from modelci.core.domain import MAX_METADATA_VALUE, METADATA_NAME, METADATA_NAME_RULE
 from modelci.core.errors import NotFound
 
 from .console import EXIT_CODES, fail
@@ -204,6 +204,11 @@ def named_values(
                     param_hint=option,
                 )
             found[name] = measured
+        elif len(value) > MAX_METADATA_VALUE:
+            raise typer.BadParameter(
+                f"the value of {name} is {len(value):,} characters; at most {MAX_METADATA_VALUE:,}",
+                param_hint=option,
+            )
         else:
             found[name] = value
     return found
