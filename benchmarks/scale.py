@@ -45,7 +45,7 @@ from modelci.core.domain import (
 )
 from modelci.server.app import create_app
 from modelci.server.embedded import EmbeddedDatabase
-from modelci.server.registry import profile_condition
+from modelci.server.model_query import profile_condition
 from modelci.server.settings import Settings
 from modelci.server.storage import MODELS, to_bson
 

@@ -35,9 +35,11 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
 
-from .core.domain import Metric
+from .core.domain import Metric, ModelWhere
 from .core.errors import BadUserInput, HubError, invalid_input
+from .core.where_text import WhereTextError, parse_where
 from .graphql_client import (
     CompareModelsCompareModels,
     ConversionCheckInput,
@@ -67,6 +69,7 @@ from .graphql_client import (
     ModelSourceInput,
     ModelStatus,
     ModelUpdateInput,
+    ModelWhereInput,
     NameValueInput,
     ProfileFilterInput,
     ProfilingJob,
@@ -119,6 +122,8 @@ __all__ = [
     "ModelSourceInput",
     "ModelStatus",
     "ModelUpdateInput",
+    "ModelWhere",
+    "ModelWhereInput",
     "NameValueInput",
     "ProfileFilterInput",
     "ProfilingJob",
@@ -130,6 +135,8 @@ __all__ = [
     "SweepStopReason",
     "Task",
     "WeightFormat",
+    "WhereTextError",
+    "parse_where",
 ]
 
 PAGE_SIZE = 100
@@ -267,6 +274,32 @@ def as_input(kind: type[Input], value: Any, argument: str) -> Input:
         return kind.model_validate(io_names(plain(value)))
     except ValidationError as error:
         raise invalid_input(error, argument) from None
+
+
+def search_input(
+    where: str | ModelWhere | ModelWhereInput | dict[str, Any] | None,
+) -> ModelWhereInput | None:
+    """A search as the schema's input: a text read by ``parse_where``, anything else
+    checked as ``ModelWhereInput``."""
+    if where is None or isinstance(where, ModelWhereInput):
+        return where
+    if isinstance(where, str):
+        where = parse_where(where)
+    elif not isinstance(where, ModelWhere):  # checked by the domain: nothing unknown dropped
+        try:
+            where = ModelWhere.model_validate(snake_case_keys(plain(where)))
+        except ValidationError as error:
+            raise invalid_input(error, "where") from None
+    return as_input(ModelWhereInput, where.model_dump(exclude_none=True), "where")
+
+
+def snake_case_keys(value: Any) -> Any:
+    """``{"maxP99Latency": …}`` as ``{"max_p99_latency": …}``, all the way down."""
+    if isinstance(value, list):
+        return [snake_case_keys(item) for item in value]
+    if isinstance(value, dict):
+        return {to_snake(key): snake_case_keys(item) for key, item in value.items()}
+    return value
 
 
 def given(fields: dict[str, Any]) -> dict[str, Any]:
@@ -590,11 +623,15 @@ class ModelHub:
         dataset: str | None = None,
         status: ModelStatus | str | None = None,
         profile: ProfileFilterInput | dict[str, Any] | None = None,
+        where: str | ModelWhere | ModelWhereInput | dict[str, Any] | None = None,
     ) -> list[MLModel]:
         """Models matching every filter given, newest first. ``profile`` keeps the models
         with a dynamic result that meets every condition in it (ProfileFilterInput's
         fields, e.g. ``{"device": "cpu", "batch": 8, "max_p99_latency": 0.01}``: seconds,
-        items/s)."""
+        items/s). ``where`` is a search, as the CLI's ``--where`` writes it
+        (``"tags.team = vision and metrics.acc > 0.75 and architecture ^= ResNet"``, read
+        here: a ``WhereTextError`` names the first token that cannot be read) or as the
+        schema's ``ModelWhereInput`` (an input, the domain's ``ModelWhere`` or a dict)."""
         wanted_task = optional_enum(Task, task, "task")
         wanted_framework = optional_enum(Framework, framework, "framework")
         wanted_engine = optional_enum(Engine, engine, "engine")
@@ -602,6 +639,7 @@ class ModelHub:
         wanted_profile = (
             None if profile is None else as_input(ProfileFilterInput, profile, "profile")
         )
+        wanted_where = search_input(where)
         return every_page(
             lambda first, after: (
                 self.api.get_models(
@@ -615,6 +653,7 @@ class ModelHub:
                     dataset=dataset,
                     status=wanted_status,
                     profile=wanted_profile,
+                    where=wanted_where,
                 ).models
             ),
             limit,

@@ -383,13 +383,22 @@ def ls(
         bool,
         typer.Option(help="Only measurements that settled.", rich_help_panel=MEASURED),
     ] = False,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help='A search: "tags.team = vision and metrics.acc > 0.75 and architecture ^= '
+            'ResNet" (and, or, not, parentheses; = != > >= < <=, ^= starts with, *= '
+            "contains, exists; the README's Find models has the rest).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """List models, newest first; with a measured condition (--device, --batch, --p99, …),
-    those with one dynamic result that meets all of them."""
+    those with one dynamic result that meets all of them; with --where, those the search
+    finds too."""
     measured = {
         **device_or_kind(device),
         "batch": batch,
@@ -413,6 +422,7 @@ def ls(
             dataset=dataset,
             status=status,
             profile=profile or None,
+            where=where,
         )
     print_json(models) if as_json else console.print(models_table(models))
 

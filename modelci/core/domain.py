@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 
 class Framework(Enum):
@@ -506,8 +513,176 @@ class ProfileFilter(Domain):
         return self == ProfileFilter()
 
 
+# A search (``ModelWhere``) is bounded: how deep ``and``/``or``/``not`` nest, how many
+# conditions it holds in all, and how long a text to match is.
+MAX_WHERE_DEPTH = 4
+MAX_WHERE_CONDITIONS = 32
+MAX_MATCHED_TEXT = 256
+
+
+class TextMatch(Domain):
+    """Text a field must match, every part given: ``equals`` exactly as stored; ``prefix``
+    (starts with) and ``contains``, ignoring case, the text taken literally (no pattern
+    characters)."""
+
+    equals: str | None = Field(default=None, min_length=1, max_length=MAX_MATCHED_TEXT)
+    prefix: str | None = Field(default=None, min_length=1, max_length=MAX_MATCHED_TEXT)
+    contains: str | None = Field(default=None, min_length=1, max_length=MAX_MATCHED_TEXT)
+
+    @field_validator("equals", "prefix", "contains")
+    @classmethod
+    def _printable(cls, text: str | None) -> str | None:
+        return None if text is None else printable_text(text)
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> TextMatch:
+        if self.equals is None and self.prefix is None and self.contains is None:
+            raise ValueError("give equals, prefix or contains")
+        return self
+
+
+BOUNDS = ("eq", "gt", "gte", "lt", "lte")
+
+
+def given_bounds(value: BaseModel) -> dict[str, Any]:
+    """The bounds given on ``value``, by operator name (``{"gt": 0.75}``)."""
+    return {name: getattr(value, name) for name in BOUNDS if getattr(value, name) is not None}
+
+
+class VersionRange(Domain):
+    """Bounds a version must meet, every one given."""
+
+    eq: int | None = None
+    gt: int | None = None
+    gte: int | None = None
+    lt: int | None = None
+    lte: int | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> VersionRange:
+        if not given_bounds(self):
+            raise ValueError("give eq, gt, gte, lt or lte")
+        return self
+
+
+class MetricCondition(Domain):
+    """A metric the model has, by name, within every bound given (none: any value)."""
+
+    name: str
+    eq: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    _name = field_validator("name")(checked_metadata_name)
+
+
+class NameValueCondition(Domain):
+    """A tag or a param, by name: with this value (``equals``), with any value, or
+    absent (``exists: false``)."""
+
+    name: str
+    equals: str | None = Field(default=None, max_length=MAX_METADATA_VALUE)
+    exists: bool = True
+
+    _name = field_validator("name")(checked_metadata_name)
+
+    @model_validator(mode="after")
+    def _absent_has_no_value(self) -> NameValueCondition:
+        if not self.exists and self.equals is not None:
+            raise ValueError("an absent name has no value: give equals or exists: false")
+        return self
+
+
+class TimeRange(Domain):
+    """Strictly after ``after`` and strictly before ``before`` (either may be left out;
+    a time without a zone is UTC)."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+    @field_validator("after", "before")
+    @classmethod
+    def _in_utc(cls, time: datetime | None) -> datetime | None:
+        if time is None or time.tzinfo is not None:
+            return time
+        return time.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TimeRange:
+        if self.after is None and self.before is None:
+            raise ValueError("give after, before or both")
+        if self.after is not None and self.before is not None and self.after >= self.before:
+            raise ValueError(f"after ({self.after}) is not before before ({self.before})")
+        return self
+
+
+class ModelWhere(Domain):
+    """A search over models: every condition given holds (with ``and``, each of those
+    too), at least one of ``or``, and not ``not``. Bounded: ``and``/``or``/``not`` nest at
+    most ``MAX_WHERE_DEPTH`` levels and hold at most ``MAX_WHERE_CONDITIONS`` conditions
+    in all (each tag, metric or param a condition)."""
+
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    architecture: TextMatch | None = None
+    dataset: TextMatch | None = None
+    task: Task | None = None
+    framework: Framework | None = None
+    engine: Engine | None = None
+    status: ModelStatus | None = None
+    version: VersionRange | None = None
+    tags: list[NameValueCondition] | None = Field(default=None, max_length=MAX_WHERE_CONDITIONS)
+    metrics: list[MetricCondition] | None = Field(default=None, max_length=MAX_WHERE_CONDITIONS)
+    params: list[NameValueCondition] | None = Field(
+        default=None, max_length=MAX_WHERE_CONDITIONS
+    )
+    created: TimeRange | None = None
+    profile: ProfileFilter | None = None
+    and_: list[ModelWhere] | None = Field(
+        default=None, alias="and", min_length=1, max_length=MAX_WHERE_CONDITIONS
+    )
+    or_: list[ModelWhere] | None = Field(
+        default=None, alias="or", min_length=1, max_length=MAX_WHERE_CONDITIONS
+    )
+    not_: ModelWhere | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ModelWhere:
+        if self.depth() > MAX_WHERE_DEPTH:
+            raise ValueError(
+                f"and/or/not nest at most {MAX_WHERE_DEPTH} levels deep (here {self.depth()})"
+            )
+        if self.conditions() > MAX_WHERE_CONDITIONS:
+            raise ValueError(
+                f"a search holds at most {MAX_WHERE_CONDITIONS} conditions "
+                f"(here {self.conditions()})"
+            )
+        return self
+
+    def children(self) -> list[ModelWhere]:
+        return [*(self.and_ or []), *(self.or_ or []), *([self.not_] if self.not_ else [])]
+
+    def depth(self) -> int:
+        """1 for a search without and/or/not; one more for each level of them."""
+        return 1 + max((child.depth() for child in self.children()), default=0)
+
+    def conditions(self) -> int:
+        """The conditions of the whole search: each field given, each tag, metric and
+        param."""
+        own = sum(
+            len(value) if isinstance(value, list) else 1
+            for name, value in self
+            if value is not None and name not in ("and_", "or_", "not_")
+        )
+        return own + sum(child.conditions() for child in self.children())
+
+
 class ModelFilter(Domain):
-    """Which models a listing returns; every given field must match."""
+    """Which models a listing returns; every given field must match, and ``where``."""
 
     architecture: str | None = None
     task: Task | None = None
@@ -518,6 +693,7 @@ class ModelFilter(Domain):
     status: ModelStatus | None = None
     parent_model_id: str | None = None
     profile: ProfileFilter | None = None
+    where: ModelWhere | None = None
 
 
 class JobStatus(Enum):

@@ -44,6 +44,7 @@ from .input_types import (
     DynamicProfileResultInput,
     ModelInput,
     ModelUpdateInput,
+    ModelWhereInput,
     ProfileFilterInput,
     RecommendationGoalInput,
     StaticProfileResultInput,
@@ -1128,11 +1129,12 @@ class HubOperations(HubTransport):
         dataset: Union[Optional[str], UnsetType] = UNSET,
         status: Union[Optional[ModelStatus], UnsetType] = UNSET,
         profile: Union[Optional[ProfileFilterInput], UnsetType] = UNSET,
+        where: Union[Optional[ModelWhereInput], UnsetType] = UNSET,
         after: Union[Optional[str], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> GetModels:
         query = gql("""
-            query getModels($architecture: String, $task: Task, $framework: Framework, $engine: Engine, $version: Int, $dataset: String, $status: ModelStatus, $profile: ProfileFilterInput, $first: Int!, $after: String) {
+            query getModels($architecture: String, $task: Task, $framework: Framework, $engine: Engine, $version: Int, $dataset: String, $status: ModelStatus, $profile: ProfileFilterInput, $where: ModelWhereInput, $first: Int!, $after: String) {
               models(
                 architecture: $architecture
                 task: $task
@@ -1142,6 +1144,7 @@ class HubOperations(HubTransport):
                 dataset: $dataset
                 status: $status
                 profile: $profile
+                where: $where
                 first: $first
                 after: $after
               ) {
@@ -1294,6 +1297,7 @@ class HubOperations(HubTransport):
             "dataset": dataset,
             "status": status,
             "profile": profile,
+            "where": where,
             "first": first,
             "after": after,
         }

@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Optional
 
 from pydantic import Field
@@ -78,6 +79,17 @@ class MeasurementInput(BaseModel):
     "how many times this batch was measured (an unstable or contended measurement is taken again once, and the better one kept)"
 
 
+class MetricConditionInput(BaseModel):
+    """A metric the model has, by name, within every bound given (none: any value)."""
+
+    name: str
+    eq: Optional[float] = None
+    gt: Optional[float] = None
+    gte: Optional[float] = None
+    lt: Optional[float] = None
+    lte: Optional[float] = None
+
+
 class MetricValueInput(BaseModel):
     name: str
     value: float
@@ -127,6 +139,43 @@ class ModelUpdateInput(BaseModel):
     params: Optional[list["NameValueInput"]] = None
     description: Optional[str] = None
     source: Optional["ModelSourceInput"] = None
+
+
+class ModelWhereInput(BaseModel):
+    """A search over models: every condition given holds (and each of `and`), at least one of `or`, and not `not`. Tags, metrics and params each hold on some entry of the model's. At most 4 levels of and/or/not and 32 conditions in all (each tag, metric or param one)."""
+
+    architecture: Optional["TextMatchInput"] = None
+    dataset: Optional["TextMatchInput"] = None
+    task: Optional[Task] = None
+    framework: Optional[Framework] = None
+    engine: Optional[Engine] = None
+    status: Optional[ModelStatus] = None
+    "One of the model's statuses."
+    version: Optional["VersionRangeInput"] = None
+    tags: Optional[list["NameValueConditionInput"]] = None
+    "Every one holds."
+    metrics: Optional[list["MetricConditionInput"]] = None
+    "Every one holds."
+    params: Optional[list["NameValueConditionInput"]] = None
+    "Every one holds."
+    created: Optional["TimeRangeInput"] = None
+    "When the model was registered."
+    profile: Optional["ProfileFilterInput"] = None
+    "One dynamic result meets every condition here."
+    and_: Optional[list["ModelWhereInput"]] = Field(alias="and", default=None)
+    "Every one holds."
+    or_: Optional[list["ModelWhereInput"]] = Field(alias="or", default=None)
+    "At least one holds."
+    not_: Optional["ModelWhereInput"] = Field(alias="not", default=None)
+    "It does not hold."
+
+
+class NameValueConditionInput(BaseModel):
+    """A tag or a param, by name: with this value (`equals`), with any value, or absent (`exists: false`)."""
+
+    name: str
+    equals: Optional[str] = None
+    exists: bool = True
 
 
 class NameValueInput(BaseModel):
@@ -215,7 +264,33 @@ class SweepOutcomeInput(BaseModel):
     reason: str
 
 
+class TextMatchInput(BaseModel):
+    """Text a field must match, every part given: `equals` exactly as stored; `prefix` (starts with) and `contains`, ignoring case, the text taken literally, at most 256 characters (no pattern characters)."""
+
+    equals: Optional[str] = None
+    prefix: Optional[str] = None
+    contains: Optional[str] = None
+
+
+class TimeRangeInput(BaseModel):
+    """Strictly after `after` and strictly before `before` (either may be left out)."""
+
+    after: Optional[datetime] = None
+    before: Optional[datetime] = None
+
+
+class VersionRangeInput(BaseModel):
+    """Bounds the version must meet, every one given."""
+
+    eq: Optional[int] = None
+    gt: Optional[int] = None
+    gte: Optional[int] = None
+    lt: Optional[int] = None
+    lte: Optional[int] = None
+
+
 DynamicProfileResultInput.model_rebuild()
 ModelInput.model_rebuild()
 ModelUpdateInput.model_rebuild()
+ModelWhereInput.model_rebuild()
 ProfileLatencyInput.model_rebuild()

@@ -33,6 +33,7 @@ from .types import (
     StaticProfileResultInput,
     Task,
 )
+from .where import ModelWhereInput, model_where, profile_filter
 
 MODEL_CURSOR = "model"
 
@@ -60,24 +61,6 @@ def update_changes(update: ModelUpdateInput) -> dict[str, Any]:
             value = validated(value, f"input.{field.name}")
         changes[field.name] = value
     return changes
-
-
-def profile_filter(given: ProfileFilterInput | None) -> domain.ProfileFilter | None:
-    """The domain's profile filter, or BAD_USER_INPUT for one no result could meet."""
-    if given is None:
-        return None
-    where = validated(given, "profile")
-    if where.batch is not None and (where.min_batch is not None or where.max_batch is not None):
-        raise BadUserInput(
-            "profile: give batch (one size) or minBatch/maxBatch (a range), not both",
-            field="profile.batch",
-        )
-    low, high = where.min_batch, where.max_batch
-    if low is not None and high is not None and low > high:
-        raise BadUserInput(
-            f"profile: minBatch {low} is above maxBatch {high}", field="profile.minBatch"
-        )
-    return where
 
 
 @strawberry.type
@@ -118,13 +101,20 @@ class ModelQueries:
                 description="Only models with a dynamic result that meets every condition here."
             ),
         ] = None,
+        where: Annotated[
+            ModelWhereInput | None,
+            strawberry.argument(
+                description="A search (tags, metrics, params, patterns, times, and/or/not), "
+                "as well as every other filter given."
+            ),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[domain.MLModel]:
         page = page_request(MODEL_CURSOR, first, after, last, before)
-        where = domain.ModelFilter(
+        wanted = domain.ModelFilter(
             architecture=architecture,
             task=task,
             framework=framework,
@@ -133,8 +123,9 @@ class ModelQueries:
             dataset=dataset,
             status=status,
             profile=profile_filter(profile),
+            where=None if where is None else model_where(where),
         )
-        found = await info.context.registry.find(where, page)
+        found = await info.context.registry.find(wanted, page)
         return connection(MODEL_CURSOR, found)
 
 

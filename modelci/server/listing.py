@@ -6,7 +6,8 @@ ask the database for the ``limit`` newest matches. MongoDB walks a
 size: one sorted, limited query (``KeysetListing``). SecantusDB (the embedded database)
 fetches and decodes every match, sorts them and only then applies the limit: there a
 page costs the number of matches, 5 s for an unfiltered page of 100 000 models, so it
-reads in slices of creation time, newest first (``TimeSlicedListing``). The hub's
+reads in slices of creation time, newest first (``TimeSlicedListing``), and a query
+that is an ``$or`` of a few branches branch by branch. The hub's
 services pick one when they are built (``listing_for``) and hand it to the repositories.
 """
 
@@ -24,6 +25,7 @@ from modelci.core.domain import utcnow
 from modelci.core.ports import PageRequest
 
 from .embedded import is_embedded_database
+from .model_query import MAX_BRANCHES
 from .storage import LISTED, object_id
 
 Documents = list[dict[str, Any]]
@@ -117,6 +119,26 @@ class TimeSlicedListing(KeysetListing):
             await db[name].create_indexes([NEWEST_FIRST_INDEX])
 
     async def newest_first(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        query: dict[str, Any],
+        limit: int,
+        before: ObjectId | None,
+    ) -> Documents:
+        """A query that is one ``$or`` of a few branches is read branch by branch, each
+        in slices, and the newest ``limit`` of them all kept: SecantusDB reads every
+        document for a top-level ``$or``, and the newest of a union are among the newest
+        of its parts."""
+        branches = query["$or"] if list(query) == ["$or"] else [query]
+        if len(branches) == 1 or len(branches) > MAX_BRANCHES:
+            return await self.sliced(collection, query, limit, before)
+        found: dict[ObjectId, Any] = {}
+        for branch in branches:
+            for document in await self.sliced(collection, branch, limit, before):
+                found[document["_id"]] = document
+        return [found[key] for key in sorted(found, reverse=True)[:limit]]
+
+    async def sliced(
         self,
         collection: AsyncCollection[dict[str, Any]],
         query: dict[str, Any],

@@ -7,7 +7,6 @@ references it is deleted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,14 +20,12 @@ from modelci.core.domain import (
     INHERITED_FIELDS,
     MAX_TAGS,
     ConversionCheck,
-    DeviceKind,
     DynamicProfileResult,
     MLModel,
     ModelFields,
     ModelFilter,
     ModelKey,
     NameValue,
-    ProfileFilter,
     StaticProfileResult,
     utcnow,
 )
@@ -39,6 +36,7 @@ from modelci.core.usecases import describe_key, key_taken
 
 from .intake import StagedCheckedWeight, WeightIntake
 from .listing import Listing
+from .model_query import models_query
 from .outbox import announce_insert, delete_announced, with_event
 from .storage import (
     DYNAMIC_RESULTS,
@@ -49,57 +47,6 @@ from .storage import (
     object_id,
     to_bson,
 )
-
-# How workers name devices ("cpu", "cuda:0"): a device given in this form is an id, any
-# other text a device's name (its model, as the worker read it: "NVIDIA A100-SXM4-40GB").
-DEVICE_ID = re.compile(r"cpu|[a-z][a-z0-9_]*:\d+")
-
-
-def profile_condition(where: ProfileFilter) -> dict[str, Any]:
-    """The query part that selects models with one dynamic result meeting every condition
-    of ``where``: one ``$elemMatch``, so that all of them hold on the same result; a
-    result without a p99 never meets a bound on it, as a missing value compares with no
-    number. A device is matched by id or by name as its form says (``DEVICE_ID``), not
-    by an ``$or`` of both: SecantusDB, the embedded database, reads every document for
-    an ``$or`` (1.5 s at 10 000 models) where one ``$elemMatch`` keeps to the listing's
-    time slices."""
-    match: dict[str, Any] = {}
-    device_id: dict[str, Any] = {}
-    if where.device is not None:
-        if DEVICE_ID.fullmatch(where.device):
-            device_id["$eq"] = where.device
-        else:
-            match["device_name"] = where.device
-    if where.device_kind is DeviceKind.CPU:
-        device_id["$in"] = ["cpu"]
-    elif where.device_kind is not None:
-        device_id["$ne"] = "cpu"
-    if device_id:
-        match["device_id"] = device_id
-    batch = {
-        operator: bound
-        for operator, bound in (
-            ("$eq", where.batch),
-            ("$gte", where.min_batch),
-            ("$lte", where.max_batch),
-        )
-        if bound is not None
-    }
-    if batch:
-        match["batch"] = batch
-    for path, operator, bound in (
-        ("latency.inference_latency.p99", "$lte", where.max_p99_latency),
-        ("latency.inference_latency.p50", "$lte", where.max_p50_latency),
-        ("throughput.inference_throughput", "$gte", where.min_throughput),
-    ):
-        if bound is not None:
-            match[path] = {operator: bound}
-    if where.stable_only:
-        match["measurement.stable"] = True
-    if not match:  # no condition: any dynamic result at all
-        return {f"{DYNAMIC_RESULTS}.0": {"$exists": True}}
-    return {DYNAMIC_RESULTS: {"$elemMatch": match}}
-
 
 # Dynamic results one model may hold: a doubling sweep (13 batch sizes) on a dozen devices
 # fits, and an append never rewrites a document of thousands of results.
@@ -195,16 +142,7 @@ class MongoModelRegistry:
         return self.documents.model(document)
 
     async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]:
-        query: dict[str, Any] = {
-            field: to_bson(value)
-            for field, value in where.model_dump(
-                exclude={"status", "profile"}, exclude_none=True
-            ).items()
-        }
-        if where.status is not None:
-            query["model_status"] = where.status.value
-        if where.profile is not None:
-            query.update(profile_condition(where.profile))
+        query = models_query(where)
         documents, has_next, has_previous = await self.listing.page(self.models, query, page)
         return Page(self.documents.models(documents), has_next, has_previous)
 
