@@ -195,7 +195,7 @@ def test_the_python_client_speaks_python(hub: str) -> None:
             client.register_model(
                 b"w", architecture="P", framework="PyTorch", engine="NONE", task="Cooking"
             )
-        assert "version: Field required" in task.value.message  # the keywords it takes
+        assert "dataset: Field required" in task.value.message  # the keywords it takes
         assert "task: Input should be 'Image_Classification'" in task.value.message
         assert "input." not in task.value.message
 
