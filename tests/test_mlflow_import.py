@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -313,6 +314,18 @@ def test_an_mlflow_registry_moves_into_the_hub_in_one_command(
         "0 aliases set, 2 already set, 0 skipped"
     )
     assert hub_state(hub) == (models, aliases)
+
+    # An alias moved in MLflow moves here on the next run; nothing else changes.
+    moved = httpx.post(
+        f"{mlflow_server}/api/2.0/mlflow/registered-models/alias",
+        json={"name": "SmallConvNet", "alias": "champion", "version": "1"},
+    )
+    assert moved.status_code == 200, moved.text
+    code, output = import_from(mlflow_server, hub)
+    assert code == 0, output
+    assert "set alias SmallConvNet.champion → SmallConvNet version 1" in output
+    assert output.strip().endswith("1 alias set, 1 already set, 0 skipped")
+    assert hub_state(hub) == (models, aliases | {"SmallConvNet.champion": first.id})
 
     # --allow-pickle sends the pickle, which a hub started without --allow-pickle refuses.
     code, output = import_from(mlflow_server, hub, "--allow-pickle")
