@@ -342,3 +342,10 @@ def test_a_weight_over_the_cap_is_not_downloaded_whole(
     outcomes = {(o.name, o.version): o for o in summary.outcomes}
     pickled = outcomes["SmallConvNet", "3"]  # 6 KiB: never copied, so read again each run
     assert (pickled.action, pickled.detail) == ("skipped", "data/model.pth is over 1000 bytes")
+
+
+def test_an_mlflow_url_that_is_none_or_unreachable_is_said_so(hub: str) -> None:
+    code, output = import_from("ftp://mlflow.example", hub)
+    assert code == 2 and "'ftp://mlflow.example' is no MLflow server's URL" in output
+    code, output = import_from(f"http://127.0.0.1:{free_port()}", hub)
+    assert code == 8 and "cannot reach the MLflow server at http://127.0.0.1:" in output

@@ -81,7 +81,12 @@ PICKLE_REASON = (
 
 
 class MlflowError(Exception):
-    """The MLflow server could not be read, or answered something no MLflow server sends."""
+    """The MLflow server could not be read, or answered something no MLflow server sends
+    (``status``: its HTTP status, where it answered)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Skipped(Exception):
@@ -173,7 +178,8 @@ class MlflowRegistry:
                     " (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and _PASSWORD)"
                     if response.status_code in (401, 403)
                     else ""
-                )
+                ),
+                response.status_code,
             )
         if not isinstance(document, dict):
             raise MlflowError(f"{path}: the answer is no JSON object")
@@ -499,8 +505,16 @@ class MlflowImport:
             "description": description or "",
         }
         run_id = version.get("run_id")
+        run: dict[str, Any] | None = None
         if isinstance(run_id, str) and run_id:
-            run = self.registry.run(run_id)
+            try:
+                run = self.registry.run(run_id)
+            except MlflowError as error:
+                if error.status != 404:
+                    raise
+                # A run deleted for good: the model is copied without it.
+                left_out.append(f"the source run's metrics and params ({error})")
+        if run is not None and isinstance(run_id, str):
             data: dict[str, Any] = run["data"] if isinstance(run.get("data"), dict) else {}
             metrics = {
                 key: value
@@ -617,7 +631,7 @@ def import_from_mlflow(
     when a version could not be copied (the MLflow server or the hub refused it)."""
     import typer
 
-    from .console import EXIT_UNREACHABLE, counted, fail, hub_client, printable
+    from .console import EXIT_CODES, EXIT_UNREACHABLE, counted, fail, hub_client, printable
 
     def report(outcome: Outcome) -> None:
         verb = "would copy" if dry_run and outcome.action == "copied" else VERBS[outcome.action]
@@ -626,7 +640,15 @@ def import_from_mlflow(
             typer.echo(printable(f"  left out {left}"))
 
     try:
-        with MlflowRegistry(url) as registry, hub_client(server, token) as hub:
+        registry = MlflowRegistry(url)
+    except MlflowError as error:  # no http(s) URL
+        raise fail(
+            printable(str(error)),
+            "give --from-mlflow http://HOST:PORT",
+            EXIT_CODES[BadUserInput.code],
+        ) from None
+    try:
+        with registry, hub_client(server, token) as hub:
             summary = MlflowImport(
                 registry, hub, allow_pickle=allow_pickle, dry_run=dry_run, report=report
             ).run()
