@@ -29,6 +29,8 @@ from test_worker import QUICK, follow, worker
 from typer.testing import CliRunner
 
 from modelci.cli.main import app
+from modelci.client import ModelHub
+from modelci.core.errors import BadUserInput
 from modelci.server.app import create_app
 from modelci.server.embedded import free_port
 from modelci.server.settings import Settings
@@ -382,9 +384,13 @@ def test_torchscript_model_converts_to_a_verified_onnx_variant_and_both_are_prof
         assert batches == [2**power for power in range(len(batches))]  # an adaptive sweep
 
 
-def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
-    hub: str, files: dict[str, bytes]
+def test_torch_export_model_converts_by_default_to_aotinductor_and_onnx_both_verified(
+    hub: str, files: dict[str, bytes], tmp_path: Path
 ) -> None:
+    """A torch.export program with a dynamic sequence length: compiled ahead of time into
+    an AOTInductor package and exported to ONNX (TorchScript, deprecated by torch, only on
+    request), each verified, each right at lengths never seen in conversion, and each
+    profiled when asked."""
     source_id = register_source(
         hub,
         files["sequence.pt2"],
@@ -397,21 +403,39 @@ def test_torch_export_model_with_a_dynamic_sequence_converts_to_both_formats(
     (job,) = run_all_jobs(hub, source_id)
     assert job["status"] == "SUCCEEDED", job
     children = graphql(hub, LINEAGE, id=source_id)["model"]["children"]
-    assert sorted(child["engine"] for child in children) == ["ONNX", "TORCHSCRIPT"]
-    onnx_child = next(child for child in children if child["engine"] == "ONNX")
-    session = ort.InferenceSession(
-        httpx.get(f"{hub}/models/{onnx_child['id']}/weight").content,
-        providers=["CPUExecutionProvider"],
-    )
+    assert sorted(child["engine"] for child in children) == ["AOTINDUCTOR", "ONNX"]
+    weights = {
+        child["engine"]: httpx.get(f"{hub}/models/{child['id']}/weight").content
+        for child in children
+    }
+    session = ort.InferenceSession(weights["ONNX"], providers=["CPUExecutionProvider"])
+    package = tmp_path / "sequence-aoti.pt2"
+    package.write_bytes(weights["AOTINDUCTOR"])
+    compiled = torch._inductor.aoti_load_package(str(package))
     program = torch.export.load(io.BytesIO(files["sequence.pt2"]))
     for length in (3, 17):  # lengths never seen in conversion
         tokens = np.random.default_rng(length).integers(0, 32, (2, length))
         (ours,) = session.run(None, {session.get_inputs()[0].name: tokens})
         expected = program.module()(torch.from_numpy(tokens)).detach().numpy()
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+        from_package = compiled(torch.from_numpy(tokens)).detach().numpy()
+        np.testing.assert_allclose(from_package, expected, rtol=1e-4, atol=1e-5)
+    # A compiled package comes in as a conversion's variant only, never as an upload.
+    with pytest.raises(BadUserInput, match="AOTInductor package is compiled native code"):
+        ModelHub(hub).register_model(
+            weights["AOTINDUCTOR"],
+            architecture="UploadedPackage",
+            dataset="tokens",
+            framework="PyTorch",
+            engine="AOTINDUCTOR",
+            task="Text_Classification",
+            inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
+            convert=False,
+        )
+    assert ModelHub(hub).get_models(architecture="UploadedPackage") == []
 
     # Converting to them again is refused before any work: the variants are there.
-    to_both = ["--to", "ONNX", "--to", "TORCHSCRIPT"]
+    to_both = ["--to", "ONNX", "--to", "AOTINDUCTOR"]
     refused = CliRunner().invoke(app, ["convert", source_id, *to_both, "--server", hub])
     assert refused.exit_code == 5, refused.output
     said = " ".join(refused.output.split())
@@ -461,7 +485,32 @@ def test_a_conversion_that_registered_some_variants_says_so(
     FAILED, naming only the failure: the variant it did register went unsaid."""
     architecture = f"Partly-{uuid.uuid4().hex[:6]}"
     task = "Text_Classification"
-    # Another model already holds the key the TorchScript variant would have.
+    source_id = register_live(
+        hub,
+        files["sequence.pt2"],
+        "profile: false, convert: false",
+        architecture=architecture,
+        engine="PYTORCH",
+        task=task,
+        inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
+        outputs=[{"name": "logits", "shape": [-1, 4]}],
+    )
+    queued = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            source_id,
+            "--to",
+            "ONNX",
+            "--to",
+            "TORCHSCRIPT",
+            "--no-follow",
+            "--server",
+            hub,
+        ],
+    )
+    assert queued.exit_code == 0, queued.output
+    # Meanwhile another model comes to hold the key the TorchScript variant would have.
     holder = register_live(
         hub,
         files["torchscript"],
@@ -470,16 +519,6 @@ def test_a_conversion_that_registered_some_variants_says_so(
         engine="TORCHSCRIPT",
         task=task,
         inputs=SMALL_INPUTS,
-    )
-    source_id = register_live(
-        hub,
-        files["sequence.pt2"],
-        "profile: false",
-        architecture=architecture,
-        engine="PYTORCH",
-        task=task,
-        inputs=[{"name": "tokens", "shape": [-1, -1], "dtype": "TYPE_INT64"}],
-        outputs=[{"name": "logits", "shape": [-1, 4]}],
     )
     (job,) = run_all_jobs(hub, source_id)
     (child,) = graphql(hub, LINEAGE, id=source_id)["model"]["children"]

@@ -14,7 +14,10 @@ pickles are trusted), and graphs calling operators outside the pure tensor names
 (``HOSTILE_OPERATORS``); a TorchScript archive's compiled graphs are checked by loading
 it in the cage (``check_torchscript_graphs``).
 A ``.pt2``'s inputs and outputs are read from its serialized graph signature
-(``export_signature``), as an ONNX graph's are: the archive is never loaded.
+(``export_signature``), as an ONNX graph's are: the archive is never loaded. An
+AOTInductor package (also ``.pt2``, holding a compiled shared library) is recognised; the
+hub makes these itself, by converting a ``torch.export`` program, takes them in as a
+conversion's variants only, and runs them only in the cage.
 """
 
 from __future__ import annotations
@@ -188,6 +191,8 @@ def directory_bounds(file: BinaryIO) -> tuple[int, int]:
 
 def pytorch_format(names: list[str]) -> WeightFormat | None:
     """The PyTorch format a zip's member names say; None if they say none."""
+    if any("/data/aotinductor/" in name for name in names):
+        return WeightFormat.AOTI_PACKAGE
     if any(name.endswith(("/archive_format", "/models/model.json")) for name in names):
         return WeightFormat.TORCH_EXPORT
     if any("/code/" in name for name in names) and any(
@@ -319,7 +324,8 @@ def inspect_archive(
     ``.pt2``'s signature; refuses (UnsupportedModel) a zip past ``limits``, a ``.pt2`` that
     unpickles its contents (unless ``allow_pickle``) or loads native code, and a TorchScript
     or ``.pt2`` graph that calls an operator outside the tensor namespaces or one that
-    touches files.
+    touches files. An AOTInductor package is recognised, not opened: whether one may come
+    in is the use cases' rule (a conversion's variant only).
 
     Runs in the server's helper process, under its bounds, and loads nothing: a TorchScript
     archive that passes is then loaded in the cage (``check_torchscript_graphs``), since

@@ -127,6 +127,10 @@ class Limits:
     processes: int = field(default_factory=default_processes)
     # What the scratch folder may hold at once (checked every POLL_S).
     scratch_bytes: int = 32 * GiB
+    # Whether the step may start processes (the seccomp filter left out): only a
+    # conversion to AOTInductor, whose compile runs the host's C++ compiler. The
+    # namespaces, the read-only root, RLIMIT_NPROC and the group's kill still hold.
+    may_start_processes: bool = False
 
 
 # What the cage may say: one line, one of these.
@@ -454,9 +458,11 @@ def caged_command(
 
 
 @contextlib.contextmanager
-def seccomp_program() -> Iterator[int | None]:
-    """A descriptor holding the filter's program, for bubblewrap's --seccomp."""
-    program = no_new_processes() if bubblewrap() is not None else None
+def seccomp_program(limits: Limits) -> Iterator[int | None]:
+    """A descriptor holding the filter's program, for bubblewrap's --seccomp (None: no
+    filter, without bubblewrap or for a step that may start processes)."""
+    filtered = bubblewrap() is not None and not limits.may_start_processes
+    program = no_new_processes() if filtered else None
     if program is None:
         yield None
         return
@@ -505,7 +511,7 @@ def run_caged(
         request = {**request, "input": str(input_file), "scratch": str(scratch)}
     else:
         request = {**request, "input": INPUT, "scratch": SCRATCH}
-    with seccomp_program() as seccomp_fd:
+    with seccomp_program(limits) as seccomp_fd:
         command, env, drop = caged_command(program, input_file, scratch, cuda, seccomp_fd)
         # RLIMIT_NPROC counts a host user's processes and threads, all of them: set by
         # the step itself inside bubblewrap's user namespace, it counts the cage's own

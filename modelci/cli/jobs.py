@@ -97,8 +97,8 @@ def convert(
         list[str] | None,
         typer.Option(
             "--to",
-            help="An engine to convert to (repeat): TORCHSCRIPT, ONNX, TRT; "
-            "none: every one the model's format converts to.",
+            help="An engine to convert to (repeat): AOTINDUCTOR, ONNX, TORCHSCRIPT, TRT; "
+            "none: the model's format's default targets.",
         ),
     ] = None,
     profile: Annotated[

@@ -39,6 +39,7 @@ class Engine(Enum):
     TVM = "TVM"
     CUSTOMIZED = "CUSTOMIZED"
     PYTORCH = "PYTORCH"
+    AOTINDUCTOR = "AOTINDUCTOR"  # a torch.export program compiled ahead of time (.pt2)
 
 
 class Task(Enum):
@@ -110,6 +111,7 @@ class WeightFormat(Enum):
     TORCHSCRIPT = "TorchScript"
     TORCH_EXPORT = "torch.export"
     TORCH_PICKLE = "pickled PyTorch"
+    AOTI_PACKAGE = "AOTInductor package"
 
 
 def utcnow() -> datetime:

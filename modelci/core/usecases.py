@@ -205,9 +205,20 @@ def check_declaration(fields: ModelFields, weight_format: WeightFormat) -> None:
         )
 
 
-def check_weight(weight: CheckedWeight) -> None:
+COMPILED_PACKAGE = (
+    "weight: an AOTInductor package is compiled native code; the hub makes these itself, "
+    "by converting a torch.export program (convertModel with targets: [AOTINDUCTOR]), and "
+    "takes them in only as a conversion's variants: register the torch.export program "
+    "(.pt2) instead"
+)
+
+
+def check_weight(weight: CheckedWeight, *, conversion_variant: bool = False) -> None:
     """A checked weight's fields declare its format (the inspection says so before it
-    loads a file; a weight checked elsewhere is held to the same rule)."""
+    loads a file; a weight checked elsewhere is held to the same rule). Compiled code (an
+    AOTInductor package) comes in as a ``conversion_variant`` only."""
+    if weight.format is WeightFormat.AOTI_PACKAGE and not conversion_variant:
+        raise BadUserInput(COMPILED_PACKAGE, field="weight")
     if weight.format is not None:
         check_declaration(weight.fields, weight.format)
 
@@ -247,6 +258,7 @@ FORMAT_EXTENSIONS = {
     WeightFormat.TORCHSCRIPT: ".pt",
     WeightFormat.TORCH_EXPORT: ".pt2",
     WeightFormat.TORCH_PICKLE: ".pt",
+    WeightFormat.AOTI_PACKAGE: ".aoti.pt2",
 }
 MODEL_EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".ts", ".torchscript", ".zip", ".bin")
 
@@ -741,7 +753,7 @@ class ModelService:
             try:
                 await self.refuse_taken_key(fields)
                 async with self.registry.checked(weight, fields, owner) as checked:
-                    check_weight(checked)
+                    check_weight(checked, conversion_variant=True)
                     # Workers upload variants under a scratch name: a variant is named
                     # after its source.
                     named = variant_filename(source.weight.filename, checked.format)

@@ -1,9 +1,9 @@
 """What each weight format the hub reads is, and what it converts to: the one table of it.
 
-Registration checks a file against it (``server.inspection``), the CLI infers a
-declaration from it (``server.commands``), the job use cases take conversion targets
-from it (``usecases``) and the converter records a variant's source engine from it
-(``profiling.conversion``).
+Registration checks a file against it (``modelci.server.inspection``), the CLI infers a
+declaration from it (``modelci.cli``), the job use cases take conversion targets from it
+(``usecases``) and the converter records a variant's source engine from it
+(``modelci.profiling.conversion``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ class FormatRule:
     engine: Engine  # a file of this format is registered with this engine
     framework: Framework | None  # ... and this framework (None: any)
     converts_to: tuple[Engine, ...]  # TensorRT needs a worker with a GPU and TensorRT
+    # What a conversion that names no targets produces: ``converts_to`` less the engines
+    # made on request only (TorchScript from a torch.export program: deprecated by torch).
+    default_targets: tuple[Engine, ...]
     # Whether the file always says its input shapes (an ONNX graph does; a .pt2's
     # signature may not, TorchScript and pickles never do).
     says_input_shapes: bool
@@ -30,27 +33,41 @@ WEIGHT_FORMATS = {
         engine=Engine.ONNX,
         framework=None,
         converts_to=(Engine.TRT,),
+        default_targets=(Engine.TRT,),
         says_input_shapes=True,
     ),
     WeightFormat.TORCHSCRIPT: FormatRule(
         name="a TorchScript archive",
         engine=Engine.TORCHSCRIPT,
         framework=Framework.PyTorch,
-        converts_to=(Engine.ONNX, Engine.TRT),
+        converts_to=(Engine.ONNX, Engine.TRT, Engine.AOTINDUCTOR),
+        default_targets=(Engine.ONNX, Engine.TRT),
         says_input_shapes=False,
     ),
     WeightFormat.TORCH_EXPORT: FormatRule(
         name="a torch.export archive (.pt2)",
         engine=Engine.PYTORCH,
         framework=Framework.PyTorch,
-        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
+        converts_to=(Engine.AOTINDUCTOR, Engine.ONNX, Engine.TRT, Engine.TORCHSCRIPT),
+        default_targets=(Engine.AOTINDUCTOR, Engine.ONNX, Engine.TRT),
         says_input_shapes=False,
     ),
     WeightFormat.TORCH_PICKLE: FormatRule(
         name="a pickled PyTorch model",
         engine=Engine.PYTORCH,
         framework=Framework.PyTorch,
-        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
+        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT, Engine.AOTINDUCTOR),
+        default_targets=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
+        says_input_shapes=False,
+    ),
+    # Compiled native code: made by the hub's own conversions only (never accepted as an
+    # upload), run only in the cage.
+    WeightFormat.AOTI_PACKAGE: FormatRule(
+        name="an AOTInductor package (.pt2)",
+        engine=Engine.AOTINDUCTOR,
+        framework=Framework.PyTorch,
+        converts_to=(),
+        default_targets=(),
         says_input_shapes=False,
     ),
 }

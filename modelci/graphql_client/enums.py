@@ -32,6 +32,7 @@ class Engine(str, Enum):
     TVM = "TVM"
     CUSTOMIZED = "CUSTOMIZED"
     PYTORCH = "PYTORCH"
+    AOTINDUCTOR = "AOTINDUCTOR"
 
 
 class Framework(str, Enum):
@@ -135,3 +136,4 @@ class WeightFormat(str, Enum):
     TORCHSCRIPT = "TORCHSCRIPT"
     TORCH_EXPORT = "TORCH_EXPORT"
     TORCH_PICKLE = "TORCH_PICKLE"
+    AOTI_PACKAGE = "AOTI_PACKAGE"

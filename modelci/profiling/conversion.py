@@ -1,6 +1,12 @@
-"""Conversion of PyTorch models into TorchScript and ONNX variants, verified numerically.
+"""Conversion of PyTorch models into AOTInductor, ONNX and TorchScript variants, verified
+numerically.
 
-- TorchScript: ``torch.jit.trace`` of the source at batch 2.
+- AOTInductor: the source as a ``torch.export`` program (a TorchScript source through
+  torch's converter, re-exported), every dimension declared -1 dynamic, compiled ahead of
+  time by Inductor into a ``.pt2`` package (C++ built by the host's compiler: the only
+  step whose cage lets the model's process start others, see ``modelci.cage.runner``).
+- TorchScript: ``torch.jit.trace`` of the source at batch 2 (on request only for a
+  ``torch.export`` source: torch deprecates TorchScript).
 - ONNX: the TorchScript exporter (``dynamo=False``) for TorchScript sources, the
   ``torch.export``-based exporter otherwise; every dimension declared -1 is dynamic in
   the graph (the batch axis among them); a current opset.
@@ -16,7 +22,9 @@ recorded, and a variant beyond ``TOLERANCE`` is not registered.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ TOLERANCE = 1e-4  # relative to the output's scale, for fp32
 VERIFY_BATCHES = (1, 4)
 EXAMPLE_BATCH = 2  # export examples avoid 1, which exporters specialise on
 ONNX_OPSET = 18
+COMPILER_SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass
@@ -78,7 +87,10 @@ def convert(
                 outcomes.append(NotProduced(target, refused, skipped=False))
                 continue
             produced = workdir / f"variant-{target.value.lower()}"
-            if target is Engine.TORCHSCRIPT:
+            if target is Engine.AOTINDUCTOR:
+                to_aotinductor(source, weight_format, specs, produced, workdir)
+                variant_fn = aotinductor_function(produced)
+            elif target is Engine.TORCHSCRIPT:
                 to_torchscript(source, specs, produced)
                 variant_fn = torchscript_function(produced)
             elif target is Engine.ONNX:
@@ -214,19 +226,7 @@ def to_onnx(
                 dynamic_axes={**axes, **{name: {0: "batch"} for name in output_names}},
             )
             return
-        if weight_format is WeightFormat.TORCH_EXPORT:
-            program = source  # keeps the dynamic shapes it was exported with
-        else:
-            shapes = tuple(
-                {
-                    axis: torch.export.Dim(f"{spec.name}_{axis}", min=1, max=65536)
-                    for axis, dim in enumerate(spec.shape)
-                    if dim == -1
-                }
-                or None
-                for spec in specs
-            )
-            program = torch.export.export(source, inputs, dynamic_shapes=shapes)
+        program = exported_program(source, weight_format, specs, inputs)
         onnx_program = torch.onnx.export(
             program,
             inputs,
@@ -237,6 +237,66 @@ def to_onnx(
         )
         assert onnx_program is not None
         onnx_program.save(str(target))
+
+
+def exported_program(
+    source: Any, weight_format: WeightFormat, specs: list[InputSpec], inputs: tuple[Any, ...]
+) -> Any:
+    """The source as a ``torch.export`` program whose dimensions declared -1 are dynamic: a
+    ``.pt2`` as it was exported, a module exported, a TorchScript module converted by
+    torch's converter and exported again (the converter keeps the example's shapes)."""
+    import torch
+
+    if weight_format is WeightFormat.TORCH_EXPORT:
+        return source  # keeps the dynamic shapes it was exported with
+    module = source
+    if weight_format is WeightFormat.TORCHSCRIPT:
+        from torch._export.converter import TS2EPConverter
+
+        module = TS2EPConverter(source, inputs).convert().module()
+    shapes = tuple(
+        {
+            axis: torch.export.Dim(f"{spec.name}_{axis}", min=1, max=65536)
+            for axis, dim in enumerate(spec.shape)
+            if dim == -1
+        }
+        or None
+        for spec in specs
+    )
+    return torch.export.export(module, inputs, dynamic_shapes=shapes)
+
+
+def use_host_compiler() -> None:
+    """Inductor set to run the host's C++ compiler from the cage: by its full path under
+    /usr (a g++ run as /bin/g++ looks for its headers and programs under /lib and
+    /include), with a PATH to find the assembler and linker (the cage has none), and no
+    pool of compiler processes."""
+    os.environ["PATH"] = COMPILER_SEARCH_PATH
+    import torch._inductor.config as inductor_config
+
+    inductor_config.compile_threads = 1
+    compiler = shutil.which(os.environ.get("CXX", "g++"), path=COMPILER_SEARCH_PATH)
+    if compiler is not None:
+        inductor_config.cpp.cxx = (None, compiler)
+
+
+def to_aotinductor(
+    source: Any, weight_format: WeightFormat, specs: list[InputSpec], target: Path, workdir: Path
+) -> None:
+    """Compile the source ahead of time into an AOTInductor package at ``target``; the
+    compiler's files stay in ``workdir`` (the step's scratch folder)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(workdir / "inductor-cache"))
+    use_host_compiler()
+    import torch
+
+    inputs = tuple(torch.from_numpy(array) for array in examples(specs, EXAMPLE_BATCH))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = exported_program(source, weight_format, specs, inputs)
+        # Inductor wants a package name ending in .pt2.
+        package = target.with_name(target.name + ".pt2")
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+    package.replace(target)
 
 
 def torch_function(source: Any) -> Function:
@@ -257,6 +317,22 @@ def torchscript_function(path: Path) -> Function:
     import torch
 
     return torch_function(torch.jit.load(str(path), map_location="cpu").eval())
+
+
+def aotinductor_function(path: Path) -> Function:
+    import torch
+
+    use_host_compiler()  # loading probes the CPU with small compiled programs
+    runner = torch._inductor.aoti_load_package(str(path))
+
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        from torch.utils._pytree import tree_leaves
+
+        with torch.inference_mode():
+            outputs = runner(*(torch.from_numpy(array) for array in arrays))
+        return [t.numpy() for t in tree_leaves(outputs) if isinstance(t, torch.Tensor)]
+
+    return run
 
 
 def onnx_function(path: Path, specs: list[InputSpec]) -> Function:

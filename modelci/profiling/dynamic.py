@@ -270,10 +270,19 @@ class TorchRunner:
             module = torch.export.load(str(path)).module()
             if self.device is not None:
                 module = module.to(self.device)
+        elif model_format is WeightFormat.AOTI_PACKAGE:
+            if self.device is not None:
+                raise ValueError("this AOTInductor package was compiled for the CPU")
+            from .conversion import use_host_compiler
+
+            use_host_compiler()  # loading probes the CPU with small compiled programs
+            module = torch._inductor.aoti_load_package(str(path))
         else:
             raise ValueError(f"no torch runner for {model_format.value}")
-        # An exported program's module is already in inference form and refuses eval().
-        self.module = module if model_format is WeightFormat.TORCH_EXPORT else module.eval()
+        # An exported program's module is already in inference form and refuses eval();
+        # a compiled package has no modes.
+        inference_form = (WeightFormat.TORCH_EXPORT, WeightFormat.AOTI_PACKAGE)
+        self.module = module if model_format in inference_form else module.eval()
         self.runtime = f"torch {torch.__version__} ({model_format.value})"
 
     def synchronize(self) -> None:

@@ -64,12 +64,19 @@ NOT_PROFILED = (
     "a pickled PyTorch model is not profiled directly (unpickling runs arbitrary code); "
     "profile its converted variants"
 )
+COMPILED_NOT_COUNTED = (
+    "no static profile: an AOTInductor package is compiled code with no graph to count "
+    "(its source's static profile holds: the same parameters, FLOPs and memory)"
+)
 
 
 def run_static(path: Path, request: dict[str, Any]) -> None:
     model_format, specs = model_specs(path, request)
     if model_format is WeightFormat.TORCH_PICKLE:
         raise UnsupportedModel(NOT_PROFILED)
+    if model_format is WeightFormat.AOTI_PACKAGE:
+        send("log", message=COMPILED_NOT_COUNTED)  # measured all the same, by the profile step
+        return
     send("static", result=static_figures(path, model_format, specs).model_dump(mode="json"))
 
 

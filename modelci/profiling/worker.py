@@ -520,9 +520,13 @@ class Worker:
             failures: dict[str, list[str]] = {}
             produced, registered, unavailable, existing = [], [], [], []
             targets = max(1, len(job.targets))
+            # Compiling to AOTInductor runs the host's C++ compiler: that step alone may
+            # start processes in its cage.
+            compiles = "AOTINDUCTOR" in wanted
+            limits = replace(self.limits, may_start_processes=compiles)
             scratch = scratch_folder("convert", path)
             for done, outcome in enumerate(
-                self.caged(request, path, scratch, heartbeat, self.limits), start=1
+                self.caged(request, path, scratch, heartbeat, limits), start=1
             ):
                 heartbeat.check()
                 progress = 0.1 + 0.9 * min(1.0, done / targets)
@@ -699,6 +703,10 @@ class Worker:
         # The sweep ends within its budget plus about one window: the cage's wall limit
         # only catches a step that hangs, so it never cuts a long budget short.
         limits = replace(limits, wall_s=max(limits.wall_s, share_s * 1.5 + 300))
+        # Loading an AOTInductor package, torch compiles small probe programs to compare
+        # this CPU with the one the package was built for: that step may start processes.
+        compiled = model.engine is Engine.AOTINDUCTOR
+        limits = replace(limits, may_start_processes=compiled)
         batches: list[int] = job.batch_sizes or [1]
         began = time.monotonic()
         last: dict[str, Any] | None = None  # the last result reported, unless it has its stop

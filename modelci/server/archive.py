@@ -68,7 +68,7 @@ from modelci.core.domain import (
     WeightFormat,
 )
 from modelci.core.errors import BadUserInput
-from modelci.core.usecases import checked_alias
+from modelci.core.usecases import COMPILED_PACKAGE, checked_alias
 
 from .aliases import ALIASES, alias_from_document
 from .inspection import ModelInspector
@@ -786,6 +786,9 @@ async def inspect_weights(
                 f"{where}: its weight is recorded as {format_name(model.weight.format)}, "
                 f"but the file is {format_name(found)}"
             )
+        if found is WeightFormat.AOTI_PACKAGE and model.parent_model_id is None:
+            # Compiled code comes in as a conversion's variant only, as on registration.
+            raise ArchiveError(f"{where}: {COMPILED_PACKAGE.removeprefix('weight: ')}")
         checked.add(key)
 
 
