@@ -10,7 +10,13 @@ request by request in turn, so that whatever else the machine does weighs on all
 - GraphQL `nodes { id }`, ten scalar fields, and the client's full model selection (the
   request `ModelHub.get_models` sends, recorded from it), each a POST on one keep-alive
   connection with the JSON answer parsed;
-- the client itself, `ModelHub.get_models(limit=100, architecture=...)`.
+- the client itself, `ModelHub.get_models(limit=100, architecture=...)`;
+- the same page as a search, `models(where: ...)`, with the client's full selection (the
+  client's own request for `get_models(limit=100, where=...)`): the same filter
+  (`where: {architecture: {equals: ...}}`), the issue's shape (a prefix ignoring case, a
+  metric threshold and a tag: every model of the architecture carries the tag), and an
+  `or` of the filter and a branch that matches nothing; and PyMongo reading the second
+  one's query (`model_query.search_query`) as the database row reads the first.
 Each kind's p50 and p95 are the medians over --rounds of --requests; last column: p50
 over the database's.
 
@@ -50,7 +56,9 @@ from mlflow_registry import (
 from pymongo import DESCENDING, MongoClient
 
 from modelci.client import ModelHub
+from modelci.core.domain import ModelWhere
 from modelci.server.embedded import free_port, running_database_url
+from modelci.server.model_query import search_query
 from modelci.server.settings import Settings
 
 PAGE = 100
@@ -62,17 +70,62 @@ SCALARS = """query page($architecture: String, $first: Int!) {
     nodes { id architecture framework engine version dataset task creator createTime updateTime }
   }
 }"""
-KINDS = ("database", "graphql ids", "graphql 10 scalars", "graphql full selection", "client")
+# Searches that find the same page (the seeded metric is acc 0.76).
+SEARCHES: dict[str, dict[str, Any]] = {
+    "where =": {"architecture": {"equals": ARCHITECTURES[0]}},
+    "where prefix+metric+tag": {
+        "architecture": {"prefix": ARCHITECTURES[0][:3].upper()},
+        "metrics": [{"name": "acc", "gt": 0.75}],
+        "tags": [{"name": "team", "equals": "vision"}],
+    },
+    "where or": {
+        "or": [
+            {"architecture": {"equals": ARCHITECTURES[0]}},
+            {"architecture": {"equals": ARCHITECTURES[1]}, "metrics": [{"name": "acc", "gt": 0.9}]},
+        ]
+    },
+}
+# In this order, each request of a round: the same page by argument and by search side
+# by side.
+KINDS = (
+    "database",
+    "graphql ids",
+    "graphql 10 scalars",
+    "graphql full selection",
+    *(f"graphql full, {name}" for name in SEARCHES),
+    "client",
+    "database, search",
+)
 
 
-def seed(url: str, models: int, dynamic_results: int) -> dict[str, Any]:
-    """The models, and the client's own request for a full page."""
-    seeded(lambda: ModelHub(url), lambda hub, index: seed_one(hub, index, dynamic_results), models)
+def seed_tagged(hub: ModelHub, index: int, dynamic_results: int) -> str:
+    """A model as ``seed_one`` seeds it; those of the page's architecture tagged team=vision."""
+    model_id = seed_one(hub, index, dynamic_results)
+    if ARCHITECTURES[index % 2] == ARCHITECTURES[0]:
+        hub.set_tag(model_id, "team", "vision")
+    return model_id
+
+
+def seed(url: str, models: int, dynamic_results: int) -> dict[str, dict[str, Any]]:
+    """The models, and the client's own requests for a full page: by architecture, and
+    each search."""
+    seeded(
+        lambda: ModelHub(url), lambda hub, index: seed_tagged(hub, index, dynamic_results), models
+    )
     with ModelHub(url) as hub:
-        return recorded(hub, lambda: hub.get_models(limit=PAGE, architecture=ARCHITECTURES[0]))
+        requests = {
+            "page": recorded(hub, lambda: hub.get_models(limit=PAGE, architecture=ARCHITECTURES[0]))
+        }
+        for name, where in SEARCHES.items():
+            requests[name] = recorded(
+                hub, lambda where=where: hub.get_models(limit=PAGE, where=where)
+            )
+        return requests
 
 
-def readers(url: str, database_url: str, full: dict[str, Any]) -> dict[str, Callable[[], int]]:
+def readers(
+    url: str, database_url: str, requests: dict[str, dict[str, Any]]
+) -> dict[str, Callable[[], int]]:
     """Each kind of read of the page; each returns how many models it got."""
     client: MongoClient[dict[str, Any]] = MongoClient(database_url)
     models = client[Settings(_env_file=None).database]["models"]
@@ -80,9 +133,11 @@ def readers(url: str, database_url: str, full: dict[str, Any]) -> dict[str, Call
     hub = ModelHub(url)
     variables = {"architecture": ARCHITECTURES[0], "first": PAGE}
 
-    def database() -> int:
-        query = {"architecture": ARCHITECTURES[0]}
-        return len(list(models.find(query).sort("_id", DESCENDING).limit(PAGE + 1))[:PAGE])
+    def database(query: dict[str, Any]) -> Callable[[], int]:
+        def read() -> int:
+            return len(list(models.find(query).sort("_id", DESCENDING).limit(PAGE + 1))[:PAGE])
+
+        return read
 
     def graphql(body: dict[str, Any]) -> Callable[[], int]:
         encoded = json.dumps(body).encode()
@@ -95,13 +150,17 @@ def readers(url: str, database_url: str, full: dict[str, Any]) -> dict[str, Call
 
         return read
 
-    return {
-        "database": database,
+    search = ModelWhere.model_validate(SEARCHES["where prefix+metric+tag"])
+    reads = {
+        "database": database({"architecture": ARCHITECTURES[0]}),
         "graphql ids": graphql({"query": IDS, "variables": variables}),
         "graphql 10 scalars": graphql({"query": SCALARS, "variables": variables}),
-        "graphql full selection": graphql(full),
+        "graphql full selection": graphql(requests["page"]),
         "client": lambda: len(hub.get_models(limit=PAGE, architecture=ARCHITECTURES[0])),
+        "database, search": database(search_query(search)),
+        **{f"graphql full, {name}": graphql(requests[name]) for name in SEARCHES},
     }
+    return {kind: reads[kind] for kind in KINDS}
 
 
 def measure(reads: dict[str, Callable[[], int]], requests: int) -> dict[str, list[float]]:

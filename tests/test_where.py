@@ -7,7 +7,9 @@ on the real embedded database."""
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from modelci.cli.main import app as cli
 from modelci.client import ModelHub, ModelWhere, WhereTextError
 from modelci.core.domain import MAX_WHERE_CONDITIONS, MAX_WHERE_DEPTH
 from modelci.core.errors import BadUserInput
+from modelci.core.where_text import parse_where
 from modelci.server.embedded import free_port
 
 SEARCH = """
@@ -420,3 +423,18 @@ def test_modelci_ls_where(live: tuple[ModelHub, dict[str, str]]) -> None:
     result = ls("--where", "tags.team = vision and colour = red")
     assert result.exit_code == 2, result.output
     assert "cannot read 'colour' at character 24" in result.output
+
+
+async def test_the_readmes_searches_run(api: Api, catalog: dict[str, dict[str, Any]]) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("#### Search: `where:`")[1].split("\n### ")[0]
+    queries = section.split("```graphql\n")[1:]
+    assert len(queries) == 2
+    first = await api.data(queries[0].split("```")[0])
+    assert [node["id"] for node in first["models"]["nodes"]] == [catalog["resnet50"]["id"]]
+    assert await api.data(queries[1].split("```")[0]) == {"models": {"nodes": []}}
+    for line in section.splitlines():
+        if line.startswith("modelci ls --where"):
+            parse_where(shlex.split(line)[3])
+        if line.startswith('hub.get_models(where="'):
+            parse_where(line.split('"')[1])

@@ -13,6 +13,15 @@ serves any name, and a condition on one entry is one ``$elemMatch`` (``{tags:
 value: {$gt: 0.75}}}}``), where keys would need an index per name and names free of
 '.' and '$'. A tag is set or removed in one conditional write (``registry.py``).
 
+A search (``models(where: …)``, ``model_query.py``) reads through these indexes: a
+tag, a metric or a param by name (and value: ``by_tag``, ``by_metric`` with a
+threshold's range on ``metric.value``, ``by_param``), the architecture (``by_architecture``:
+an exact name is a point, a prefix ignoring case, ``{$regex: "^res", $options: "i"}``,
+walks the index's keys, not the documents), the task and dataset (``by_task``,
+``by_dataset``, ``by_task_dataset``), the engine, framework and status; each branch of an
+``$or`` picks its own. Creation times (``create_time``) and contains-patterns have no
+index of their own: the newest-first walk of ``_id`` filters them.
+
 Versions: ``model_versions`` holds, per (architecture, task, dataset), the last version
 number the hub gave (``last``); the next is taken with one ``$inc``, after raising it
 (``$max``) to the highest version registered, so that numbers given by hand or imported
@@ -59,6 +68,11 @@ MODEL_INDEXES = [
         name="by_architecture_task",
     ),
     IndexModel([("task", ASCENDING), ("_id", DESCENDING)], name="by_task"),
+    # A search's commonest pair (``models(where: {task, dataset})``).
+    IndexModel(
+        [("task", ASCENDING), ("dataset", ASCENDING), ("_id", DESCENDING)],
+        name="by_task_dataset",
+    ),
     IndexModel([("framework", ASCENDING), ("_id", DESCENDING)], name="by_framework"),
     IndexModel([("engine", ASCENDING), ("_id", DESCENDING)], name="by_engine"),
     IndexModel([("dataset", ASCENDING), ("_id", DESCENDING)], name="by_dataset"),
