@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    cpu = next(device for device in discover_devices() if device.kind == "CPU")
+    cpu = discover_devices()[0][0]
     settings = MeasurementSettings()
     spec = InputSpec("input", (-1, 3, args.side, args.side), DataType.TYPE_FP32)
     print(f"{cpu.name}, {os.cpu_count()} cores, {settings.threads} threads, load {os.getloadavg()}")

@@ -323,7 +323,8 @@ def aotinductor_function(path: Path) -> Function:
     import torch
 
     use_host_compiler()  # loading probes the CPU with small compiled programs
-    runner = torch._inductor.aoti_load_package(str(path))
+    with open(path, "rb") as package:  # by name, torch wants it to end in .pt2
+        runner = torch._inductor.aoti_load_package(package)
 
     def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
         from torch.utils._pytree import tree_leaves

@@ -276,7 +276,8 @@ class TorchRunner:
             from .conversion import use_host_compiler
 
             use_host_compiler()  # loading probes the CPU with small compiled programs
-            module = torch._inductor.aoti_load_package(str(path))
+            with open(path, "rb") as package:  # by name, torch wants it to end in .pt2
+                module = torch._inductor.aoti_load_package(package)
         else:
             raise ValueError(f"no torch runner for {model_format.value}")
         # An exported program's module is already in inference form and refuses eval();
