@@ -147,9 +147,9 @@ HUB_COMMAND_MODULES = {
     "modelci.cli",
     "modelci.cli.__main__",
     "modelci.cli.main",
-    "modelci.cli.hub",
-    "modelci.cli.tokens",
-    "modelci.cli.archives",
+    "modelci.cli.hub_commands",
+    "modelci.cli.token_commands",
+    "modelci.cli.archive_commands",
 }
 
 
@@ -172,7 +172,7 @@ def test_client_commands_speak_only_through_the_public_client() -> None:
     client_commands = sorted(
         module for module in graph if room_of(module) == "cli" and module not in HUB_COMMAND_MODULES
     )
-    assert {"modelci.cli.models", "modelci.cli.console"} <= set(client_commands)
+    assert {"modelci.cli.model_commands", "modelci.cli.console"} <= set(client_commands)
     against = sorted(
         f"{module} -> {other}"
         for module in client_commands

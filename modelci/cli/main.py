@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import typer
 
-from .aliases import alias_app
-from .archives import export_archive, import_archive
-from .hub import export_schema, init_env, serve, worker
-from .jobs import cancel, convert, jobs, profile
-from .models import download, ls, register, rm, show
-from .recommend import recommend
-from .tags import tag_app
-from .tokens import token_app
+from .alias_commands import alias_app
+from .archive_commands import export_archive, import_archive
+from .hub_commands import export_schema, init_env, serve, worker
+from .job_commands import cancel, convert, jobs, profile
+from .model_commands import download, ls, register, rm, show
+from .recommend_commands import recommend
+from .tag_commands import tag_app
+from .token_commands import token_app
 
 app = typer.Typer(
     help="ModelCI Hub: a model registry and profiling service with a GraphQL API.",

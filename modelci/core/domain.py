@@ -639,9 +639,7 @@ class ModelWhere(Domain):
     version: VersionRange | None = None
     tags: list[NameValueCondition] | None = Field(default=None, max_length=MAX_WHERE_CONDITIONS)
     metrics: list[MetricCondition] | None = Field(default=None, max_length=MAX_WHERE_CONDITIONS)
-    params: list[NameValueCondition] | None = Field(
-        default=None, max_length=MAX_WHERE_CONDITIONS
-    )
+    params: list[NameValueCondition] | None = Field(default=None, max_length=MAX_WHERE_CONDITIONS)
     created: TimeRange | None = None
     profile: ProfileFilter | None = None
     and_: list[ModelWhere] | None = Field(

@@ -30,7 +30,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from modelci.core.errors import BadUserInput
-from modelci.core.events import acting_as
+from modelci.core.registry_events import acting_as
 
 from .error_extensions import assign_codes
 from .events import EventMutations, EventQueries, EventSubscriptions
@@ -185,7 +185,7 @@ class HubOperation(SchemaExtension):
             else:
                 context.graphql_document = prepared.document
                 context.pre_execution_errors = list(prepared.errors)
-        # The events a change makes name who made it (``core.events.current_actor``); a
+        # The events a change makes name who made it (``core.registry_events.current_actor``); a
         # mutation's events are published as soon as it has run.
         hub = context.context
         identity = getattr(hub, "identity", None)

@@ -14,7 +14,6 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from modelci.core.domain import MLModel
-from modelci.core.events import EventStream, WebhookService
 from modelci.core.identity import Identity
 from modelci.core.ports import (
     AliasRegistry,
@@ -24,6 +23,7 @@ from modelci.core.ports import (
     OperationObserver,
     TokenAdmin,
 )
+from modelci.core.registry_events import EventStream, WebhookService
 from modelci.core.usecases import JobService, ModelService
 
 
@@ -65,7 +65,7 @@ class HubContext:
     credential: str | None = None
     observer: OperationObserver | None = None
     connection_params: dict[str, Any] | None = None
-    # Registry events and webhooks (``modelci.core.events``); None where the hub runs
+    # Registry events and webhooks (``modelci.core.registry_events``); None where the hub runs
     # without them (tests of other parts).
     events: EventStream | None = None
     webhooks: WebhookService | None = None

@@ -1,6 +1,6 @@
 """Registry events and webhooks over GraphQL: the ``registryEvents`` subscription (read
 scope) and the webhooks' queries and mutations (admin scope). The rules are
-``core.events.WebhookService``'s; the resolvers turn arguments into its calls."""
+``core.registry_events.WebhookService``'s; the resolvers turn arguments into its calls."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import strawberry
 from strawberry.experimental import pydantic as strawberry_pydantic
 from strawberry.scalars import JSON
 
-from modelci.core import events
+from modelci.core import registry_events as events
 from modelci.core.errors import HubError
-from modelci.core.events import DeliveryStatus, EventType, WebhookService
 from modelci.core.identity import Scope
+from modelci.core.registry_events import DeliveryStatus, EventType, WebhookService
 
 from .context import HubInfo
 from .permissions import needs

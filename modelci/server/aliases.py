@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from modelci.core.domain import ModelAlias, utcnow
 from modelci.core.errors import NotFound
-from modelci.core.events import EventType, RegistryEvent, new_event
+from modelci.core.registry_events import EventType, RegistryEvent, new_event
 
 from .outbox import delete_announced, with_event
 

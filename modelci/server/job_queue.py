@@ -39,8 +39,8 @@ from modelci.core.domain import (
     utcnow,
 )
 from modelci.core.errors import Conflict, NotFound
-from modelci.core.events import EventType, RegistryEvent, new_event
 from modelci.core.ports import Page, PageRequest
+from modelci.core.registry_events import EventType, RegistryEvent, new_event
 from modelci.core.usecases import MAX_ATTEMPTS
 
 from .job_watch import JobWatchers

@@ -49,7 +49,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from modelci.core.domain import utcnow
 from modelci.core.errors import TooManyRequests
-from modelci.core.events import EventType, RegistryEvent
+from modelci.core.registry_events import EventType, RegistryEvent
 
 from .storage import MODELS
 

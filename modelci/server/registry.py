@@ -30,8 +30,8 @@ from modelci.core.domain import (
     utcnow,
 )
 from modelci.core.errors import Conflict, NotFound
-from modelci.core.events import EventType, RegistryEvent, new_event
 from modelci.core.ports import CheckedWeight, Page, PageRequest, UploadedWeight
+from modelci.core.registry_events import EventType, RegistryEvent, new_event
 from modelci.core.usecases import describe_key, key_taken
 
 from .intake import StagedCheckedWeight, WeightIntake

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from modelci.core.events import WebhookService
+from modelci.core.registry_events import WebhookService
 from modelci.core.usecases import JobService, ModelService
 
 from .aliases import ALIASES, MongoAliasRegistry

@@ -1,4 +1,4 @@
-"""Webhooks over MongoDB, and their delivery (``core.events.WebhookStore``).
+"""Webhooks over MongoDB, and their delivery (``core.registry_events.WebhookStore``).
 
 A webhook's document holds its URL, the event types it wants and its secret (kept as
 given: the hub signs with it, so it cannot keep only a hash; the API never shows it
@@ -37,7 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelci.core.domain import utcnow
 from modelci.core.errors import BadUserInput, NotFound
-from modelci.core.events import (
+from modelci.core.registry_events import (
     DeliveryStatus,
     EventType,
     RegistryEvent,

@@ -10,7 +10,7 @@ from modelci.client import MLModel
 from modelci.core.errors import NotFound
 
 from .console import console, hub_client, print_json
-from .models import pairs_text
+from .model_commands import pairs_text
 from .options import (
     DEFAULT_SERVER,
     AsJson,

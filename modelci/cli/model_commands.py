@@ -32,7 +32,7 @@ from .console import (
     print_json,
     transfer_bar,
 )
-from .jobs import latest_profiling_job, print_profiling_job
+from .job_commands import latest_profiling_job, print_profiling_job
 from .options import (
     DEFAULT_SERVER,
     IO_SPEC_HELP,

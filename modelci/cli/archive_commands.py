@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .console import counted, printable
-from .hub import DataDirOption, hub_database
+from .hub_commands import DataDirOption, hub_database
 from .options import DEFAULT_SERVER, Server, Token
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from modelci.core.errors import Forbidden, NotFound, Unauthenticated
 from modelci.core.identity import Scope
 
 from .console import hub_client
-from .hub import DataDirOption, hub_database
+from .hub_commands import DataDirOption, hub_database
 
 if TYPE_CHECKING:
     from modelci.server.settings import Settings
