@@ -19,7 +19,9 @@ import torch
 from conftest import register_live
 from networks import ResNet18
 from test_worker import follow, gql, worker
+from typer.testing import CliRunner
 
+from modelci.cli.main import app as cli
 from modelci.profiling.dynamic import FreeCores, MeasurementSettings, free_cores
 
 INPUT = [-1, 3, 64, 64]  # small images: a real ResNet-18, fast enough for the suite
@@ -130,6 +132,13 @@ def test_a_busy_machine_is_measured_truly_or_said_to_be_busy(hub: str, resnet18:
     if sweep["reasonCode"] == "BUSY":
         assert sweep["reason"].startswith("the machine was too busy to measure"), sweep
         assert results[-1]["measurement"]["sweepStop"] == "BUSY"
+    # The command line says how busy the machine was, and what contention did.
+    shown = CliRunner().invoke(cli, ["show", model_id, "--server", hub])
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert "% busy" in said, said
+    if contention:
+        assert " ".join(contention.split())[:40] in said, said
 
 
 def test_the_default_threads_leave_busy_cores_to_the_work_on_them() -> None:

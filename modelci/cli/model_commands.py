@@ -530,18 +530,31 @@ def show(
                 "~ unstable: the last windows never agreed within 10 %, so the figure is "
                 "rough (IQR/median: the spread of the runs)"
             )
+        # What the figures cannot say by themselves: a busy machine, a missing p99.
+        for result in dynamic:
+            measurement = result.measurement
+            for note in (
+                measurement.contention if measurement is not None else None,
+                measurement.p99_missing if measurement is not None else None,
+            ):
+                if note:
+                    console.print(f"{result.device_id} batch {result.batch}: {note}")
     if profiling is not None:
         print_profiling_job(profiling)
 
 
 def measurement_text(measurement: Any) -> str:
-    """How sure a dynamic result is: stable or not, windows, samples, IQR/median."""
+    """How sure a dynamic result is: stable or not, windows, samples, IQR/median, and how
+    busy the machine was while it was measured."""
     if measurement is None:
         return "-"
-    return (
+    text = (
         f"{'stable' if measurement.stable else 'unstable'} ({measurement.windows} windows, "
-        f"{measurement.samples} samples, IQR/median {measurement.iqr_over_median:.2f})"
+        f"{measurement.samples} samples, IQR/median {measurement.iqr_over_median:.2f}"
     )
+    if measurement.busy_fraction is not None:
+        text += f", machine {measurement.busy_fraction:.0%} busy"
+    return text + ")"
 
 
 def download(

@@ -223,6 +223,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -374,6 +378,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -883,6 +891,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1033,6 +1045,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1210,6 +1226,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1397,6 +1417,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1544,6 +1568,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1689,6 +1717,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1834,6 +1866,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -1981,6 +2017,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -2131,6 +2171,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -2289,6 +2333,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 
@@ -2453,6 +2501,10 @@ class HubOperations(HubTransport):
                 iqrOverMedian
                 percentileMethod
                 sweepStop
+                busyFraction
+                contention
+                p99Missing
+                attempts
               }
             }
 

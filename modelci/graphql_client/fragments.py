@@ -98,6 +98,10 @@ class DynamicProfileResultMeasurement(BaseModel):
     iqr_over_median: float = Field(alias="iqrOverMedian")
     percentile_method: str = Field(alias="percentileMethod")
     sweep_stop: Optional[SweepStopReason] = Field(alias="sweepStop")
+    busy_fraction: Optional[float] = Field(alias="busyFraction")
+    contention: Optional[str]
+    p99_missing: Optional[str] = Field(alias="p99Missing")
+    attempts: int
 
 
 class MLModel(BaseModel):
