@@ -18,7 +18,6 @@ cancel is acknowledged, or it is refused: nothing is written after a cancel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +46,7 @@ from .job_watch import JobWatchers
 from .listing import Listing
 from .outbox import with_event
 from .storage import object_id
+from .waiting import woken_or_timed_out
 
 LOG_ENTRIES_KEPT = 200
 # How often the watchers' feed reads the watched jobs again when no change was announced
@@ -280,8 +280,7 @@ class MongoJobQueue:
             live = {"$elemMatch": {"until": {"$gt": utcnow()}}}
             if await self.jobs.find_one({"_id": job, "writes": live}, {"_id": 1}) is None:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), WRITE_POLL_S)
+            await woken_or_timed_out(changed, WRITE_POLL_S)
 
     async def forget_model(self, model_id: str) -> None:
         now = utcnow()

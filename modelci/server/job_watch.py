@@ -30,6 +30,7 @@ from modelci.core.domain import FINISHED_JOB_STATUSES, ProfilingJob
 from modelci.core.errors import NotFound, TooManyRequests
 
 from .storage import object_id
+from .waiting import woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.job_queue")
 
@@ -127,8 +128,7 @@ class JobWatchers:
                 logger.exception("reading the watched jobs failed; trying again")
             if not self.watched:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_s)
+            await woken_or_timed_out(self.wake, self.poll_s)
 
     async def round(self) -> None:
         """Every watched job read in one query; each subscriber offered what is new to it.

@@ -52,6 +52,7 @@ from modelci.core.errors import TooManyRequests
 from modelci.core.registry_events import EventType, RegistryEvent
 
 from .storage import MODELS
+from .waiting import woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.events")
 
@@ -239,8 +240,7 @@ class Relay:
                 await self.flush()
             except Exception:  # the database away: the next round tries again
                 logger.exception("publishing registry events failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_s)
+            await woken_or_timed_out(self.wake, self.poll_s)
 
     async def flush(self) -> int:
         """Publish every event waiting in an outbox or a tombstone; how many."""
@@ -452,8 +452,7 @@ class EventFeed:
                 logger.exception("reading the events log failed; trying again")
             if not self.followers:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_s)
+            await woken_or_timed_out(self.wake, self.poll_s)
 
     async def read(self) -> None:
         if self.mark is None:  # started: what is published from now on

@@ -48,6 +48,7 @@ from modelci.core.registry_events import (
 
 from .outbox import ensure_kept, insert_new
 from .storage import object_id
+from .waiting import woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.webhooks")
 
@@ -318,8 +319,7 @@ class MongoWebhooks:
                 self.tasks[webhook_id] = asyncio.create_task(
                     self.deliver(webhook_id), name=f"webhook {webhook_id}"
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), self.poll_s)
+            await woken_or_timed_out(self.changed, self.poll_s)
 
     async def deliver(self, webhook_id: str) -> None:
         """The webhook's due deliveries, one at a time, for as long as it is active."""
@@ -335,8 +335,7 @@ class MongoWebhooks:
             except Exception:
                 logger.exception("delivering to webhook %s failed; trying again", webhook_id)
                 wait = self.poll_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait)
+            await woken_or_timed_out(wake, wait)
 
     async def take(self, webhook_id: str) -> dict[str, Any] | None:
         now = utcnow()
