@@ -88,7 +88,17 @@ async def test_scopes(hub: tuple[Api, dict[str, str]]) -> None:
         "recordProfilingSweep",
         "registerConvertedModel",
     }
-    admin_fields = {"createApiToken", "revokeApiToken", "apiTokens"}
+    admin_fields = {
+        "createApiToken",
+        "revokeApiToken",
+        "apiTokens",
+        "createWebhook",
+        "updateWebhook",
+        "deleteWebhook",
+        "testWebhook",
+        "webhooks",
+        "webhookDeliveries",
+    }
     for field in root_fields("mutation"):
         # A read token may not even learn whether the mutation is well formed.
         response = await post(api, f"mutation {{ {field} }}", tokens["read"])
