@@ -290,7 +290,12 @@ def modelci_serve(
         killed_by_the_test = process.poll() is not None
         if not killed_by_the_test:
             process.send_signal(signal.SIGINT)  # as Ctrl+C
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # a hub that does not stop fails the test, and is not left running
+            process.wait()
+            raise
         drain.join(timeout=10)
     assert killed_by_the_test or process.returncode == 0, "".join(log)
 

@@ -16,7 +16,6 @@ connection and in all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from modelci.core.domain import FINISHED_JOB_STATUSES, ProfilingJob
 from modelci.core.errors import NotFound, TooManyRequests
 
 from .storage import object_id
-from .waiting import woken_or_timed_out
+from .waiting import cancelled, woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.job_queue")
 
@@ -161,10 +160,7 @@ class JobWatchers:
     async def close(self) -> None:
         """Stop the feed (the process is stopping); its subscribers get nothing more."""
         task, self.task = self.task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
 
 @dataclass

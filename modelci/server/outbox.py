@@ -35,7 +35,6 @@ however many subscribe).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -52,7 +51,7 @@ from modelci.core.errors import TooManyRequests
 from modelci.core.registry_events import EventType, RegistryEvent
 
 from .storage import MODELS
-from .waiting import woken_or_timed_out
+from .waiting import cancelled, woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.events")
 
@@ -225,10 +224,7 @@ class Relay:
 
     async def close(self) -> None:
         task, self.task = self.task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     def written(self) -> None:
         self.wake.set()
@@ -475,7 +471,4 @@ class EventFeed:
 
     async def close(self) -> None:
         task, self.task = self.task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)

@@ -21,7 +21,6 @@ retried after ``backoff_s`` doubled per attempt (at most ``max_backoff_s``) unti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -48,7 +47,7 @@ from modelci.core.registry_events import (
 
 from .outbox import ensure_kept, insert_new
 from .storage import object_id
-from .waiting import woken_or_timed_out
+from .waiting import cancelled, woken_or_timed_out
 
 logger = logging.getLogger("modelci.server.webhooks")
 
@@ -289,13 +288,7 @@ class MongoWebhooks:
     async def close(self) -> None:
         tasks = [self.supervisor, *self.tasks.values()]
         self.supervisor, self.tasks = None, {}
-        for task in tasks:
-            if task is not None:
-                task.cancel()
-        for task in tasks:
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancelled(*tasks)
         if self.http is not None:
             await self.http.aclose()
 
