@@ -60,10 +60,10 @@ VECTOR = [{"name": "x", "shape": [-1, 4], "dtype": "TYPE_FP32", "format": "FORMA
 SECRET = f"host-secret-{uuid.uuid4().hex}"
 
 # Runs in the cage when the model is unpickled: the lines in LINES go out on the
-# message channel (caged.main's, the module running as __main__), after FIRST has run.
+# message channel (the cage program's, modelci.cage.program), after FIRST has run.
 SAYS = """
 import json, os, sys
-channel = sys.modules["__main__"].MESSAGES[0]
+channel = sys.modules["modelci.cage.program"].MESSAGES[0]
 %(first)s
 for line in %(lines)r:
     channel.write(line + "\\n")
