@@ -59,6 +59,28 @@ async def test_versions_left_out_are_numbered_per_architecture_task_and_dataset(
     assert (await registered(api))["version"] == 13
 
 
+async def test_the_last_version_number_is_the_last_graphql_can_carry(api: Api) -> None:
+    """A version past 32 bits would break every page listing the model: it is refused,
+    and a line that reached the last number says so instead of giving a number past it."""
+    last = 2**31 - 1
+    assert (await registered(api, architecture="Huge", version=last))["version"] == last
+    full = await api.post(
+        REGISTER,
+        {"input": model_input(architecture="Huge", version=None)},
+        {"weight": ("model.bin", b"w")},
+    )
+    (error,) = full["errors"]
+    assert error["extensions"]["code"] == "CONFLICT" and str(last) in error["message"], error
+    past = await api.post(
+        REGISTER,
+        {"input": model_input(architecture="Huger", version=last + 1)},
+        {"weight": ("model.bin", b"w")},
+    )
+    assert past["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", past
+    page = await api.data("query { models(first: 100) { nodes { architecture version } } }")
+    assert {"architecture": "Huge", "version": last} in page["models"]["nodes"]
+
+
 async def test_a_refused_registration_takes_no_number(api: Api) -> None:
     assert (await registered(api, architecture="Gapless"))["version"] == 1
     # A TorchScript engine declared for bytes that are no TorchScript file: refused by

@@ -367,6 +367,11 @@ class ProfileResult(Domain):
     dynamic_results: list[DynamicProfileResult] = Field(default_factory=list)
 
 
+# The largest version number: GraphQL's Int is 32-bit, and a model whose version it could
+# not carry would break every page that lists it.
+MAX_VERSION = 2**31 - 1
+
+
 class ModelKey(Domain):
     """What makes a model unique in the registry."""
 
@@ -385,7 +390,7 @@ class ModelFields(Domain):
     architecture: str = Field(min_length=1, max_length=256)
     framework: Framework
     engine: Engine
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     dataset: str = Field(min_length=1, max_length=256)
     metric: list[MetricValue] = Field(default_factory=list, max_length=MAX_METRICS)
     task: Task
@@ -453,7 +458,7 @@ class MLModel(ModelFields):
     """A registered model: its metadata, weight description and profiling results."""
 
     id: str
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     parent_model_id: str | None = None
     conversion: ConversionCheck | None = None
     weight: Weight

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from modelci.core.domain import (
     INHERITED_FIELDS,
     MAX_TAGS,
+    MAX_VERSION,
     ConversionCheck,
     DynamicProfileResult,
     MLModel,
@@ -502,7 +503,14 @@ class MongoModelRegistry:
             {"_id": line}, {"$inc": {"last": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
         assert counter is not None  # an upsert returns the document it wrote
-        return int(counter["last"])
+        version = int(counter["last"])
+        if version > MAX_VERSION:
+            raise Conflict(
+                f"{line['architecture']} ({line['task']}, {line['dataset']}) has used every "
+                f"version number up to {MAX_VERSION}: give this model another architecture "
+                "or dataset"
+            )
+        return version
 
     async def version_after(self, fields: ModelFields) -> int:
         """The version the next registration of the fields' line would get (not taken)."""
