@@ -198,3 +198,14 @@ def test_or_is_spread_over_and_while_it_stays_small() -> None:
     assert search_query(ModelWhere.model_validate({"tags": [{"name": "a", "exists": False}]})) == {
         "tags": {"$not": {"$elemMatch": {"name": "a"}}}
     }
+
+
+def test_empty_operands_count_as_conditions() -> None:
+    """Thousands of empty and/or/not operands, each no condition of its own, would make a
+    full scan over every model test each of them: every operand counts as one at least."""
+    empty_not = {"not": {}}
+    with pytest.raises(ValidationError, match="at most"):
+        ModelWhere.model_validate({"or": [empty_not] * 32, "and": [{"or": [empty_not] * 32}]})
+    assert ModelWhere.model_validate({"or": [empty_not] * MAX_WHERE_CONDITIONS}).conditions() == (
+        MAX_WHERE_CONDITIONS
+    )

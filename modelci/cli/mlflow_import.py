@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import reprlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -115,7 +116,9 @@ def artifact_path(value: Any, what: str) -> str:
         or not ARTIFACT_PATH.fullmatch(value)
         or any(part in (".", "..") for part in value.split("/"))
     ):
-        raise Skipped(f"its MLmodel file names {what} {str(value)[:100]!r}, no plain relative path")
+        # reprlib: a YAML alias bomb's str() would expand it whole before any cut.
+        named = value[:100] if isinstance(value, str) else reprlib.repr(value)
+        raise Skipped(f"its MLmodel file names {what} {named!r}, no plain relative path")
     return str(PurePosixPath(value))
 
 

@@ -677,13 +677,14 @@ class ModelWhere(Domain):
 
     def conditions(self) -> int:
         """The conditions of the whole search: each field given, each tag, metric and
-        param."""
+        param, and each and/or/not operand as one at least (an empty one too: otherwise
+        thousands of empty operands would pass as none)."""
         own = sum(
             len(value) if isinstance(value, list) else 1
             for name, value in self
             if value is not None and name not in ("and_", "or_", "not_")
         )
-        return own + sum(child.conditions() for child in self.children())
+        return own + sum(max(1, child.conditions()) for child in self.children())
 
 
 class ModelFilter(Domain):

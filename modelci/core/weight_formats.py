@@ -21,6 +21,9 @@ class FormatRule:
     converts_to: tuple[Engine, ...]  # TensorRT needs a worker with a GPU and TensorRT
     # What a conversion that names no targets produces: ``converts_to`` less the engines
     # made on request only (TorchScript from a torch.export program: deprecated by torch).
+    # AOTInductor only from a torch.export program: its compile runs in a cage that may
+    # start processes, so its source must be a graph, never code that runs when loaded
+    # (TorchScript's __setstate__, a pickle).
     default_targets: tuple[Engine, ...]
     # Whether the file always says its input shapes (an ONNX graph does; a .pt2's
     # signature may not, TorchScript and pickles never do).
@@ -40,7 +43,7 @@ WEIGHT_FORMATS = {
         name="a TorchScript archive",
         engine=Engine.TORCHSCRIPT,
         framework=Framework.PyTorch,
-        converts_to=(Engine.ONNX, Engine.TRT, Engine.AOTINDUCTOR),
+        converts_to=(Engine.ONNX, Engine.TRT),
         default_targets=(Engine.ONNX, Engine.TRT),
         says_input_shapes=False,
     ),
@@ -56,7 +59,7 @@ WEIGHT_FORMATS = {
         name="a pickled PyTorch model",
         engine=Engine.PYTORCH,
         framework=Framework.PyTorch,
-        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT, Engine.AOTINDUCTOR),
+        converts_to=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
         default_targets=(Engine.TORCHSCRIPT, Engine.ONNX, Engine.TRT),
         says_input_shapes=False,
     ),

@@ -1,10 +1,10 @@
 """Conversion of PyTorch models into AOTInductor, ONNX and TorchScript variants, verified
 numerically.
 
-- AOTInductor: the source as a ``torch.export`` program (a TorchScript source through
-  torch's converter, re-exported), every dimension declared -1 dynamic, compiled ahead of
-  time by Inductor into a ``.pt2`` package (C++ built by the host's compiler: the only
-  step whose cage lets the model's process start others, see ``modelci.cage.runner``).
+- AOTInductor, from a ``torch.export`` program only: compiled ahead of time by Inductor
+  into a ``.pt2`` package (C++ built by the host's compiler: the only step whose cage
+  lets the model's process start others, see ``modelci.cage.runner``; so its source is a
+  graph, never code that runs when loaded).
 - TorchScript: ``torch.jit.trace`` of the source at batch 2 (on request only for a
   ``torch.export`` source: torch deprecates TorchScript).
 - ONNX: the TorchScript exporter (``dynamo=False``) for TorchScript sources, the
@@ -243,17 +243,12 @@ def exported_program(
     source: Any, weight_format: WeightFormat, specs: list[InputSpec], inputs: tuple[Any, ...]
 ) -> Any:
     """The source as a ``torch.export`` program whose dimensions declared -1 are dynamic: a
-    ``.pt2`` as it was exported, a module exported, a TorchScript module converted by
-    torch's converter and exported again (the converter keeps the example's shapes)."""
+    ``.pt2`` as it was exported, a module exported."""
     import torch
 
     if weight_format is WeightFormat.TORCH_EXPORT:
         return source  # keeps the dynamic shapes it was exported with
     module = source
-    if weight_format is WeightFormat.TORCHSCRIPT:
-        from torch._export.converter import TS2EPConverter
-
-        module = TS2EPConverter(source, inputs).convert().module()
     shapes = tuple(
         {
             axis: torch.export.Dim(f"{spec.name}_{axis}", min=1, max=65536)
@@ -283,8 +278,12 @@ def use_host_compiler() -> None:
 def to_aotinductor(
     source: Any, weight_format: WeightFormat, specs: list[InputSpec], target: Path, workdir: Path
 ) -> None:
-    """Compile the source ahead of time into an AOTInductor package at ``target``; the
-    compiler's files stay in ``workdir`` (the step's scratch folder)."""
+    """Compile a ``torch.export`` program ahead of time into an AOTInductor package at
+    ``target``; the compiler's files stay in ``workdir`` (the step's scratch folder)."""
+    if weight_format is not WeightFormat.TORCH_EXPORT:
+        raise ValueError(
+            f"AOTInductor is compiled from a torch.export program only, not {weight_format.value}"
+        )
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(workdir / "inductor-cache"))
     use_host_compiler()
     import torch

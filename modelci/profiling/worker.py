@@ -83,6 +83,7 @@ from modelci.graphql_client import (
     Engine,
     JobStatus,
     ModelToProcessModel,
+    WeightFormat,
 )
 from modelci.transport import CountingReader
 
@@ -521,8 +522,9 @@ class Worker:
             produced, registered, unavailable, existing = [], [], [], []
             targets = max(1, len(job.targets))
             # Compiling to AOTInductor runs the host's C++ compiler: that step alone may
-            # start processes in its cage.
-            compiles = "AOTINDUCTOR" in wanted
+            # start processes in its cage, and only from a torch.export program (a graph:
+            # nothing of the model's runs when it is loaded).
+            compiles = "AOTINDUCTOR" in wanted and model.weight.format is WeightFormat.TORCH_EXPORT
             limits = replace(self.limits, may_start_processes=compiles)
             scratch = scratch_folder("convert", path)
             for done, outcome in enumerate(
@@ -705,7 +707,8 @@ class Worker:
         limits = replace(limits, wall_s=max(limits.wall_s, share_s * 1.5 + 300))
         # Loading an AOTInductor package, torch compiles small probe programs to compare
         # this CPU with the one the package was built for: that step may start processes.
-        compiled = model.engine is Engine.AOTINDUCTOR
+        # Told by the file the hub inspected, not by the engine a user declared.
+        compiled = model.weight.format is WeightFormat.AOTI_PACKAGE
         limits = replace(limits, may_start_processes=compiled)
         batches: list[int] = job.batch_sizes or [1]
         began = time.monotonic()
