@@ -537,8 +537,22 @@ MALFORMED: dict[str, tuple[Callable[[Path], Path], str]] = {
         "[2Jboom: Extra inputs are not permitted",
     ),
     "model with an integer BSON cannot hold": (
-        lambda path: a_models_file(document_of(version=2**70)).write(path),
+        lambda path: a_models_file(
+            document_of(
+                profile_result={
+                    "static_result": {
+                        "parameters": 2**70,
+                        **dict.fromkeys(("flops", "memory", "mread", "mwrite", "mrw"), 1),
+                    },
+                    "dynamic_results": [],
+                }
+            )
+        ).write(path),
         "cannot be stored (MongoDB can only handle up to 8-byte ints)",
+    ),
+    "model with a version GraphQL cannot carry": (
+        lambda path: a_models_file(document_of(version=2**31)).write(path),
+        "version: Input should be less than or equal to 2147483647",
     ),
     "huge manifest": (huge_manifest_header, "more than a manifest can be"),
     "tar header of 2 MiB": (
