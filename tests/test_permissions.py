@@ -48,6 +48,10 @@ def test_the_declared_scopes() -> None:
     assert {name for name, scope in mutations.items() if scope is Scope.admin} == {
         "createApiToken",
         "revokeApiToken",
+        "createWebhook",
+        "updateWebhook",
+        "deleteWebhook",
+        "testWebhook",
     }
     assert set(mutations.values()) == {Scope.write, Scope.worker, Scope.admin}
     # Choosing a model: everyone who reads may ask; moving an alias is a write.
@@ -56,7 +60,11 @@ def test_the_declared_scopes() -> None:
         "deleteModelAlias": Scope.write,
     }
     queries = scopes[OperationType.QUERY]
-    assert {name for name, scope in queries.items() if scope is not Scope.read} == {"apiTokens"}
+    assert {name for name, scope in queries.items() if scope is not Scope.read} == {
+        "apiTokens",
+        "webhooks",
+        "webhookDeliveries",
+    }
     assert {"recommend", "compareModels", "modelAliases", "model"} <= set(queries)
     assert set(scopes[OperationType.SUBSCRIPTION].values()) == {Scope.read}
 
