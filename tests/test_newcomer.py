@@ -142,7 +142,8 @@ def test_help_keeps_each_sentence_on_one_line() -> None:
     assert overview.exit_code == 0
     assert (
         "List models, newest first; with a measured condition (--device, --batch, --p99, …), "
-        "those with one dynamic result that meets all of them." in overview.stdout
+        "those with one dynamic result that meets all of them; with --where, those the search "
+        "finds too." in overview.stdout
     )
     worker = runner.invoke(cli, ["worker", "--help"], env={"COLUMNS": "200"})
     assert (
