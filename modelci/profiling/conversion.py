@@ -318,21 +318,17 @@ def torchscript_function(path: Path) -> Function:
     return torch_function(torch.jit.load(str(path), map_location="cpu").eval())
 
 
-def aotinductor_function(path: Path) -> Function:
+def load_aotinductor(path: Path) -> Any:
+    """An AOTInductor package loaded for the CPU: a callable taking the model's inputs."""
     import torch
 
     use_host_compiler()  # loading probes the CPU with small compiled programs
     with open(path, "rb") as package:  # by name, torch wants it to end in .pt2
-        runner = torch._inductor.aoti_load_package(package)
+        return torch._inductor.aoti_load_package(package)
 
-    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
-        from torch.utils._pytree import tree_leaves
 
-        with torch.inference_mode():
-            outputs = runner(*(torch.from_numpy(array) for array in arrays))
-        return [t.numpy() for t in tree_leaves(outputs) if isinstance(t, torch.Tensor)]
-
-    return run
+def aotinductor_function(path: Path) -> Function:
+    return torch_function(load_aotinductor(path))
 
 
 def onnx_function(path: Path, specs: list[InputSpec]) -> Function:

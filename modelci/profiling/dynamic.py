@@ -273,11 +273,9 @@ class TorchRunner:
         elif model_format is WeightFormat.AOTI_PACKAGE:
             if self.device is not None:
                 raise ValueError("this AOTInductor package was compiled for the CPU")
-            from .conversion import use_host_compiler
+            from .conversion import load_aotinductor
 
-            use_host_compiler()  # loading probes the CPU with small compiled programs
-            with open(path, "rb") as package:  # by name, torch wants it to end in .pt2
-                module = torch._inductor.aoti_load_package(package)
+            module = load_aotinductor(path)
         else:
             raise ValueError(f"no torch runner for {model_format.value}")
         # An exported program's module is already in inference form and refuses eval();
