@@ -6,7 +6,6 @@ characters, JSON output, id tables and the transfer bar."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from modelci.client import ModelHub
+from modelci.core.domain import printable
 from modelci.core.errors import (
     BadUserInput,
     Conflict,
@@ -60,15 +60,6 @@ NEXT_STEPS: dict[str, Advice] = {
     PayloadTooLarge.code: "the file is over the hub's upload limit; ask its operator",
     TooManyRequests.code: "wait for your uploads or queued jobs to finish, then retry",
 }
-
-# C0 and C1 control characters but tab and newline: what a model's name, an upload's
-# error or a job's log could carry to retitle, clear or rewrite a terminal.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` without control characters, safe to print on any terminal."""
-    return CONTROL_CHARACTERS.sub("", text)
 
 
 class HubConsole(Console):

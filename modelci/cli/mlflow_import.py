@@ -42,6 +42,8 @@ import orjson
 
 from modelci.client import ModelHub
 from modelci.core.domain import (
+    CONTROL_CHARACTERS,
+    CONTROL_CHARACTERS_BUT_LINES,
     MAX_DESCRIPTION,
     MAX_METADATA_VALUE,
     MAX_METRICS,
@@ -70,8 +72,6 @@ PAGE_SIZE = 1000
 MAX_PAGES = 1000  # of one listing: a server that hands out page tokens for ever stops here
 MAX_ARCHITECTURE = 256
 ARTIFACT_PATH = re.compile(r"[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-CONTROL_CHARACTERS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Where mlflow.pytorch keeps its model under the flavor's model_data folder.
 EXPORTED_PROGRAM, PICKLED_MODEL = "model.pt2", "model.pth"
 ACCEPTED_FORMATS = (WeightFormat.ONNX, WeightFormat.TORCH_EXPORT, WeightFormat.TORCHSCRIPT)

@@ -177,6 +177,16 @@ def printable_text(text: str, *, lines: bool = False) -> str:
     return text
 
 
+# C0 and C1 control characters but tab and newline: what a model's name, an upload's
+# error or a job's log could carry to retitle, clear or rewrite a terminal.
+TERMINAL_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters, safe to print on any terminal or log."""
+    return TERMINAL_CONTROL_CHARACTERS.sub("", text)
+
+
 def unique_names(items: list[Any], what: str) -> None:
     names = [item.name for item in items]
     repeated = sorted({name for name in names if names.count(name) > 1})

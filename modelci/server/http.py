@@ -15,6 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelci.core.domain import printable
 from modelci.core.errors import BadUserInput, HubError, PayloadTooLarge
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -220,14 +221,6 @@ class RequestLimitsMiddleware:
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-
-# C0 and C1 control characters but tab and newline: what a model's name, an upload's
-# error or a job's log could carry to retitle, clear or rewrite a terminal.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    return CONTROL_CHARACTERS.sub("", text)
 
 
 class TextLogFormatter(logging.Formatter):
