@@ -546,6 +546,18 @@ class ModelHub:
     def url(self) -> str:
         return self.api.url
 
+    @property
+    def write_time(self) -> str | None:
+        """The database's time of the latest write this client made (or was given): sent
+        with every request, so that any server process of the hub reads with it applied.
+        Give it to another client (``other.write_time = hub.write_time``) for that client
+        to see this one's writes too."""
+        return self.api.write_time
+
+    @write_time.setter
+    def write_time(self, time: str | None) -> None:
+        self.api.saw_write(time)
+
     # ML-Model-CI's model service
 
     def register_model(

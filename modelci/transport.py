@@ -29,6 +29,7 @@ import httpx
 import orjson
 from pydantic import BaseModel
 
+from .core.domain import READ_AFTER_HEADER, WRITE_TIME_HEADER
 from .core.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -141,8 +142,22 @@ def raise_for(body: Any, status: int) -> None:
     raise ERRORS_BY_CODE.get(code, InternalServerError)(error.get("message", code), **extensions)
 
 
+def operation_time(text: str | None) -> tuple[int, int]:
+    """A write time as the hub writes it ("seconds.increment"), to compare; (0, 0) for
+    none or anything else."""
+    seconds, _, increment = (text or "").partition(".")
+    if seconds.isdigit() and increment.isdigit():
+        return int(seconds), int(increment)
+    return 0, 0
+
+
 class Transport:
-    """A hub at ``url``; ``token`` for hubs with authentication on."""
+    """A hub at ``url``; ``token`` for hubs with authentication on.
+
+    Every request carries the latest write time a response gave this transport
+    (``write_time``), so that whichever server process of the hub answers, it answers
+    with every write this client made applied.
+    """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
         parts = urlsplit(url)
@@ -159,6 +174,14 @@ class Transport:
             self.headers["authorization"] = f"Bearer {token}"
         self.idle: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
+        self.write_time: str | None = None
+
+    def saw_write(self, time: str | None) -> None:
+        """Keep ``time`` if it is later than the write time kept (from a response, or
+        another client's ``write_time``)."""
+        with self.lock:
+            if operation_time(time) > operation_time(self.write_time):
+                self.write_time = time
 
     # Connections
 
@@ -350,8 +373,13 @@ class ResponseContext:
 
     def send(self, connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
         self.connection = connection
-        connection.request(self.method, self.path, body=self.body, headers=self.headers)
-        return connection.getresponse()
+        headers, written = self.headers, self.transport.write_time
+        if written is not None:
+            headers = {**headers, READ_AFTER_HEADER: written}
+        connection.request(self.method, self.path, body=self.body, headers=headers)
+        response = connection.getresponse()
+        self.transport.saw_write(response.getheader(WRITE_TIME_HEADER))
+        return response
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         connection = self.connection

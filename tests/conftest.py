@@ -7,6 +7,7 @@ database of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ import pytest
 from pymongo import MongoClient
 from starlette.applications import Starlette
 
+from modelci.core.domain import READ_AFTER_HEADER
 from modelci.server.app import create_app
 from modelci.server.embedded import EmbeddedDatabase, free_port
 from modelci.server.settings import Settings
@@ -125,6 +127,16 @@ class Api:
     """GraphQL over HTTP as a frontend sends it, multipart uploads included."""
 
     http: httpx.AsyncClient
+    # Sent as a client sends the time of its latest write (``sees_database``).
+    read_after: str | None = None
+
+    async def sees_database(self, client: Any) -> None:
+        """What another program wrote straight into the database is read back from here
+        on: requests carry the database's time now, as a client carries its last write's
+        (the hub answers reads once its copy in memory has applied that time)."""
+        reply = client.admin.command("ping")
+        time = (await reply if inspect.isawaitable(reply) else reply)["operationTime"]
+        self.read_after = f"{time.time}.{time.inc}"
 
     async def post(
         self,
@@ -132,13 +144,16 @@ class Api:
         variables: dict[str, Any] | None = None,
         files: dict[str, tuple[str, bytes]] | None = None,
     ) -> dict[str, Any]:
+        headers = {READ_AFTER_HEADER: self.read_after} if self.read_after else {}
         if files:
             response = await self.http.post(
-                "/graphql", headers=PREFLIGHT, **multipart(query, variables or {}, files)
+                "/graphql",
+                headers=PREFLIGHT | headers,
+                **multipart(query, variables or {}, files),
             )
         else:
             response = await self.http.post(
-                "/graphql", json={"query": query, "variables": variables or {}}
+                "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
             )
         assert response.headers["content-type"].startswith("application/json"), response.text
         body: dict[str, Any] = response.json()

@@ -137,6 +137,7 @@ async def test_pages_of_a_registry_with_years_of_history_are_newest_first(
             for index, age in enumerate(AGES * 3)
         ]
         await models.insert_many(clones)
+        await api.sees_database(client)
         everything = sorted([template, *clones], key=lambda document: document["_id"])[::-1]
 
         for architecture in (None, "Old"):

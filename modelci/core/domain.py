@@ -379,6 +379,13 @@ class ProfileResult(Domain):
 
 # The largest version number: GraphQL's Int is 32-bit, and a model whose version it could
 # not carry would break every page that lists it.
+# Read-your-writes over HTTP: a response to a request that wrote says the database's
+# operation time of the write in WRITE_TIME_HEADER ("seconds.increment"); a client sends
+# the latest it has seen in READ_AFTER_HEADER, and whichever server process answers
+# reads with that write applied.
+WRITE_TIME_HEADER = "x-modelci-write-time"
+READ_AFTER_HEADER = "x-modelci-read-after"
+
 MAX_VERSION = 2**31 - 1
 
 

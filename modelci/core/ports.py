@@ -75,6 +75,35 @@ class PageRequest:
     before: str | None = None
 
 
+class ModelReads(Protocol):
+    """What reading models needs (GraphQL's queries, choosing among models): the
+    registry's reads, or a copy of them held in memory that answers the same."""
+
+    async def get(self, model_id: str) -> MLModel:
+        """NOT_FOUND when there is no such model."""
+        ...
+
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]: ...
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
+        """The models in the order asked (None where missing)."""
+        ...
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]:
+        """Each model's converted variants, oldest first."""
+        ...
+
+
+class AliasReads(Protocol):
+    """What reading aliases needs (see ``AliasRegistry``)."""
+
+    async def resolve(self, alias: str) -> str: ...
+
+    async def all(self, limit: int) -> list[ModelAlias]: ...
+
+    async def of_models(self, model_ids: list[str]) -> list[list[str]]: ...
+
+
 class ModelRegistry(Protocol):
     """Models and their weights, stored and fetched; a model with a weight is written in
     two phases: ``checked`` (the weight staged and inspected), then ``insert`` or

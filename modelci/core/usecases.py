@@ -48,10 +48,12 @@ from .weight_formats import WEIGHT_FORMATS, may_lack_input_shapes
 
 if TYPE_CHECKING:
     from .ports import (
+        AliasReads,
         AliasRegistry,
         CheckedWeight,
         DeviceRegistry,
         JobQueue,
+        ModelReads,
         ModelRegistry,
         UploadedWeight,
     )
@@ -649,10 +651,21 @@ class ModelService:
     """Models and their profiling results; the jobs a change queues or ends go through
     ``JobService``."""
 
-    def __init__(self, registry: ModelRegistry, jobs: JobService, aliases: AliasRegistry) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        jobs: JobService,
+        aliases: AliasRegistry,
+        reads: ModelReads | None = None,
+        alias_reads: AliasReads | None = None,
+    ) -> None:
         self.registry = registry
         self.jobs = jobs
         self.aliases = aliases
+        # What choosing and naming read (a copy in memory, say); the rules of a change
+        # read ``registry`` and ``aliases`` themselves.
+        self.reads: ModelReads = reads or registry
+        self.alias_reads: AliasReads = alias_reads or aliases
 
     async def register(
         self,
@@ -941,9 +954,9 @@ class ModelService:
 
     async def named(self, alias: str) -> MLModel:
         """The model ``alias`` names."""
-        model_id = await self.aliases.resolve(checked_alias(alias))
+        model_id = await self.alias_reads.resolve(checked_alias(alias))
         try:
-            return await self.registry.get(model_id)
+            return await self.reads.get(model_id)
         except NotFound:
             raise NotFound(f"alias {alias!r} names model {model_id}, which is gone") from None
 
@@ -958,7 +971,7 @@ class ModelService:
         from .ports import PageRequest  # the context imports this module
 
         where = ModelFilter(task=task, architecture=architecture, dataset=dataset)
-        page = await self.registry.find(where, PageRequest(first=MAX_CANDIDATES))
+        page = await self.reads.find(where, PageRequest(first=MAX_CANDIDATES))
         found = choosing.recommend(page.items, goal)
         found.truncated = page.has_next_page
         return found
@@ -973,7 +986,7 @@ class ModelService:
         repeated = sorted({each for each in model_ids if model_ids.count(each) > 1})
         if repeated:
             raise BadUserInput(f"ids: {', '.join(repeated)} given more than once", field="ids")
-        found = await self.registry.get_many(model_ids)
+        found = await self.reads.get_many(model_ids)
         missing = [model_id for model_id, model in zip(model_ids, found, strict=True) if not model]
         if missing:
             raise NotFound(f"no model with id {', '.join(missing)}", ids=missing)

@@ -1,8 +1,9 @@
 """What resolvers may reach: the request context, typed.
 
 Changes go through the use cases (``context.model_service``, ``context.job_service``,
-built once per process by the server); reads go to the repositories (the ports of
-``modelci.core.ports``) directly.
+built once per process by the server); reads go to the read ports of
+``modelci.core.ports`` directly (``ModelReads``, ``AliasReads``: the server answers them
+from memory where it can, ``server/reads.py``) and to the other repositories.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from strawberry.types import Info
 from modelci.core.domain import MLModel
 from modelci.core.identity import Identity
 from modelci.core.ports import (
-    AliasRegistry,
+    AliasReads,
     DeviceRegistry,
     JobQueue,
-    ModelRegistry,
+    ModelReads,
     OperationObserver,
     TokenAdmin,
 )
@@ -36,7 +37,7 @@ class Loaders:
     aliases: DataLoader[str, list[str]]
 
     @classmethod
-    def of(cls, registry: ModelRegistry, aliases: AliasRegistry) -> Loaders:
+    def of(cls, registry: ModelReads, aliases: AliasReads) -> Loaders:
         return cls(
             model=DataLoader(load_fn=registry.get_many),
             children=DataLoader(load_fn=registry.children_of),
@@ -50,13 +51,13 @@ class HubContext:
 
     request: Any
     response: Any
-    registry: ModelRegistry
+    registry: ModelReads
     jobs: JobQueue
     devices: DeviceRegistry
     request_id: str
     loaders: Loaders
     tokens: TokenAdmin
-    aliases: AliasRegistry
+    aliases: AliasReads
     model_service: ModelService
     job_service: JobService
     identity: Identity | None = None

@@ -23,6 +23,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from modelci.core.domain import READ_AFTER_HEADER, WRITE_TIME_HEADER
 from modelci.core.errors import BadUserInput, HubError, TooManyRequests
 from modelci.core.identity import Identity
 from modelci.core.identity import Scope as TokenScope
@@ -38,6 +39,7 @@ from .http import (
     media_type,
 )
 from .job_watch import ConnectionLease, OperationSlot
+from .read_model import parsed_time, read_after_var, time_text
 from .routes import graphiql_page, opens_graphiql
 from .services import services_of
 from .uploads import graphql_multipart
@@ -226,6 +228,11 @@ class HubGraphQL(GraphQL[HubContext, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        # Read-your-writes: the caller's latest write (from any server process) is what
+        # this request's reads must see; a write made here is answered with its time.
+        writes = services_of(request).writes
+        written_before = writes.last
+        read_after = read_after_var.set(parsed_time(request.headers.get(READ_AFTER_HEADER)))
         try:
             if request.method == "POST" and media_type(request.headers) == MULTIPART:
                 response = await self.run_multipart(request)
@@ -237,6 +244,10 @@ class HubGraphQL(GraphQL[HubContext, None]):
             response = error_response(BadUserInput("the request nests too deeply"))
         except HubError as error:
             response = error_response(error)
+        finally:
+            read_after_var.reset(read_after)
+        if writes.last is not None and writes.last != written_before:
+            response.headers[WRITE_TIME_HEADER] = time_text(writes.last)
         await response(scope, receive, send)
 
     async def run_multipart(self, request: Request) -> Response:
@@ -283,15 +294,15 @@ class HubGraphQL(GraphQL[HubContext, None]):
             observer=services.metrics,
             request=request,
             response=response,
-            registry=services.registry,
+            registry=services.model_reads,
             jobs=services.jobs,
             devices=services.devices,
-            aliases=services.aliases,
+            aliases=services.alias_reads,
             model_service=services.model_service,
             job_service=services.job_service,
             events=services.feed,
             webhooks=services.webhook_service,
-            loaders=Loaders.of(services.registry, services.aliases),
+            loaders=Loaders.of(services.model_reads, services.alias_reads),
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
 

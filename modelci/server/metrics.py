@@ -69,6 +69,51 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
+        self.reads = Counter(
+            "modelci_reads",
+            "Model and alias reads by what answered them: memory (the read model), or the "
+            "database because the read model was loading, resuming, rebuilding, off, "
+            "lagging (a write the caller must see not yet applied) or not_held (past its "
+            "memory budget)",
+            ["answered_by"],
+            registry=self.registry,
+        )
+        # Each web process's own copy; across processes the least complete one shows.
+        self.read_model_models = Gauge(
+            "modelci_read_model_models",
+            "Models held in memory by the read model",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.read_model_bytes = Gauge(
+            "modelci_read_model_bytes",
+            "Memory the read model takes, as it counts it against its budget",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.read_model_budget_bytes = Gauge(
+            "modelci_read_model_budget_bytes",
+            "The read model's memory budget (MODELCI_READ_MODEL_MB)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.read_model_complete = Gauge(
+            "modelci_read_model_complete",
+            "1 while the read model serves and holds every model; 0 while it loads, has "
+            "lost its stream, is off, or is past its budget (older models from the database)",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+
+    def refresh_read_model(self, report: dict[str, Any] | None) -> None:
+        if report is None:
+            self.read_model_complete.set(0)
+            return
+        self.read_model_models.set(report["models"])
+        self.read_model_bytes.set(report["bytes"])
+        self.read_model_budget_bytes.set(report["budgetBytes"])
+        self.read_model_complete.set(int(report["state"] == "serving" and report["complete"]))
+
     def observe(self, operation: str, kind: str, seconds: float, failed: bool) -> None:
         outcome = "error" if failed else "ok"
         self.operations.labels(operation, kind, outcome).inc()
@@ -139,5 +184,7 @@ def route_template(scope: Scope) -> str:
 async def metrics_endpoint(request: Request) -> Response:
     services = request.app.state.services
     await services.metrics.refresh_jobs(services.jobs.jobs)
+    read_model = services.read_model
+    services.metrics.refresh_read_model(read_model.report() if read_model else None)
     response: Response = services.metrics.exposition()
     return response

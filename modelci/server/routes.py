@@ -163,7 +163,11 @@ async def readyz(request: Request) -> Response:
         )
     # The cage this machine's workers run uploaded models in (`modelci/cage/runner.py`).
     cage = await asyncio.to_thread(cage_kind)
-    return JSONResponse({"status": "ready", "database": "ok", "cage": cage})
+    read_model = services_of(request).read_model
+    # Reads from memory, or (loading, past its budget, its stream lost, off) from the
+    # database: ready either way, and saying which.
+    memory = read_model.report() if read_model else {"state": "off", "why": "read_model_mb is 0"}
+    return JSONResponse({"status": "ready", "database": "ok", "cage": cage, "readModel": memory})
 
 
 def not_ready_reason(error: Exception) -> str:

@@ -30,6 +30,8 @@ from .job_watch import WatchLimits
 from .listing import Listing, listing_for
 from .metrics import Metrics
 from .outbox import EVENTS, EventFeed, Relay
+from .read_model import ReadModel, WriteTimes
+from .reads import AliasReads, ModelReads
 from .registry import MongoModelRegistry
 from .settings import MiB, Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
@@ -53,6 +55,10 @@ class Services:
     jobs: MongoJobQueue
     devices: MongoDeviceRegistry
     aliases: MongoAliasRegistry
+    writes: WriteTimes
+    read_model: ReadModel | None
+    model_reads: ModelReads | MongoModelRegistry
+    alias_reads: AliasReads | MongoAliasRegistry
     tokens: TokenStore
     auth_enabled: bool
     metrics: Metrics
@@ -134,8 +140,9 @@ async def hub_services(
     ``maintenance`` first clears abandoned uploads and removes weight bytes no model
     references: work for one process while no other serves the same data directory.
     """
+    writes = WriteTimes()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        url, **settings.database_client_options()
+        url, event_listeners=[writes], **settings.database_client_options()
     )
     inspector: ModelInspector | None = None
     try:
@@ -155,6 +162,15 @@ async def hub_services(
         )
         devices = MongoDeviceRegistry(db[DEVICES])
         aliases = MongoAliasRegistry(db[ALIASES])
+        read_model: ReadModel | None = None
+        model_reads: ModelReads | MongoModelRegistry = registry
+        alias_reads: AliasReads | MongoAliasRegistry = aliases
+        if settings.read_model_mb > 0:
+            read_model = ReadModel(
+                db, writes, settings.read_model_mb * MiB, settings.read_wait_s, metrics
+            )
+            model_reads = ModelReads(read_model, registry)
+            alias_reads = AliasReads(read_model, aliases)
         job_service = JobService(
             registry, jobs, devices, max_queued_per_owner=settings.max_queued_jobs_per_token
         )
@@ -168,6 +184,10 @@ async def hub_services(
             jobs=jobs,
             devices=devices,
             aliases=aliases,
+            writes=writes,
+            read_model=read_model,
+            model_reads=model_reads,
+            alias_reads=alias_reads,
             tokens=TokenStore(db[TOKENS]),
             auth_enabled=settings.auth_enabled(),
             metrics=metrics,
@@ -178,15 +198,21 @@ async def hub_services(
                 settings.max_subscriptions_per_token,
             ),
             job_service=job_service,
-            model_service=ModelService(registry, job_service, aliases),
+            model_service=ModelService(
+                registry, job_service, aliases, reads=model_reads, alias_reads=alias_reads
+            ),
             relay=relay,
             feed=feed,
             webhooks=webhooks,
             webhook_service=WebhookService(webhooks, settings.webhook_host_list()),
         )
+        if read_model is not None:
+            read_model.start()
         try:
             yield services
         finally:
+            if read_model is not None:
+                await read_model.close()
             await services.jobs.watchers.close()
             await services.feed.close()
     finally:

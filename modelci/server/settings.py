@@ -69,6 +69,22 @@ class Settings(BaseSettings):
         description="Memory a server process gives to models it has read, so that an "
         "unchanged model read again is not validated again (0: none).",
     )
+    read_model_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Memory a server process gives to its copy of the models and aliases, "
+        "kept current by the database's change stream, that answers reads (0: every read "
+        "asks the database). The newest models are kept; a read needing older ones asks "
+        "the database. About 6 KB a profiled model: the default keeps some 40 000.",
+    )
+    read_wait_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Longest a read waits for the copy in memory to apply a write the "
+        "caller must see (one made through another server process) before it asks the "
+        "database instead.",
+    )
     request_head_timeout_s: float = Field(
         default=10.0,
         gt=0,

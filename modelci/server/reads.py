@@ -1,0 +1,111 @@
+"""The reads GraphQL makes of models and aliases (``core.ports.ModelReads`` and
+``AliasReads``): from the process's read model when it is current for the request
+(``read_model.py``), else from the database, with the same answers either way.
+
+The rules of a change read the database themselves (``MongoModelRegistry``): a check
+made before a write must see what the write will race with, not what memory holds.
+"""
+
+from __future__ import annotations
+
+from modelci.core.domain import MLModel, ModelAlias, ModelFilter
+from modelci.core.errors import NotFound
+from modelci.core.ports import Page, PageRequest
+
+from .aliases import MongoAliasRegistry, alias_from_document
+from .model_query import models_query
+from .read_model import ReadModel, Unknown
+from .registry import MongoModelRegistry
+from .storage import object_id
+
+
+class ModelReads:
+    def __init__(self, memory: ReadModel, registry: MongoModelRegistry) -> None:
+        self.memory = memory
+        self.registry = registry
+
+    async def answerable(self) -> bool:
+        why = await self.memory.current()
+        if why is not None:
+            self.memory.count(why)
+        return why is None
+
+    def answered(self) -> None:
+        self.memory.count("memory")
+
+    def unknown(self) -> None:
+        self.memory.count("not_held")
+
+    async def get(self, model_id: str) -> MLModel:
+        object_id(model_id)  # BAD_USER_INPUT before anything else
+        if await self.answerable():
+            found = self.memory.model(model_id)
+            if found is None:
+                self.answered()
+                raise NotFound(f"no model with id {model_id}")
+            if not isinstance(found, Unknown):
+                self.answered()
+                return self.registry.documents.model(found)
+            self.unknown()
+        return await self.registry.get(model_id)
+
+    async def find(self, where: ModelFilter, page: PageRequest) -> Page[MLModel]:
+        if await self.answerable():
+            found = self.memory.page(models_query(where), page)
+            if not isinstance(found, Unknown):
+                self.answered()
+                documents, has_next, has_previous = found
+                return Page(self.registry.documents.models(documents), has_next, has_previous)
+            self.unknown()
+        return await self.registry.find(where, page)
+
+    async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
+        if await self.answerable():
+            found = [self.memory.model(model_id) for model_id in model_ids]
+            if not any(isinstance(each, Unknown) for each in found):
+                self.answered()
+                return [
+                    None if each is None else self.registry.documents.model(each)
+                    for each in found
+                    if not isinstance(each, Unknown)
+                ]
+            self.unknown()
+        return await self.registry.get_many(model_ids)
+
+    async def children_of(self, model_ids: list[str]) -> list[list[MLModel]]:
+        if await self.answerable():
+            found = self.memory.children(model_ids)
+            if not isinstance(found, Unknown):
+                self.answered()
+                return [self.registry.documents.models(each) for each in found]
+            self.unknown()
+        return await self.registry.children_of(model_ids)
+
+
+class AliasReads:
+    def __init__(self, memory: ReadModel, aliases: MongoAliasRegistry) -> None:
+        self.memory = memory
+        self.aliases = aliases
+
+    async def answerable(self) -> bool:
+        why = await self.memory.current()
+        self.memory.count(why or "memory")
+        return why is None
+
+    async def resolve(self, alias: str) -> str:
+        if not await self.answerable():
+            return await self.aliases.resolve(alias)
+        document = self.memory.alias(alias)
+        if document is None:
+            raise NotFound(f"no alias {alias!r} (modelAliases lists them)", alias=alias)
+        return str(document["model_id"])
+
+    async def all(self, limit: int) -> list[ModelAlias]:
+        if not await self.answerable():
+            return await self.aliases.all(limit)
+        return [alias_from_document(dict(each)) for each in self.memory.aliases(limit)]
+
+    async def of_models(self, model_ids: list[str]) -> list[list[str]]:
+        if not await self.answerable():
+            return await self.aliases.of_models(model_ids)
+        return self.memory.aliases_of(model_ids)
