@@ -200,6 +200,10 @@ FILTERS: list[ModelFilter] = [
 ]
 
 
+def read_model_on(db: Any, mongodb_url: str, budget: int = 64 * 2**20) -> ReadModel:
+    return ReadModel(mongodb_url, db.name, {"tz_aware": True}, WriteTimes(), budget, wait_s=5)
+
+
 @pytest.fixture
 async def database(
     settings: Settings, mongodb_url: str
@@ -210,7 +214,7 @@ async def database(
         listing = await prepared_database(db)
         seeded = documents(160)
         await db[MODELS].insert_many(seeded)
-        yield db, listing, seeded
+        yield db, listing, seeded, mongodb_url
     finally:
         await client.close()
 
@@ -259,8 +263,8 @@ async def pages_agree(
 
 
 async def test_every_filter_shape_reads_as_the_database_does(database: Any) -> None:
-    db, listing, seeded = database
-    read_model = await serving(ReadModel(db, WriteTimes(), 64 * 2**20, wait_s=5))
+    db, listing, seeded, url = database
+    read_model = await serving(read_model_on(db, url))
     try:
         assert len(read_model.held.models) == len(seeded)
         found = [await pages_agree(read_model, db, listing, wanted, 7) for wanted in FILTERS]
@@ -274,8 +278,8 @@ async def test_every_filter_shape_reads_as_the_database_does(database: Any) -> N
 async def test_changes_are_followed_and_read_back_alike(database: Any) -> None:
     """Inserts, updates of each kind and deletes made by another client are applied in
     order; the answers stay the database's."""
-    db, listing, seeded = database
-    read_model = await serving(ReadModel(db, WriteTimes(), 64 * 2**20, wait_s=5))
+    db, listing, seeded, url = database
+    read_model = await serving(read_model_on(db, url))
     try:
         models = db[MODELS]
         extra = documents(20, seed=3, first_version=1000)
@@ -305,9 +309,9 @@ async def test_changes_are_followed_and_read_back_alike(database: Any) -> None:
 async def test_past_its_budget_memory_holds_the_newest_and_says_what_it_cannot_answer(
     database: Any,
 ) -> None:
-    db, _, seeded = database
+    db, _, seeded, url = database
     budget = sum(len(bson.encode(document)) for document in seeded) * 3 // 2
-    read_model = await serving(ReadModel(db, WriteTimes(), budget, wait_s=5))
+    read_model = await serving(read_model_on(db, url, budget))
     try:
         held = read_model.held
         assert 0 < len(held.models) < len(seeded)

@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+import pymongo
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
@@ -64,6 +65,7 @@ from .storage import MODELS, object_id
 logger = logging.getLogger("modelci.read_model")
 
 WATCHED = (MODELS, ALIASES)
+READ_MODEL_APP = "modelci-read-model"  # the stream's client, as the database names it
 WRITE_COMMANDS = frozenset(["insert", "update", "delete", "findAndModify"])
 # A stream's empty batch waits this long for a change: the longest a read that needs a
 # time no event carries waits while the database is quiet.
@@ -84,6 +86,7 @@ NAME_INDEXED = ("tags", "metric", "params")
 # A candidate set this small (or this share of the held models) is walked in id order;
 # a larger one is used as a membership test while the newest-first order is walked.
 SMALL_CANDIDATES = 2048
+CLOSE_TIMEOUT_S = 5.0
 
 
 def time_text(time: Timestamp) -> str:
@@ -136,6 +139,25 @@ class WriteTimes(CommandListener):
 
     def failed(self, event: CommandFailedEvent) -> None:
         self.pending.pop(event.request_id, None)  # not acknowledged: nothing to wait for
+
+
+class StreamOpens(CommandListener):
+    """How many times the change stream was opened: at start, after a loss, and each time
+    PyMongo resumed it by itself after an error it retries."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        pipeline = event.command.get("pipeline") if event.command_name == "aggregate" else None
+        if pipeline and isinstance(pipeline[0], Mapping) and "$changeStream" in pipeline[0]:
+            self.count += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
 
 
 @dataclass
@@ -245,17 +267,28 @@ class ReadModel:
 
     def __init__(
         self,
-        db: AsyncDatabase[dict[str, Any]],
+        url: str,
+        database: str,
+        client_options: Mapping[str, Any],
         writes: WriteTimes,
         budget_bytes: int,
         wait_s: float,
         metrics: Metrics | None = None,
     ) -> None:
-        self.codec_options: CodecOptions[Any] = db.codec_options
-        self.raw_options: CodecOptions[Any] = db.codec_options.with_options(
+        # A client of its own: the stream's waiting reads keep no request waiting for a
+        # connection, the database can name it (``READ_MODEL_APP``), and its opening of
+        # the stream, by this model or by PyMongo resuming it, is counted.
+        self.opens = StreamOpens()
+        self.client: AsyncMongoClient[Any] = AsyncMongoClient(
+            url, appname=READ_MODEL_APP, event_listeners=[self.opens], **client_options
+        )
+        self.codec_options: CodecOptions[Any] = self.client.codec_options
+        self.raw_options: CodecOptions[Any] = self.codec_options.with_options(
             document_class=RawBSONDocument
         )
-        self.db: AsyncDatabase[Any] = db.with_options(codec_options=self.raw_options)
+        self.db: AsyncDatabase[Any] = self.client.get_database(
+            database, codec_options=self.raw_options
+        )
         self.writes = writes
         self.budget = budget_bytes
         self.wait_s = wait_s
@@ -284,6 +317,8 @@ class ReadModel:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        with pymongo.timeout(CLOSE_TIMEOUT_S):
+            await self.client.close()
 
     async def run(self) -> None:
         failures = 0
@@ -550,6 +585,7 @@ class ReadModel:
             "olderModelsFrom": "database" if held.floor is not None else None,
             "loads": self.loads,
             "resumes": self.resumes,
+            "streamOpens": self.opens.count,
             "loadSeconds": None if self.load_seconds is None else round(self.load_seconds, 3),
             "reads": dict(self.reads),
         }

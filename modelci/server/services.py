@@ -167,7 +167,13 @@ async def hub_services(
         alias_reads: AliasReads | MongoAliasRegistry = aliases
         if settings.read_model_mb > 0:
             read_model = ReadModel(
-                db, writes, settings.read_model_mb * MiB, settings.read_wait_s, metrics
+                url,
+                settings.database,
+                settings.database_client_options(),
+                writes,
+                settings.read_model_mb * MiB,
+                settings.read_wait_s,
+                metrics,
             )
             model_reads = ModelReads(read_model, registry)
             alias_reads = AliasReads(read_model, aliases)
