@@ -10,18 +10,24 @@ the database with the hub's own listing, page by page both ways.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import bson
 import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
-from pymongo import AsyncMongoClient
+from conftest import Api, serving
+from pymongo import AsyncMongoClient, MongoClient
 
 from modelci.core.domain import ModelFilter, ModelWhere, ProfileFilter
 from modelci.core.ports import PageRequest
+from modelci.server.app import create_app
+from modelci.server.embedded import free_port
 from modelci.server.listing import Listing
 from modelci.server.model_query import models_query
 from modelci.server.read_model import ReadModel, Unknown, WriteTimes
@@ -219,7 +225,7 @@ async def database(
         await client.close()
 
 
-async def serving(read_model: ReadModel) -> ReadModel:
+async def followed(read_model: ReadModel) -> ReadModel:
     read_model.start()
     while not read_model.serving:
         await read_model.progress.wait()
@@ -264,7 +270,7 @@ async def pages_agree(
 
 async def test_every_filter_shape_reads_as_the_database_does(database: Any) -> None:
     db, listing, seeded, url = database
-    read_model = await serving(read_model_on(db, url))
+    read_model = await followed(read_model_on(db, url))
     try:
         assert len(read_model.held.models) == len(seeded)
         found = [await pages_agree(read_model, db, listing, wanted, 7) for wanted in FILTERS]
@@ -279,7 +285,7 @@ async def test_changes_are_followed_and_read_back_alike(database: Any) -> None:
     """Inserts, updates of each kind and deletes made by another client are applied in
     order; the answers stay the database's."""
     db, listing, seeded, url = database
-    read_model = await serving(read_model_on(db, url))
+    read_model = await followed(read_model_on(db, url))
     try:
         models = db[MODELS]
         extra = documents(20, seed=3, first_version=1000)
@@ -311,7 +317,7 @@ async def test_past_its_budget_memory_holds_the_newest_and_says_what_it_cannot_a
 ) -> None:
     db, _, seeded, url = database
     budget = sum(len(bson.encode(document)) for document in seeded) * 3 // 2
-    read_model = await serving(read_model_on(db, url, budget))
+    read_model = await followed(read_model_on(db, url, budget))
     try:
         held = read_model.held
         assert 0 < len(held.models) < len(seeded)
@@ -328,3 +334,121 @@ async def test_past_its_budget_memory_holds_the_newest_and_says_what_it_cannot_a
         assert isinstance(read_model.children([str(newest[0]["_id"])]), Unknown)
     finally:
         await read_model.close()
+
+
+# Through the API: a hub past its budget, a hub on a server without change streams.
+
+SEARCH = """
+query Search($first: Int, $after: String, $last: Int, $before: String, $where: ModelWhereInput,
+             $architecture: String) {
+  models(first: $first, after: $after, last: $last, before: $before, where: $where,
+         architecture: $architecture) {
+    nodes { id version architecture tags { name value } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def every_page(api: Api, **arguments: Any) -> list[dict[str, Any]]:
+    """Each page's answer, forward to the end and back from the end."""
+    answers: list[dict[str, Any]] = []
+    after = None
+    while True:
+        answer = (await api.data(SEARCH, {"first": 50, "after": after, **arguments}))["models"]
+        answers.append(answer)
+        if not answer["pageInfo"]["hasNextPage"]:
+            break
+        after = answer["pageInfo"]["endCursor"]
+    answers.append((await api.data(SEARCH, {"last": 30, **arguments}))["models"])
+    return answers
+
+
+async def readiness(api: Api) -> dict[str, Any]:
+    body: dict[str, Any] = (await api.http.get("/readyz")).json()
+    return body
+
+
+async def test_past_its_budget_a_hub_answers_as_the_database_and_says_so(
+    settings: Settings, mongodb_url: str
+) -> None:
+    """The newest models are held; pages reaching older ones are read from the database,
+    the same answers as a hub that holds none; /readyz and /metrics say so."""
+    memory_app = create_app(settings.model_copy(update={"read_model_mb": 1}), mongodb_url)
+    database_app = create_app(settings.model_copy(update={"read_model_mb": 0}), mongodb_url)
+    async with serving(memory_app) as memory, serving(database_app) as database:
+        template = await memory.register(version=1)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+        try:
+            models = client[settings.database][MODELS]
+            stored = await models.find_one({"_id": ObjectId(template["id"])})
+            assert stored is not None
+            chance = random.Random(5)
+            await models.insert_many(
+                [
+                    stored
+                    | {
+                        "_id": ObjectId(),
+                        "version": version,
+                        "architecture": chance.choice(["ResNet50", "ViT"]),
+                        "tags": [{"name": "team", "value": chance.choice(["a", "b"])}],
+                    }
+                    for version in range(2, 402)
+                ]
+            )
+            await memory.sees_database(client)
+        finally:
+            await client.close()
+        for arguments in (
+            {},
+            {"architecture": "ViT"},
+            {"where": {"tags": [{"name": "team", "equals": "a"}], "version": {"gt": 100}}},
+        ):
+            assert await every_page(memory, **arguments) == await every_page(
+                database, **arguments
+            ), arguments
+
+        state = (await readiness(memory))["readModel"]
+        assert state["state"] == "serving" and state["complete"] is False, state
+        assert 0 < state["models"] < 401 and state["bytes"] <= state["budgetBytes"], state
+        assert state["reads"]["memory"] > 0 and state["reads"]["not_held"] > 0, state
+        assert (await readiness(database))["readModel"]["state"] == "off"
+        metrics = (await memory.http.get("/metrics")).text
+        assert "modelci_read_model_complete 0.0" in metrics
+        assert 'modelci_reads_total{answered_by="not_held"}' in metrics
+
+
+@pytest.fixture
+def standalone_url(tmp_path: Path) -> Iterator[str]:
+    """SecantusDB as a standalone server: no replica set, so no change streams."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "secantus", "--standalone", "--log-level", "WARNING"),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            *("--storage-path", str(tmp_path / "standalone")),
+        ],
+    )
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    try:
+        with MongoClient(url, serverSelectionTimeoutMS=30_000) as client:
+            client.admin.command("ping")  # waits for it to listen
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def test_on_a_server_without_change_streams_reads_go_to_the_database(
+    settings: Settings, standalone_url: str
+) -> None:
+    app = create_app(settings, standalone_url)
+    async with serving(app) as api:
+        read_model = app.state.services.read_model
+        while read_model.state != "off":
+            await read_model.progress.wait()
+        model = await api.register(version=1)
+        found = await api.data(SEARCH, {"first": 5})
+        assert [node["id"] for node in found["models"]["nodes"]] == [model["id"]]
+        state = (await readiness(api))["readModel"]
+        assert state["state"] == "off" and "replica set" in state["why"], state
+        assert state["reads"].get("memory", 0) == 0 and state["reads"]["off"] > 0, state
