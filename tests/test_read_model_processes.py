@@ -92,6 +92,10 @@ def test_a_write_through_one_process_is_read_at_once_through_another(tmp_path: P
                 for n in (1, 2)
             ]
             first, second = Side(first_url), Side(second_url)
+            # A made-up time from the future only makes its own request wait (for the
+            # stream's next batch): it never makes memory look more current than it is.
+            second.read_after = "4000000000.0"
+            assert second.data(GET, id=models[0])["model"]["id"] == models[0]
             for round_ in range(1000):
                 writer, reader = (first, second) if round_ % 3 else (second, first)
                 read_back(writer, reader, round_, models)

@@ -6,13 +6,17 @@ characters, JSON output, id tables and the transfer bar."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
+from platformdirs import user_cache_dir
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -100,6 +104,41 @@ def fail(message: str, next_step: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def write_times_file() -> Path:
+    return Path(user_cache_dir("modelci", appauthor=False)) / "write-times.json"
+
+
+def remembered_write_time(server: str) -> str | None:
+    """The time of the latest write a command made on ``server``: the next command's
+    reads see it, whichever of the hub's server processes answers them."""
+    try:
+        times = json.loads(write_times_file().read_text())
+    except (OSError, ValueError):
+        return None
+    time = times.get(server) if isinstance(times, dict) else None
+    return time if isinstance(time, str) else None
+
+
+def remember_write_time(server: str, time: str | None) -> None:
+    if time is None or time == remembered_write_time(server):
+        return
+    path = write_times_file()
+    try:
+        times = json.loads(path.read_text())
+    except (OSError, ValueError):
+        times = {}
+    if not isinstance(times, dict):
+        times = {}
+    times[server] = time
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+            json.dump(times, handle)
+        os.replace(handle.name, path)
+    except OSError:
+        pass  # a hint for the next command's reads, not worth failing this one
+
+
 @contextmanager
 def hub_client(
     server: str, token: str | None, next_steps: Mapping[str, Advice] | None = None
@@ -113,9 +152,13 @@ def hub_client(
         raise fail(
             str(error), "pass --server http://HOST:PORT", EXIT_CODES[BadUserInput.code]
         ) from None
+    client.write_time = remembered_write_time(server)
     try:
         with client as hub:
-            yield hub
+            try:
+                yield hub
+            finally:
+                remember_write_time(server, hub.write_time)
     except HubError as error:
         advice = {**NEXT_STEPS, **(next_steps or {})}.get(error.code)
         step = advice(error) if callable(advice) else advice

@@ -19,10 +19,14 @@ with the database's operation time; ``WriteTimes`` keeps the latest of this proc
 and a request may carry a client's (``read_after_var``: the client's latest
 acknowledged write, from any process). A read is answered from memory only once the
 model has applied that time; it waits for it (``wait_s`` at most), else reads the
-database. A change event's cluster time covers its write; a stream batch that comes
-back empty covers every write acknowledged before it was asked for: so a time needing
-no event (a write that changed nothing, a time the database moved on) is covered by the
-next empty batch, and waiting never depends on another write coming.
+database. A change event's cluster time covers its write. A stream batch that comes
+back empty covers every write acknowledged before it was asked for: this process's own
+writes (``applied`` moves up to them), and whatever write the requests waiting since
+before it was asked for must see, whatever time they carry. So a time no event carries
+(a write that changed nothing; a time the database moved past meanwhile) is covered by
+the next empty batch, and a read never waits on another write coming. A time a client
+sends is only ever a reason for its own request to wait: it never moves ``applied``, so
+a made-up time cannot make memory look more current than it is.
 
 The memory budget: the newest models are held, down to ``floor`` (the newest id not
 held): below it memory does not know, and a read that reaches it goes to the database
@@ -297,7 +301,9 @@ class ReadModel:
         self.state = "loading"  # loading, serving, resuming, rebuilding or off
         self.why: str | None = None  # what lost the stream, in words
         self.applied: Timestamp | None = None  # every write up to this time is applied
-        self.needed: Timestamp | None = None  # the latest time a read has waited for
+        # Batches asked for, and the last one that came back empty (a number of the first).
+        self.batches_asked = 0
+        self.emptied = 0
         self.token: Mapping[str, Any] | None = None
         self.progress = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -407,10 +413,12 @@ class ReadModel:
     async def follow(self, stream: AsyncChangeStream[Any]) -> None:
         while True:
             # Every write acknowledged before this batch is asked for is in it or before.
-            covers = later(self.needed, self.writes.last)
+            self.batches_asked += 1
+            asked, covers = self.batches_asked, self.writes.last
             change = await stream.try_next()
             if change is None:
                 self.applied = later(self.applied, covers)
+                self.emptied = asked
                 if not self.serving:
                     self.serving = True
                     self.state, self.why = "serving", None
@@ -463,10 +471,12 @@ class ReadModel:
         needed = later(read_after_var.get(), self.writes.last)
         if needed is None or (self.applied is not None and self.applied >= needed):
             return None
-        self.needed = later(self.needed, needed)
+        after = self.batches_asked + 1  # an empty batch asked for from now on covers it
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
-        while self.serving and not (self.applied is not None and self.applied >= needed):
+        while self.serving and not (
+            self.emptied >= after or (self.applied is not None and self.applied >= needed)
+        ):
             progress = self.progress
             try:
                 async with asyncio.timeout(deadline - loop.time()):
