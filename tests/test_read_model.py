@@ -30,7 +30,7 @@ from modelci.server.app import create_app
 from modelci.server.embedded import free_port
 from modelci.server.listing import Listing
 from modelci.server.model_query import models_query
-from modelci.server.read_model import ReadModel, Unknown, WriteTimes
+from modelci.server.read_model import ReadModel, Unknown, WriteTimes, held_cost
 from modelci.server.services import prepared_database
 from modelci.server.settings import Settings
 from modelci.server.storage import MODELS
@@ -316,7 +316,7 @@ async def test_past_its_budget_memory_holds_the_newest_and_says_what_it_cannot_a
     database: Any,
 ) -> None:
     db, _, seeded, url = database
-    budget = sum(len(bson.encode(document)) for document in seeded) * 3 // 2
+    budget = sum(held_cost(len(bson.encode(document))) for document in seeded) // 2
     read_model = await followed(read_model_on(db, url, budget))
     try:
         held = read_model.held

@@ -76,10 +76,18 @@ WRITE_COMMANDS = frozenset(["insert", "update", "delete", "findAndModify"])
 AWAIT_MS = 100
 LOAD_BATCH = 1000
 RETRY_S = (0.1, 0.5, 1.0, 2.0)  # between attempts to open a lost stream again
-# What one held model costs beyond its stored bytes: the bytes themselves, the decoded
-# projection queries match against (about as large again) and its index entries
-# (tracemalloc: 2.6 to 3.1 times the stored bytes over the benchmarks' profiled models).
-HELD_PER_STORED_BYTE = 3
+# What one held model costs: its stored bytes, the decoded projection queries match
+# against and its index entries. Measured with tracemalloc: 12 KB for a profiled model of
+# 2.8 KB stored (three dynamic results), 8.9 KB for one of 0.7 KB with many short
+# metadata entries: about 8 KB a model (the projection's dictionaries, the index
+# entries) and 1.6 times its stored bytes.
+HELD_BASE_BYTES = 8000
+
+
+def held_cost(stored_bytes: int) -> int:
+    return HELD_BASE_BYTES + stored_bytes * 8 // 5
+
+
 ALIAS_COST = 400  # bytes an alias takes held, with its two index entries
 
 # The operation time of the caller's latest acknowledged write, for this request's reads.
@@ -179,7 +187,7 @@ class Snapshot:
     models: dict[bytes, Held] = field(default_factory=dict)
     order: list[bytes] = field(default_factory=list)
     floor: bytes | None = None  # this id and older: not held
-    size: int = 0  # bytes held (``HELD_PER_STORED_BYTE``)
+    size: int = 0  # bytes held, as ``held_cost`` counts them
     by_value: dict[str, dict[Any, set[bytes]]] = field(
         default_factory=lambda: {name: {} for name in EQUALITY_INDEXED}
     )
@@ -459,7 +467,7 @@ class ReadModel:
     def held_of(self, document: RawBSONDocument) -> Held:
         raw = self.copied(document)
         view = view_of(bson.decode(raw.raw, self.codec_options))
-        return Held(raw, view, len(raw.raw) * HELD_PER_STORED_BYTE)
+        return Held(raw, view, held_cost(len(raw.raw)))
 
     # Whether memory may answer
 

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         description="Memory a server process gives to its copy of the models and aliases, "
         "kept current by the database's change stream, that answers reads (0: every read "
         "asks the database). The newest models are kept; a read needing older ones asks "
-        "the database. About 6 KB a profiled model: the default keeps some 40 000.",
+        "the database. About 12 KB a profiled model: the default keeps some 20 000.",
     )
     read_wait_s: float = Field(
         default=0.5,
