@@ -274,6 +274,11 @@ async def test_every_filter_shape_reads_as_the_database_does(database: Any) -> N
     try:
         assert len(read_model.held.models) == len(seeded)
         found = [await pages_agree(read_model, db, listing, wanted, 7) for wanted in FILTERS]
+        parents = {document["parent_model_id"] for document in seeded} - {None}
+        for parent in sorted(parents)[:3]:  # a source's variants
+            assert await pages_agree(
+                read_model, db, listing, ModelFilter(parent_model_id=parent), 2
+            )
         assert found[0] == len(seeded)
         # Every filter but three that match nothing on purpose finds some, not all.
         assert sum(1 for count in found if 0 < count < len(seeded)) == len(FILTERS) - 4
