@@ -65,6 +65,7 @@ from .aliases import ALIASES
 from .memory_query import Unanswerable, matches, planned, view_of
 from .metrics import Metrics
 from .storage import MODELS, object_id
+from .waiting import cancelled
 
 logger = logging.getLogger("modelci.read_model")
 
@@ -328,9 +329,7 @@ class ReadModel:
         self.task = asyncio.create_task(self.run(), name="read model")
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        await cancelled(self.task)  # again and again: the driver can take one in
         with pymongo.timeout(CLOSE_TIMEOUT_S):
             await self.client.close()
 
