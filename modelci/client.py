@@ -1112,6 +1112,15 @@ class AsyncModelHub:
     def url(self) -> str:
         return self.hub.url
 
+    @property
+    def write_time(self) -> str | None:
+        """As ``ModelHub.write_time``."""
+        return self.hub.write_time
+
+    @write_time.setter
+    def write_time(self, time: str | None) -> None:
+        self.hub.write_time = time
+
     close = InAThread(ModelHub.close)
     register_model = InAThread(ModelHub.register_model)
     get_by_id = InAThread(ModelHub.get_by_id)
