@@ -30,7 +30,13 @@ from modelci.server.app import create_app
 from modelci.server.embedded import free_port
 from modelci.server.listing import Listing
 from modelci.server.model_query import models_query
-from modelci.server.read_model import ReadModel, Unknown, WriteTimes, held_cost
+from modelci.server.read_model import (
+    ReadModel,
+    Unknown,
+    WriteTimes,
+    held_cost,
+    read_after_var,
+)
 from modelci.server.services import prepared_database
 from modelci.server.settings import Settings
 from modelci.server.storage import MODELS
@@ -232,6 +238,16 @@ async def followed(read_model: ReadModel) -> ReadModel:
     return read_model
 
 
+async def caught_up(read_model: ReadModel, db: Any) -> None:
+    """Until the read model has applied every write made so far, as a request carrying
+    the database's time now waits for it."""
+    token = read_after_var.set((await db.command("ping"))["operationTime"])
+    try:
+        assert await read_model.current() is None
+    finally:
+        read_after_var.reset(token)
+
+
 def ids(found: list[Any]) -> list[str]:
     return [str(document["_id"]) for document in found]
 
@@ -302,15 +318,7 @@ async def test_changes_are_followed_and_read_back_alike(database: Any) -> None:
         )
         await models.delete_many({"task": "Object_Detection", "version": {"$lt": 60}})
         await models.replace_one({"_id": seeded[5]["_id"]}, {**seeded[5], "version": 999})
-        # What the database answers now, once the stream has brought every change.
-        total = await models.count_documents({})
-        while len(read_model.held.models) != total or read_model.page(
-            models_query(ModelFilter(architecture="X")), PageRequest(first=500)
-        ) == ([], False, False):
-            await read_model.progress.wait()
-        last_write = (await db.command("ping"))["operationTime"]
-        while read_model.applied is None or read_model.applied < last_write:
-            await read_model.progress.wait()
+        await caught_up(read_model, db)
         for wanted in [*FILTERS[:8], ModelFilter(architecture="X"), ModelFilter(version=999)]:
             await pages_agree(read_model, db, listing, wanted, 9)
     finally:
@@ -457,3 +465,20 @@ async def test_on_a_server_without_change_streams_reads_go_to_the_database(
         state = (await readiness(api))["readModel"]
         assert state["state"] == "off" and "replica set" in state["why"], state
         assert state["reads"].get("memory", 0) == 0 and state["reads"]["off"] > 0, state
+
+
+async def test_a_dropped_collection_is_loaded_again(database: Any) -> None:
+    """A change the stream cannot carry on from (the collection dropped and filled again,
+    as a restore does) makes the read model load everything again, not serve a gap."""
+    db, listing, _, url = database
+    read_model = await followed(read_model_on(db, url))
+    try:
+        await db[MODELS].drop()
+        restored = documents(30, seed=11, first_version=5000)
+        await db[MODELS].insert_many(restored)
+        while read_model.loads < 2 or not read_model.serving:
+            await read_model.progress.wait()
+        await caught_up(read_model, db)
+        assert await pages_agree(read_model, db, listing, ModelFilter(), 8) == len(restored)
+    finally:
+        await read_model.close()
