@@ -2,7 +2,11 @@
 
 Both servers run on this machine, on loopback, started here:
 - ours: `modelci serve` through `benchmarks/hub.py` (embedded database, no profiling
-  workers, `--processes` web processes, 2 by default: one a core);
+  workers, `--processes` web processes, 2 by default: one a core), twice by default
+  (`--read-model both`): with its read model on (the default, MODELCI_READ_MODEL_MB
+  256: reads answered from each web process's memory) and, on the first one's database,
+  with it off (MODELCI_READ_MODEL_MB=0: every read asks the database, the behaviour
+  before the read model); `--read-model memory` or `database` starts one of them only;
 - MLflow: `mlflow server` with its defaults (SQLite backend store, artifacts served by the
   tracking server, 4 worker processes).
 
@@ -28,13 +32,15 @@ REST API (`registered-models/get`, `registered-models/search`, and the four requ
 registration).
 
 Concurrency 1 and 16: threads, each with its own client or connection. Each cell runs
---seconds (and at least --min-requests), after one untimed request a thread; the two
+--seconds (and at least --min-requests), after one untimed request a thread; the
 systems alternate cell by cell, in --rounds rounds (the order flips each round). Printed:
 a Markdown table of each cell's median over rounds of p50 and p95 (nearest rank), and the
-ratio MLflow / ours.
+ratios MLflow / ours (each of ours) and, with both of ours, ours from the database / ours
+from memory.
 
     python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow
     MLFLOW_BIN=/tmp/mlflow/bin/mlflow python benchmarks/mlflow_registry.py [--quick]
+        [--read-model both|memory|database] [--operations get search]
 """
 
 from __future__ import annotations
@@ -64,7 +70,9 @@ ARCHITECTURES = ("resnet", "vit")  # the seeded models, half each
 REGISTERED = "registered"  # the architecture of models registered while measuring
 OPERATIONS = ("get", "search", "register")
 INTERFACES = ("client", "http")
-SYSTEMS = ("modelci", "mlflow")
+# Ours with its read model on, ours with it off, MLflow.
+SYSTEMS = ("modelci", "modelci-db", "mlflow")
+LABELS = {"modelci": "ours (memory)", "modelci-db": "ours (database)", "mlflow": "MLflow"}
 SEARCH_RESULTS = 100
 
 
@@ -231,6 +239,12 @@ class Ours:
         self.ids = seeded(
             self.hub, lambda hub, index: seed_one(hub, index, dynamic_results), models
         )
+        return self.adopt(self.ids)
+
+    def adopt(self, ids: list[str]) -> dict[str, Any]:
+        """These models (seeded through another hub on the same database) are the ones
+        read; records the client's own requests for the raw side."""
+        self.ids = ids
         with self.hub() as hub:
             self.requests["get"] = recorded(hub, lambda: hub.get_by_id(self.ids[0]))
             self.requests["search"] = recorded(
@@ -486,14 +500,21 @@ class MLflow:
 
 
 def drive(system: str, url: str) -> None:
-    side: Any = Ours(url) if system == "modelci" else MLflow(url)
-    states = {"client": side.hub if system == "modelci" else side.client, "http": lambda: Raw(url)}
+    ours = system.startswith("modelci")
+    side: Any = Ours(url) if ours else MLflow(url)
+    if system == "modelci-db":  # its registrations' model keys apart from the other's
+        side.versions = itertools.count(1_000_001)
+    states = {"client": side.hub if ours else side.client, "http": lambda: Raw(url)}
     answer = sys.stdout
     sys.stdout = sys.stderr  # whatever else prints stays off the answers
     for line in sys.stdin:
         command = json.loads(line)
         if command["do"] == "seed":
             reply: Any = side.seed(command["models"], command["dynamic_results"])
+        elif command["do"] == "ids":
+            reply = side.ids
+        elif command["do"] == "adopt":
+            reply = side.adopt(command["ids"])
         else:
             interface, operation = command["interface"], command["operation"]
             reply = run_cell(
@@ -601,6 +622,13 @@ def main() -> None:
         help="profiled: our seeded models each get a static result and this many dynamic ones",
     )
     parser.add_argument("--processes", type=int, default=2, help="our web processes")
+    parser.add_argument(
+        "--read-model",
+        choices=("both", "memory", "database"),
+        default="both",
+        help="ours with its read model on (memory), off (database: MODELCI_READ_MODEL_MB=0), "
+        "or both side by side on one database",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--interfaces", nargs="+", default=list(INTERFACES), choices=INTERFACES)
@@ -618,39 +646,75 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from hub import serve, wait_until_up
 
-    from modelci.server.embedded import free_port
+    from modelci.server.embedded import free_port, running_database_url
+    from modelci.server.settings import Settings
 
+    systems = {
+        "both": SYSTEMS,
+        "memory": ("modelci", "mlflow"),
+        "database": ("modelci-db", "mlflow"),
+    }[args.read_model]
     mlflow_bin = os.environ.get("MLFLOW_BIN", "mlflow")
     mlflow_python = str(Path(mlflow_bin).with_name("python")) if "/" in mlflow_bin else "python"
     with tempfile.TemporaryDirectory() as folder:
-        ours_port, mlflow_port = free_port(), free_port()
-        urls = {
-            "modelci": f"http://127.0.0.1:{ours_port}",
-            "mlflow": f"http://127.0.0.1:{mlflow_port}",
-        }
-        servers = [
-            serve(Path(folder, "hub"), ours_port, processes=str(args.processes)),
-            start_mlflow(mlflow_bin, mlflow_port, folder),
-        ]
+        ports = {name: free_port() for name in systems}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        ours = [name for name in systems if name != "mlflow"]
+        servers = []
         drivers: dict[str, Driver] = {}
         try:
-            wait_until_up(urls["modelci"])
+            # The first of ours on its own embedded database; the second, if any, on the
+            # first one's, so that both read the same models.
+            first = ours[0]
+            servers.append(
+                serve(
+                    Path(folder, first),
+                    ports[first],
+                    processes=str(args.processes),
+                    **({"read_model_mb": "0"} if first == "modelci-db" else {}),
+                )
+            )
+            mlflow = start_mlflow(mlflow_bin, ports["mlflow"], folder)
+            servers.append(mlflow)
+            wait_until_up(urls[first])
+            if len(ours) == 2:
+                database_url = running_database_url(
+                    Settings(data_dir=Path(folder, first), _env_file=None).embedded_db_dir  # type: ignore[call-arg]
+                )
+                if database_url is None:
+                    raise RuntimeError("the hub's embedded database does not answer")
+                servers.append(
+                    serve(
+                        Path(folder, ours[1]),
+                        ports[ours[1]],
+                        processes=str(args.processes),
+                        read_model_mb="0",
+                        mongodb_url=database_url,
+                    )
+                )
+                wait_until_up(urls[ours[1]])
             wait_for(f"{urls['mlflow']}/health")
             drivers = {
-                "modelci": Driver(
-                    sys.executable, "modelci", urls["modelci"], Path(folder, "ours.log")
-                ),
-                "mlflow": Driver(
-                    mlflow_python, "mlflow", urls["mlflow"], Path(folder, "mlflow.log")
-                ),
+                name: Driver(
+                    mlflow_python if name == "mlflow" else sys.executable,
+                    name,
+                    urls[name],
+                    Path(folder, f"{name}.log"),
+                )
+                for name in systems
             }
-            for name, driver in drivers.items():
+            for name in [first, "mlflow"]:
                 started = time.perf_counter()
-                facts = driver.ask(
+                facts = drivers[name].ask(
                     do="seed", models=args.models, dynamic_results=args.dynamic_results
                 )
                 seconds = time.perf_counter() - started
                 print(f"seeded {name}: {args.models} models in {seconds:.0f} s; {facts}")
+            for name in ours[1:]:
+                facts = drivers[name].ask(do="adopt", ids=drivers[first].ask(do="ids"))
+                print(f"{name} reads the models seeded through {first}: {facts}")
+            if "modelci" in systems:
+                wait_until_serving(urls["modelci"], args.models)
             cells = [
                 (operation, interface, concurrency)
                 for operation in args.operations
@@ -659,7 +723,7 @@ def main() -> None:
             ]
             runs: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
             for round_index in range(args.rounds):
-                order = SYSTEMS if round_index % 2 == 0 else SYSTEMS[::-1]
+                order = systems if round_index % 2 == 0 else systems[::-1]
                 for operation, interface, concurrency in cells:
                     for name in order:
                         run = drivers[name].ask(
@@ -674,32 +738,83 @@ def main() -> None:
                             raise RuntimeError(f"{name} {operation} {interface}: {run['errors']}")
                         runs.setdefault((operation, interface, concurrency, name), []).append(run)
                 print(f"round {round_index + 1} of {args.rounds} done", file=sys.stderr)
+            if "modelci" in systems:
+                print(f"ours (memory), /readyz readModel: {read_model_report(urls['modelci'])}")
         finally:
             for driver in drivers.values():
                 driver.close()
-            servers[0].terminate()
-            os.killpg(servers[1].pid, 15)
+            for server in servers:
+                if server is mlflow:
+                    os.killpg(server.pid, 15)  # its workers and job runners with it
+                else:
+                    server.terminate()
             for server in servers:
                 server.wait()
 
+    print_table(args, systems, cells, runs, mlflow_bin)
+
+
+def read_model_report(url: str) -> dict[str, Any]:
+    """What /readyz says of the read model (the answering process's)."""
+    import httpx
+
+    report: dict[str, Any] = httpx.get(f"{url}/readyz").json()["readModel"]
+    return report
+
+
+def wait_until_serving(url: str, models: int, timeout_s: float = 120.0) -> None:
+    """Until the read model of each web process answering is serving, with the seeded
+    models in it; /readyz is asked a few times, as the requests land on any process."""
+    deadline = time.monotonic() + timeout_s
+    serving = 0
+    while time.monotonic() < deadline:
+        report = read_model_report(url)
+        serving = serving + 1 if report["state"] == "serving" and report["models"] >= models else 0
+        if serving >= 10:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the read model at {url} is not serving: {read_model_report(url)}")
+
+
+def print_table(
+    args: argparse.Namespace,
+    systems: tuple[str, ...],
+    cells: list[tuple[str, str, int]],
+    runs: dict[tuple[str, str, int, str], list[dict[str, Any]]],
+    mlflow_bin: str,
+) -> None:
+    ours = [name for name in systems if name != "mlflow"]
+    ratios = [("mlflow", name) for name in ours]
+    if len(ours) == 2:
+        ratios.append(("modelci-db", "modelci"))
     print()
     print(
-        "| operation | interface | c | ours p50 / p95 (ms) | MLflow p50 / p95 (ms) "
-        "| ours / MLflow req/s | MLflow / ours p50 | p95 |"
+        "| operation | interface | c | "
+        + " | ".join(f"{LABELS[name]} p50 / p95 (ms)" for name in systems)
+        + " | req/s "
+        + " / ".join(LABELS[name] for name in systems)
+        + " | "
+        + " | ".join(f"{LABELS[slow]} / {LABELS[fast]} p50 | p95" for slow, fast in ratios)
+        + " |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---" * (4 + len(systems) + 2 * len(ratios)) + "|")
     spreads = []
+    label = {"get": "get one model", "search": f"search, {SEARCH_RESULTS} full results"}
+    label["register"] = "register, 64 KiB weight"
     for operation, interface, concurrency in cells:
-        ours = summary(runs[(operation, interface, concurrency, "modelci")])
-        theirs = summary(runs[(operation, interface, concurrency, "mlflow")])
-        spreads += [ours["spread"], theirs["spread"]]
-        label = {"get": "get one model", "search": f"search, {SEARCH_RESULTS} full results"}
-        label["register"] = "register, 64 KiB weight"
+        stats = {name: summary(runs[(operation, interface, concurrency, name)]) for name in systems}
+        spreads += [each["spread"] for each in stats.values()]
+        timings = " | ".join(
+            f"{ms(stats[name]['p50'])} / {ms(stats[name]['p95'])}" for name in systems
+        )
+        rates = " / ".join(f"{stats[name]['rps']:.0f}" for name in systems)
+        gains = " | ".join(
+            f"**{stats[slow]['p50'] / stats[fast]['p50']:.1f}×** "
+            f"| {stats[slow]['p95'] / stats[fast]['p95']:.1f}×"
+            for slow, fast in ratios
+        )
         print(
-            f"| {label[operation]} | {interface} | {concurrency} "
-            f"| {ms(ours['p50'])} / {ms(ours['p95'])} | {ms(theirs['p50'])} / {ms(theirs['p95'])} "
-            f"| {ours['rps']:.0f} / {theirs['rps']:.1f} "
-            f"| **{theirs['p50'] / ours['p50']:.1f}×** | {theirs['p95'] / ours['p95']:.1f}× |"
+            f"| {label[operation]} | {interface} | {concurrency} | {timings} | {rates} | {gains} |"
         )
     print()
     print(
