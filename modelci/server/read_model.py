@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -48,7 +49,7 @@ import pymongo
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
@@ -388,23 +389,38 @@ class ReadModel:
         self.wake()
 
     async def load(self) -> None:
-        """Every model the budget holds, newest first, and every alias."""
+        """The newest models the budget holds, and every alias.
+
+        Read in the database's own order, not sorted: a database that sorts before it
+        answers (SecantusDB) would read and sort every model before the first batch. The
+        oldest are let go as the budget fills, and only those kept are decoded."""
         self.state = "loading"
         started = asyncio.get_running_loop().time()
-        fresh = Snapshot()
-        cursor = self.db[MODELS].find({}).sort("_id", DESCENDING).batch_size(LOAD_BATCH)
-        count = 0
+        kept: list[tuple[bytes, RawBSONDocument, int]] = []  # a heap, oldest first
+        size, floor = 0, None
+        cursor = self.db[MODELS].find({}).batch_size(LOAD_BATCH)
+        read = 0
         async for document in cursor:
-            held = self.held_of(document)
-            key = document["_id"].binary
-            if fresh.size + held.cost > self.budget:
-                fresh.floor = key
-                break
-            fresh.put(key, held)
-            count += 1
-            if count % LOAD_BATCH == 0:
+            raw = self.copied(document)
+            key = raw["_id"].binary
+            read += 1
+            if read % LOAD_BATCH == 0:
                 await asyncio.sleep(0)  # requests go on meanwhile
-        await cursor.close()
+            if floor is not None and key <= floor:
+                continue
+            cost = held_cost(len(raw.raw))
+            heapq.heappush(kept, (key, raw, cost))
+            size += cost
+            while size > self.budget:
+                oldest, _, freed = heapq.heappop(kept)
+                size -= freed
+                floor = oldest if floor is None else max(floor, oldest)
+        fresh = Snapshot(floor=floor)
+        for count, (key, raw, _) in enumerate(sorted(kept, key=lambda each: each[0]), 1):
+            fresh.put(key, self.held_of(raw))  # in id order: each one appended
+            if count % LOAD_BATCH == 0:
+                await asyncio.sleep(0)
+        count = len(kept)
         async for alias in self.db[ALIASES].find({}).sort("_id", ASCENDING):
             fresh.put_alias(self.copied(alias))
         self.held = fresh
@@ -446,7 +462,7 @@ class ReadModel:
             if operation == "delete" or document is None:  # gone before it was looked up
                 self.held.remove(key.binary)
             else:
-                self.held.put(key.binary, self.held_of(document))
+                self.held.put(key.binary, self.held_of(self.copied(document)))
                 self.held.evict_to(self.budget)
         elif operation == "delete" or document is None:
             self.held.remove_alias(key)
@@ -463,8 +479,8 @@ class ReadModel:
         batch's reply alive."""
         return RawBSONDocument(bytes(document.raw), self.raw_options)
 
-    def held_of(self, document: RawBSONDocument) -> Held:
-        raw = self.copied(document)
+    def held_of(self, raw: RawBSONDocument) -> Held:
+        """A model to hold, from its own copy of the document (``copied``)."""
         view = view_of(bson.decode(raw.raw, self.codec_options))
         return Held(raw, view, held_cost(len(raw.raw)))
 
