@@ -139,8 +139,10 @@ async def test_leftovers_are_collected_at_start_up(settings: Settings, mongodb_u
     orphan.parent.mkdir(exist_ok=True)
     orphan.write_bytes(b"orphan")
 
-    async with serving(create_app(settings, mongodb_url=mongodb_url)) as api:
-        assert staged_files(settings) == []
+    restarted = create_app(settings, mongodb_url=mongodb_url)
+    async with serving(restarted) as api:
+        assert staged_files(settings) == []  # before the first request
+        assert await restarted.state.services.orphans == 1  # beside serving
         assert [path.name for path in stored_blobs(settings)] == [kept["weight"]["sha256"]]
         response = await api.http.get(f"/models/{kept['id']}/weight")
         assert response.content == b"kept"

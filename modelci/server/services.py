@@ -7,6 +7,7 @@ settings) and the listing strategy (from the database, ``listing.py``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from .settings import MiB, Settings
 from .storage import DEVICES, JOBS, MODELS, TOKENS, ensure_indexes
 from .token_store import TokenStore
 from .uploads import UploadSlots
+from .waiting import cancelled
 from .webhooks import MongoWebhooks
 from .weights import FileWeightStore, GridFSWeightStore, Staging, WeightStore
 
@@ -70,6 +72,9 @@ class Services:
     feed: EventFeed
     webhooks: MongoWebhooks
     webhook_service: WebhookService
+    # The start-up collection of weight bytes no model references, under way beside
+    # serving (``maintenance`` only): how many it removed.
+    orphans: asyncio.Task[int] | None = None
 
 
 def services_of(request: Request | WebSocket) -> Services:
@@ -137,8 +142,9 @@ async def hub_services(
 ) -> AsyncIterator[Services]:
     """The services one server process uses, open for the block.
 
-    ``maintenance`` first clears abandoned uploads and removes weight bytes no model
-    references: work for one process while no other serves the same data directory.
+    ``maintenance`` first clears abandoned uploads, and removes weight bytes no model
+    references meanwhile (``Services.orphans``): work for one process while no other
+    serves the same data directory.
     """
     writes = WriteTimes()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -151,8 +157,10 @@ async def hub_services(
         weights = weight_store(settings, db)
         inspector = model_inspector(settings)
         intake = WeightIntake(db[MODELS], weights, inspector)
+        orphans: asyncio.Task[int] | None = None
         if maintenance:
-            await intake.collect_orphans()
+            await intake.clear_staging()
+            orphans = asyncio.create_task(intake.collect_orphans(), name="orphan weights")
         registry = MongoModelRegistry(db[MODELS], intake, listing, settings.kept_models_mb * MiB)
         jobs = MongoJobQueue(
             db[JOBS],
@@ -211,12 +219,14 @@ async def hub_services(
             feed=feed,
             webhooks=webhooks,
             webhook_service=WebhookService(webhooks, settings.webhook_host_list()),
+            orphans=orphans,
         )
         if read_model is not None:
             read_model.start()
         try:
             yield services
         finally:
+            await cancelled(services.orphans)
             if read_model is not None:
                 await read_model.close()
             await services.jobs.watchers.close()

@@ -157,6 +157,8 @@ async def prepare_processes(settings: Settings, url: str) -> WorkerProcesses:
     """What `serve --processes N` does once before its web processes start: the start-up
     maintenance and the profiling workers, which each of N processes must not repeat."""
     async with hub_services(settings, url, Metrics(), maintenance=True) as services:
+        if services.orphans is not None:
+            await services.orphans  # before these services close
         return await start_workers(settings, services.tokens)
 
 
