@@ -128,13 +128,15 @@ class WeightIntake:
     async def collect_orphans(self) -> int:
         """Remove the bytes no model references (a crash between commit and document
         left them). Safe while registrations go on: each removal checks again, under the
-        reference lock, that no model has come to reference them. It reads every model's
-        weight reference (12 s for 100 000 models on the embedded database), so a
-        starting hub runs it beside serving."""
-        referenced = set(await self.models.distinct("weight.sha256"))
-        orphans = await self.weights.collectable_hashes() - referenced
-        for sha256 in orphans:  # unless a registration has referenced them meanwhile
-            await self.release(sha256)
+        reference lock, that no model has come to reference them. One indexed lookup a
+        stored weight, not a read of every model (``distinct`` read all 100 000 models'
+        references on the embedded database: 12 s); a starting hub runs it beside
+        serving."""
+        orphans: set[str] = set()
+        for sha256 in await self.weights.collectable_hashes():
+            if await self.models.find_one({"weight.sha256": sha256}, {"_id": 1}) is None:
+                orphans.add(sha256)
+                await self.release(sha256)  # unless a registration referenced it meanwhile
         if orphans:
             logger.info("removed %d orphaned weight file(s)", len(orphans))
         return len(orphans)

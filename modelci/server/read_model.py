@@ -42,10 +42,12 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
 import pymongo
+from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
@@ -60,6 +62,7 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
+from modelci.core.domain import utcnow
 from modelci.core.ports import PageRequest
 
 from .aliases import ALIASES
@@ -100,6 +103,9 @@ NAME_INDEXED = ("tags", "metric", "params")
 # A candidate set this small (or this share of the held models) is walked in id order;
 # a larger one is used as a membership test while the newest-first order is walked.
 SMALL_CANDIDATES = 2048
+# The load's first slice of creation time; each one after is twice as long.
+FIRST_SLICE = timedelta(minutes=1)
+OBJECT_ID_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOSE_TIMEOUT_S = 5.0
 
 
@@ -391,30 +397,41 @@ class ReadModel:
     async def load(self) -> None:
         """The newest models the budget holds, and every alias.
 
-        Read in the database's own order, not sorted: a database that sorts before it
-        answers (SecantusDB) would read and sort every model before the first batch. The
-        oldest are let go as the budget fills, and only those kept are decoded."""
+        Read in slices of creation time (the time every ObjectId starts with), newest
+        first, each twice as long as the one before, until the budget is full: a budget
+        that holds the newest 20 000 of 100 000 models reads about twice that, not all.
+        Each slice is read in the database's own order, not sorted (a database that
+        sorts before it answers, SecantusDB, would read and sort the whole slice before
+        the first batch); the oldest are let go as the budget fills, and only those kept
+        are decoded."""
         self.state = "loading"
         started = asyncio.get_running_loop().time()
         kept: list[tuple[bytes, RawBSONDocument, int]] = []  # a heap, oldest first
         size, floor = 0, None
-        cursor = self.db[MODELS].find({}).batch_size(LOAD_BATCH)
-        read = 0
-        async for document in cursor:
-            raw = self.copied(document)
-            key = raw["_id"].binary
-            read += 1
-            if read % LOAD_BATCH == 0:
-                await asyncio.sleep(0)  # requests go on meanwhile
-            if floor is not None and key <= floor:
-                continue
-            cost = held_cost(len(raw.raw))
-            heapq.heappush(kept, (key, raw, cost))
-            size += cost
-            while size > self.budget:
-                oldest, _, freed = heapq.heappop(kept)
-                size -= freed
-                floor = oldest if floor is None else max(floor, oldest)
+        upper: ObjectId | None = None  # the first slice has no upper end: clocks ahead
+        span, now, read = FIRST_SLICE, utcnow(), 0
+        while floor is None:
+            lower = ObjectId.from_datetime(now - span) if now - span > OBJECT_ID_EPOCH else None
+            bounds = {"$gte": lower} if lower is not None else {}
+            if upper is not None:
+                bounds["$lt"] = upper
+            cursor = self.db[MODELS].find({"_id": bounds} if bounds else {})
+            async for document in cursor.batch_size(LOAD_BATCH):
+                raw = self.copied(document)
+                key = id_of(raw)
+                cost = held_cost(len(raw.raw))
+                heapq.heappush(kept, (key, raw, cost))
+                size += cost
+                while size > self.budget:
+                    oldest, _, freed = heapq.heappop(kept)
+                    size -= freed
+                    floor = oldest if floor is None else max(floor, oldest)
+                read += 1
+                if read % LOAD_BATCH == 0:
+                    await asyncio.sleep(0)  # requests go on meanwhile
+            if lower is None:
+                break  # back to the first ObjectId's time: every model read
+            upper, span = lower, span * 2
         fresh = Snapshot(floor=floor)
         for count, (key, raw, _) in enumerate(sorted(kept, key=lambda each: each[0]), 1):
             fresh.put(key, self.held_of(raw))  # in id order: each one appended
@@ -629,6 +646,16 @@ class Unknown:
 
 
 UNKNOWN = Unknown()
+
+
+def id_of(document: RawBSONDocument) -> bytes:
+    """A stored model's id (12 bytes), read from its first element without decoding the
+    rest: MongoDB and SecantusDB store ``_id`` first."""
+    raw = document.raw
+    if raw[4] == 0x07 and raw[5:9] == b"_id\x00":  # an ObjectId named _id
+        return bytes(raw[9:21])
+    identifier: ObjectId = document["_id"]
+    return identifier.binary
 
 
 def entry_names(condition: Any) -> list[str]:
