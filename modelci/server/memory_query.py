@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from .model_query import operators_only
 from .storage import DYNAMIC_RESULTS
 
 Document = Mapping[str, Any]
@@ -140,19 +141,19 @@ def check_condition(path: str, condition: Any) -> None:
     kept = path in VIEW_PATHS or entry_path(path) or element_path(path)
     if not kept:
         raise Unanswerable(f"path {path} is not kept in memory")
-    if not is_operators(condition):
+    if not operators_only(condition):
         return
     for operator, argument in condition.items():
         if operator not in FIELD_OPERATORS:
             raise Unanswerable(f"operator {operator}")
         if operator == "$elemMatch":
-            if is_operators(argument):
+            if operators_only(argument):
                 check_condition(path, argument)
             else:
                 check_query(argument, path + ".", top=False)
         elif operator == "$all":
             for each in argument:
-                check_condition(path, each if is_operators(each) else {"$eq": each})
+                check_condition(path, each if operators_only(each) else {"$eq": each})
         elif operator == "$not":
             check_condition(path, argument)
 
@@ -167,14 +168,6 @@ def element_path(path: str) -> bool:
     """``profile_result.dynamic_results.0``: an element of the results, by place."""
     prefix = DYNAMIC_RESULTS + "."
     return path.startswith(prefix) and path[len(prefix) :].isdigit()
-
-
-def is_operators(condition: Any) -> bool:
-    return (
-        isinstance(condition, Mapping)
-        and bool(condition)
-        and all(isinstance(key, str) and key.startswith("$") for key in condition)
-    )
 
 
 # Matching
@@ -199,7 +192,7 @@ def matches(query: Query, document: Document) -> bool:
 
 def field_meets(document: Document, path: str, condition: Any) -> bool:
     found = values_at(document, path.split("."))
-    if not is_operators(condition):
+    if not operators_only(condition):
         return any(equal(value, condition) for value in leaves(found))
     for operator, argument in condition.items():
         if not operator_holds(found, operator, argument, condition):
@@ -239,7 +232,7 @@ def operator_holds(found: list[Any], operator: str, argument: Any, condition: An
 
 
 def all_part_holds(found: list[Any], part: Any) -> bool:
-    if is_operators(part) and list(part) == ["$elemMatch"]:
+    if operators_only(part) and list(part) == ["$elemMatch"]:
         return any(element_meets(value, part["$elemMatch"]) for value in found)
     return any(equal(value, part) for value in leaves(found))
 
@@ -249,7 +242,7 @@ def element_meets(value: Any, condition: Any) -> bool:
     fields, or operators on the element itself)."""
     if not isinstance(value, list):
         return False
-    if is_operators(condition):
+    if operators_only(condition):
         return any(
             all(operator_holds([element], op, arg, condition) for op, arg in condition.items())
             for element in value

@@ -19,12 +19,14 @@ from .registry import MongoModelRegistry
 from .storage import object_id
 
 
-class ModelReads:
-    def __init__(self, memory: ReadModel, registry: MongoModelRegistry) -> None:
+class FromMemory:
+    """Reads answered from the read model when it is current for the request."""
+
+    def __init__(self, memory: ReadModel) -> None:
         self.memory = memory
-        self.registry = registry
 
     async def answerable(self) -> bool:
+        """Whether memory may answer now; each read counted by what answers it."""
         why = await self.memory.current()
         if why is not None:
             self.memory.count(why)
@@ -35,6 +37,12 @@ class ModelReads:
 
     def unknown(self) -> None:
         self.memory.count("not_held")
+
+
+class ModelReads(FromMemory):
+    def __init__(self, memory: ReadModel, registry: MongoModelRegistry) -> None:
+        super().__init__(memory)
+        self.registry = registry
 
     async def get(self, model_id: str) -> MLModel:
         object_id(model_id)  # BAD_USER_INPUT before anything else
@@ -82,15 +90,18 @@ class ModelReads:
         return await self.registry.children_of(model_ids)
 
 
-class AliasReads:
+class AliasReads(FromMemory):
+    """Aliases are held whole: memory answers every alias read it may answer."""
+
     def __init__(self, memory: ReadModel, aliases: MongoAliasRegistry) -> None:
-        self.memory = memory
+        super().__init__(memory)
         self.aliases = aliases
 
     async def answerable(self) -> bool:
-        why = await self.memory.current()
-        self.memory.count(why or "memory")
-        return why is None
+        answerable = await super().answerable()
+        if answerable:
+            self.answered()
+        return answerable
 
     async def resolve(self, alias: str) -> str:
         if not await self.answerable():
