@@ -366,6 +366,11 @@ class ReadModel:
             except PyMongoError as error:
                 self.lose("resuming", f"stream lost: {type(error).__name__}: {error}")
                 failures += 1
+            except Exception as error:  # a change it could not apply: never serve past it
+                logger.exception("read model: an unexpected error; loading again")
+                self.lose("rebuilding", f"{type(error).__name__}: {error}")
+                self.token = None
+                failures += 1
             if failures:
                 await asyncio.sleep(RETRY_S[min(failures, len(RETRY_S)) - 1])
 
@@ -419,6 +424,8 @@ class ReadModel:
             async for document in cursor.batch_size(LOAD_BATCH):
                 raw = self.copied(document)
                 key = id_of(raw)
+                if key is None:
+                    continue
                 cost = held_cost(len(raw.raw))
                 heapq.heappush(kept, (key, raw, cost))
                 size += cost
@@ -475,7 +482,9 @@ class ReadModel:
         collection = change["ns"]["coll"]
         key = change["documentKey"]["_id"]
         document = change.get("fullDocument")
-        if collection == MODELS:
+        if collection == MODELS and not isinstance(key, ObjectId):
+            pass  # not a model the hub wrote: no request can name it (``id_of``)
+        elif collection == MODELS:
             if operation == "delete" or document is None:  # gone before it was looked up
                 self.held.remove(key.binary)
             else:
@@ -648,14 +657,15 @@ class Unknown:
 UNKNOWN = Unknown()
 
 
-def id_of(document: RawBSONDocument) -> bytes:
+def id_of(document: RawBSONDocument) -> bytes | None:
     """A stored model's id (12 bytes), read from its first element without decoding the
-    rest: MongoDB and SecantusDB store ``_id`` first."""
+    rest (MongoDB and SecantusDB store ``_id`` first); None for an id that is not an
+    ObjectId, which no model the hub writes has and no request can name."""
     raw = document.raw
     if raw[4] == 0x07 and raw[5:9] == b"_id\x00":  # an ObjectId named _id
         return bytes(raw[9:21])
-    identifier: ObjectId = document["_id"]
-    return identifier.binary
+    identifier = document["_id"]
+    return identifier.binary if isinstance(identifier, ObjectId) else None
 
 
 def entry_names(condition: Any) -> list[str]:
