@@ -154,7 +154,7 @@ class WriteTimes(CommandListener):
         if self.pending.pop(event.request_id, None) is None:
             return
         time = event.reply.get("operationTime")
-        if isinstance(time, Timestamp):
+        if isinstance(time, Timestamp) and changed_something(event.command_name, event.reply):
             self.last = later(self.last, time)
 
     def failed(self, event: CommandFailedEvent) -> None:
@@ -178,6 +178,17 @@ class StreamOpens(CommandListener):
 
     def failed(self, event: CommandFailedEvent) -> None:
         pass
+
+
+def changed_something(command: str, reply: Mapping[str, Any]) -> bool:
+    """Whether a write's reply says it wrote: one that matched nothing (a conditional
+    update refused, a duplicate key) leaves no change for a read to wait for."""
+    if command == "findAndModify":
+        last_error = reply.get("lastErrorObject")
+        return isinstance(last_error, Mapping) and bool(last_error.get("n"))
+    if command == "update":
+        return bool(reply.get("nModified") or reply.get("upserted"))
+    return bool(reply.get("n"))  # insert, delete
 
 
 @dataclass
