@@ -29,7 +29,7 @@ import httpx
 import orjson
 from pydantic import BaseModel
 
-from .core.domain import READ_AFTER_HEADER, WRITE_TIME_HEADER
+from .core.domain import READ_AFTER_HEADER, WRITE_TIME_HEADER, write_time_parts
 from .core.errors import ERRORS_BY_CODE, INTERNAL_SERVER_ERROR, HubError
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -142,15 +142,6 @@ def raise_for(body: Any, status: int) -> None:
     raise ERRORS_BY_CODE.get(code, InternalServerError)(error.get("message", code), **extensions)
 
 
-def operation_time(text: str | None) -> tuple[int, int]:
-    """A write time as the hub writes it ("seconds.increment"), to compare; (0, 0) for
-    none or anything else."""
-    seconds, _, increment = (text or "").partition(".")
-    if seconds.isdigit() and increment.isdigit():
-        return int(seconds), int(increment)
-    return 0, 0
-
-
 class Transport:
     """A hub at ``url``; ``token`` for hubs with authentication on.
 
@@ -180,7 +171,7 @@ class Transport:
         """Keep ``time`` if it is later than the write time kept (from a response, or
         another client's ``write_time``)."""
         with self.lock:
-            if operation_time(time) > operation_time(self.write_time):
+            if (write_time_parts(time) or (0, 0)) > (write_time_parts(self.write_time) or (0, 0)):
                 self.write_time = time
 
     # Connections

@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from modelci.core.domain import READ_AFTER_HEADER
 from modelci.server.app import create_app
 from modelci.server.embedded import EmbeddedDatabase, free_port
+from modelci.server.read_model import time_text
 from modelci.server.settings import Settings
 
 PREFLIGHT = {"apollo-require-preflight": "true"}
@@ -136,7 +137,7 @@ class Api:
         (the hub answers reads once its copy in memory has applied that time)."""
         reply = client.admin.command("ping")
         time = (await reply if inspect.isawaitable(reply) else reply)["operationTime"]
-        self.read_after = f"{time.time}.{time.inc}"
+        self.read_after = time_text(time)
 
     async def post(
         self,

@@ -379,6 +379,8 @@ class ProfileResult(Domain):
 
 # The largest version number: GraphQL's Int is 32-bit, and a model whose version it could
 # not carry would break every page that lists it.
+MAX_VERSION = 2**31 - 1
+
 # Read-your-writes over HTTP: a response to a request that wrote says the database's
 # operation time of the write in WRITE_TIME_HEADER ("seconds.increment"); a client sends
 # the latest it has seen in READ_AFTER_HEADER, and whichever server process answers
@@ -386,7 +388,14 @@ class ProfileResult(Domain):
 WRITE_TIME_HEADER = "x-modelci-write-time"
 READ_AFTER_HEADER = "x-modelci-read-after"
 
-MAX_VERSION = 2**31 - 1
+
+def write_time_parts(text: str | None) -> tuple[int, int] | None:
+    """A write time as those headers carry it ("seconds.increment"), as its two numbers;
+    None for anything else (a header is a hint to wait, never a reason to refuse)."""
+    seconds, _, increment = (text or "").strip().partition(".")
+    if not (seconds.isdigit() and increment.isdigit()) or len(seconds) + len(increment) > 23:
+        return None
+    return int(seconds), int(increment)
 
 
 class ModelKey(Domain):

@@ -62,7 +62,7 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from modelci.core.domain import utcnow
+from modelci.core.domain import utcnow, write_time_parts
 from modelci.core.ports import PageRequest
 
 from .aliases import ALIASES
@@ -114,16 +114,13 @@ def time_text(time: Timestamp) -> str:
 
 
 def parsed_time(text: str | None) -> Timestamp | None:
-    """An operation time as ``time_text`` writes it; None for anything else (a client's
-    header is a hint to wait, never a reason to refuse the request)."""
-    if not text:
-        return None
-    seconds, _, increment = text.strip().partition(".")
-    if not (seconds.isdigit() and increment.isdigit()) or len(text) > 24:
+    """An operation time as ``time_text`` writes it; None for anything else."""
+    parts = write_time_parts(text)
+    if parts is None:
         return None
     try:
-        return Timestamp(int(seconds), int(increment))
-    except (ValueError, OverflowError):
+        return Timestamp(*parts)
+    except (ValueError, OverflowError):  # past what a Timestamp holds
         return None
 
 
