@@ -77,9 +77,10 @@ def read_model_of(side: Side) -> dict[str, Any]:
 
 def test_a_write_through_one_process_is_read_at_once_through_another(tmp_path: Path) -> None:
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
-    # Writes acknowledged once applied, not once journaled: what is read back is the same,
-    # and a round costs a third less.
-    shared = {"workers": "0", "weight_store": "gridfs", "write_journal": "false"}
+    # Journaled writes, the default: the database is killed below, and only a write it
+    # keeps can be promised to every reader after its restart (unjournaled ones may be
+    # lost, and the database's clock then starts again below their times).
+    shared = {"workers": "0", "weight_store": "gridfs"}
     with modelci_serve(first_dir, free_port(), **shared) as (first_url, first_process):
         database = running_database_url(first_dir / "db")
         assert database is not None
