@@ -42,7 +42,6 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -66,6 +65,7 @@ from modelci.core.domain import utcnow, write_time_parts
 from modelci.core.ports import PageRequest
 
 from .aliases import ALIASES
+from .listing import FIRST_SLICE, OBJECT_ID_EPOCH
 from .memory_query import Unanswerable, matches, planned, view_of
 from .metrics import Metrics
 from .storage import MODELS, object_id
@@ -103,9 +103,6 @@ NAME_INDEXED = ("tags", "metric", "params")
 # A candidate set this small (or this share of the held models) is walked in id order;
 # a larger one is used as a membership test while the newest-first order is walked.
 SMALL_CANDIDATES = 2048
-# The load's first slice of creation time; each one after is twice as long.
-FIRST_SLICE = timedelta(minutes=1)
-OBJECT_ID_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOSE_TIMEOUT_S = 5.0
 
 
@@ -265,9 +262,8 @@ class Snapshot:
     def evict_to(self, budget: int) -> None:
         """The oldest models forgotten until what is held fits the budget."""
         while self.size > budget and self.order:
-            oldest = self.order[0]
-            self.remove(oldest)
-            self.floor = oldest if self.floor is None else max(self.floor, oldest)
+            self.floor = self.order[0]  # held ids are all above the floor: it only rises
+            self.remove(self.floor)
 
     def put_alias(self, document: RawBSONDocument) -> None:
         self.remove_alias(document["_id"])
@@ -332,7 +328,6 @@ class ReadModel:
         self.progress = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.loads = 0
-        self.resumes = 0
         self.load_seconds: float | None = None
         self.metrics = metrics
         # Reads answered, by where: "memory", or why the database answered instead.
@@ -384,8 +379,6 @@ class ReadModel:
 
     async def open(self) -> AsyncChangeStream[Any]:
         pipeline = [{"$match": {"ns.coll": {"$in": list(WATCHED)}}}]
-        if self.token is not None:
-            self.resumes += 1
         return await self.db.watch(
             pipeline,
             full_document="updateLookup",
@@ -432,15 +425,14 @@ class ReadModel:
             async for document in cursor.batch_size(LOAD_BATCH):
                 raw = self.copied(document)
                 key = id_of(raw)
-                if key is None:
-                    continue
+                if key is None or (floor is not None and key <= floor):
+                    continue  # not a model the hub wrote, or older than the budget holds
                 cost = held_cost(len(raw.raw))
                 heapq.heappush(kept, (key, raw, cost))
                 size += cost
                 while size > self.budget:
-                    oldest, _, freed = heapq.heappop(kept)
+                    floor, _, freed = heapq.heappop(kept)  # kept ids are above it: it rises
                     size -= freed
-                    floor = oldest if floor is None else max(floor, oldest)
                 read += 1
                 if read % LOAD_BATCH == 0:
                     await asyncio.sleep(0)  # requests go on meanwhile
@@ -452,7 +444,6 @@ class ReadModel:
             fresh.put(key, self.held_of(raw))  # in id order: each one appended
             if count % LOAD_BATCH == 0:
                 await asyncio.sleep(0)
-        count = len(kept)
         async for alias in self.db[ALIASES].find({}).sort("_id", ASCENDING):
             fresh.put_alias(self.copied(alias))
         self.held = fresh
@@ -460,7 +451,7 @@ class ReadModel:
         self.load_seconds = asyncio.get_running_loop().time() - started
         logger.info(
             "read model loaded %d models%s in %.2f s",
-            count,
+            len(kept),
             "" if fresh.floor is None else " (the newest; older ones are read from the database)",
             self.load_seconds,
         )
@@ -649,9 +640,7 @@ class ReadModel:
             "bytes": held.size,
             "budgetBytes": self.budget,
             "complete": held.floor is None,
-            "olderModelsFrom": "database" if held.floor is not None else None,
             "loads": self.loads,
-            "resumes": self.resumes,
             "streamOpens": self.opens.count,
             "loadSeconds": None if self.load_seconds is None else round(self.load_seconds, 3),
             "reads": dict(self.reads),
