@@ -11,7 +11,7 @@ meets no bound), as in MongoDB's comparison order.
 
 Memory holds a projection of each document (``VIEW_PATHS``), not all of it; a query that
 names a path outside it, or an operator not listed, is ``Unanswerable`` and goes to the
-database. ``planned`` finds that out once per query.
+database. ``check_query`` finds that out once per query.
 """
 
 from __future__ import annotations
@@ -74,55 +74,42 @@ class Unanswerable(Exception):
     """A query memory cannot answer as the database would: ask the database."""
 
 
+def path_tree(paths: tuple[str, ...]) -> dict[str, Any]:
+    """Dotted paths as nested keys: ``("a.b", "a.c", "d")`` as ``{a: {b: {}, c: {}}, d: {}}``."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+RESULT_TREE = path_tree(RESULT_PATHS)
+
+
 def view_of(document: Document) -> dict[str, Any]:
     """The projection of a decoded model document that queries are matched against."""
     view = {field: document[field] for field in TOP_LEVEL if field in document}
     results = (document.get("profile_result") or {}).get("dynamic_results")
     if isinstance(results, list):
         view["profile_result"] = {
-            "dynamic_results": [projected(result, RESULT_PATHS) for result in results]
+            "dynamic_results": [projected(result, RESULT_TREE) for result in results]
         }
     return view
 
 
-def projected(document: Any, paths: tuple[str, ...]) -> Any:
-    if not isinstance(document, Mapping):
-        return document
-    found: dict[str, Any] = {}
-    for path in paths:
-        head, _, rest = path.partition(".")
-        if head not in document:
-            continue
-        if rest:
-            inner = projected(document[head], (rest,))
-            if isinstance(inner, dict) and isinstance(found.get(head), dict):
-                deep_merge(found[head], inner)
-            else:
-                found[head] = inner
-        else:
-            found[head] = document[head]
-    return found
-
-
-def deep_merge(into: dict[str, Any], more: dict[str, Any]) -> None:
-    for key, value in more.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            deep_merge(into[key], value)
-        else:
-            into[key] = value
+def projected(value: Any, tree: dict[str, Any]) -> Any:
+    """What of ``value`` the tree's paths reach (a leaf of the tree keeps all below it)."""
+    if not tree or not isinstance(value, Mapping):
+        return value
+    return {key: projected(value[key], below) for key, below in tree.items() if key in value}
 
 
 # Which paths a query reads, checked against the projection
 
 
-def planned(query: Query) -> Query:
-    """The query, once it is known to name only kept paths and known operators;
-    ``Unanswerable`` otherwise."""
-    check_query(query, "", top=True)
-    return query
-
-
-def check_query(query: Any, prefix: str, top: bool) -> None:
+def check_query(query: Any, prefix: str = "") -> None:
+    """``Unanswerable`` unless the query names only kept paths and known operators."""
     if not isinstance(query, Mapping):
         raise Unanswerable(f"not a query: {query!r}")
     for key, condition in query.items():
@@ -130,7 +117,7 @@ def check_query(query: Any, prefix: str, top: bool) -> None:
             if not isinstance(condition, list):
                 raise Unanswerable(f"{key} takes a list")
             for part in condition:
-                check_query(part, prefix, top)
+                check_query(part, prefix)
         elif key.startswith("$"):
             raise Unanswerable(f"operator {key}")
         else:
@@ -150,7 +137,7 @@ def check_condition(path: str, condition: Any) -> None:
             if operators_only(argument):
                 check_condition(path, argument)
             else:
-                check_query(argument, path + ".", top=False)
+                check_query(argument, path + ".")
         elif operator == "$all":
             for each in argument:
                 check_condition(path, each if operators_only(each) else {"$eq": each})

@@ -66,7 +66,7 @@ from modelci.core.ports import PageRequest
 
 from .aliases import ALIASES
 from .listing import FIRST_SLICE, OBJECT_ID_EPOCH
-from .memory_query import Unanswerable, matches, planned, view_of
+from .memory_query import Unanswerable, check_query, matches, view_of
 from .metrics import Metrics
 from .storage import MODELS, object_id
 from .waiting import cancelled
@@ -554,7 +554,7 @@ class ReadModel:
     ) -> tuple[list[RawBSONDocument], bool, bool] | Unknown:
         """A newest-first page, as ``listing.KeysetListing`` reads it from the database."""
         try:
-            planned(query)
+            check_query(query)
         except Unanswerable:
             return UNKNOWN
         held = self.held
