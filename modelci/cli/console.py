@@ -108,28 +108,24 @@ def write_times_file() -> Path:
     return Path(user_cache_dir("modelci", appauthor=False)) / "write-times.json"
 
 
-def remembered_write_time(server: str) -> str | None:
-    """The time of the latest write a command made on ``server``: the next command's
-    reads see it, whichever of the hub's server processes answers them."""
+def remembered_write_times() -> dict[str, str]:
+    """The time of the latest write a command made on each hub, by its URL: the next
+    command's reads see it, whichever of the hub's server processes answers them."""
     try:
         times = json.loads(write_times_file().read_text())
     except (OSError, ValueError):
-        return None
-    time = times.get(server) if isinstance(times, dict) else None
-    return time if isinstance(time, str) else None
+        return {}
+    if not isinstance(times, dict):
+        return {}
+    return {server: time for server, time in times.items() if isinstance(time, str)}
 
 
 def remember_write_time(server: str, time: str | None) -> None:
-    if time is None or time == remembered_write_time(server):
+    times = remembered_write_times()
+    if time is None or times.get(server) == time:
         return
-    path = write_times_file()
-    try:
-        times = json.loads(path.read_text())
-    except (OSError, ValueError):
-        times = {}
-    if not isinstance(times, dict):
-        times = {}
     times[server] = time
+    path = write_times_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
@@ -152,7 +148,7 @@ def hub_client(
         raise fail(
             str(error), "pass --server http://HOST:PORT", EXIT_CODES[BadUserInput.code]
         ) from None
-    client.write_time = remembered_write_time(server)
+    client.write_time = remembered_write_times().get(server)
     try:
         with client as hub:
             try:
