@@ -129,9 +129,8 @@ class WeightIntake:
         """Remove the bytes no model references (a crash between commit and document
         left them). Safe while registrations go on: each removal checks again, under the
         reference lock, that no model has come to reference them. One indexed lookup a
-        stored weight, not a read of every model (``distinct`` read all 100 000 models'
-        references on the embedded database: 12 s); a starting hub runs it beside
-        serving."""
+        stored weight, not a ``distinct`` over the models, which the embedded database
+        answers by reading every model; a starting hub runs it beside serving."""
         orphans: set[str] = set()
         for sha256 in await self.weights.collectable_hashes():
             if await self.models.find_one({"weight.sha256": sha256}, {"_id": 1}) is None:

@@ -82,10 +82,9 @@ AWAIT_MS = 100
 LOAD_BATCH = 1000
 RETRY_S = (0.1, 0.5, 1.0, 2.0)  # between attempts to open a lost stream again
 # What one held model costs: its stored bytes, the decoded projection queries match
-# against and its index entries. Measured with tracemalloc: 12 KB for a profiled model of
-# 2.8 KB stored (three dynamic results), 8.9 KB for one of 0.7 KB with many short
-# metadata entries: about 8 KB a model (the projection's dictionaries, the index
-# entries) and 1.6 times its stored bytes.
+# against and its index entries. Measured with tracemalloc over profiled models and over
+# models of many short metadata entries: about 8 KB a model (the projection's
+# dictionaries, the index entries) and 1.6 times its stored bytes.
 HELD_BASE_BYTES = 8000
 
 
@@ -405,7 +404,7 @@ class ReadModel:
 
         Read in slices of creation time (the time every ObjectId starts with), newest
         first, each twice as long as the one before, until the budget is full: a budget
-        that holds the newest 20 000 of 100 000 models reads about twice that, not all.
+        that holds the newest models reads about twice as many as it keeps, not all.
         Each slice is read in the database's own order, not sorted (a database that
         sorts before it answers, SecantusDB, would read and sort the whole slice before
         the first batch); the oldest are let go as the budget fills, and only those kept

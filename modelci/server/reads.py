@@ -70,12 +70,11 @@ class ModelReads(FromMemory):
     async def get_many(self, model_ids: list[str]) -> list[MLModel | None]:
         if await self.answerable():
             found = [self.memory.model(model_id) for model_id in model_ids]
-            if not any(isinstance(each, Unknown) for each in found):
+            known = [each for each in found if not isinstance(each, Unknown)]
+            if len(known) == len(found):
                 self.answered()
                 return [
-                    None if each is None else self.registry.documents.model(each)
-                    for each in found
-                    if not isinstance(each, Unknown)
+                    None if each is None else self.registry.documents.model(each) for each in known
                 ]
             self.unknown()
         return await self.registry.get_many(model_ids)
